@@ -1,0 +1,22 @@
+"""submodel_profiler: per-layer float ops and isolated times of Keras models, cross-checked.
+
+Float ops follow TensorFlow's profiler convention: a multiply-add counts as 2 float ops.
+"""
+
+from submodel_profiler.errors import UsageError
+from submodel_profiler.profiler import profile_model
+from submodel_profiler.report import SCHEMA_VERSION, LayerRow, Report
+from submodel_profiler.timing import TimeStats, TimingSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "LayerRow",
+    "Report",
+    "TimeStats",
+    "TimingSettings",
+    "UsageError",
+    "profile_model",
+    "__version__",
+]

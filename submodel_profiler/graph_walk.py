@@ -1,0 +1,227 @@
+"""Walk a Keras functional graph in execution order and decide what each report row holds.
+
+A row is one call site of a layer, or one "ghost" operation: a Keras op that is not a layer
+(`x + 3.0`, `x * (1 / 6)`, a residual `a + b`). Keras 3 keeps ghost ops in
+`model.operations` but not in `model.layers`. Ghost ops on the single input/output path of an
+activation layer are fused into that layer's row (MobileNetV3's hard-sigmoid
+`ReLU(6.)(x + 3.) * (1/6)` is one row); every other ghost op is a row of its own.
+
+Everything here is pure bookkeeping over Keras' `Node` objects; nothing is traced.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What one report row covers: one or more Keras nodes run back to back.
+
+    `nodes` are in execution order: fused ghost ops before the main node, the main node,
+    fused ghost ops after it. The row's inputs are the first node's input tensors; its
+    outputs are the last node's output tensors.
+    """
+
+    name: str
+    type: str
+    kind: str  # "layer" or "op"
+    call_index: int
+    operation: object = field(repr=False)
+    nodes: tuple = field(repr=False)
+    fused_ops: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.name, self.call_index)
+
+    @property
+    def input_tensors(self) -> list:
+        """Distinct KerasTensors the row consumes, in argument order."""
+        return unique_tensors(self.nodes[0].arguments.keras_tensors)
+
+    @property
+    def output_tensors(self) -> list:
+        return list(self.nodes[-1].outputs)
+
+
+def unique_tensors(tensors) -> list:
+    seen, out = set(), []
+    for t in tensors:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append(t)
+    return out
+
+
+def functional_graph(model):
+    """The Functional object that owns `model`'s graph (a Sequential delegates to one).
+
+    Raises:
+        UsageError: the model has no functional graph (an unbuilt Sequential or a subclassed model).
+    """
+    import keras
+
+    from submodel_profiler.errors import UsageError
+
+    graph = model
+    if isinstance(model, keras.Sequential):
+        graph = getattr(model, "_functional", None)
+    if graph is None or not hasattr(graph, "_nodes_by_depth"):
+        raise UsageError(
+            "The model must be a built Functional or Sequential Keras model with a graph of "
+            f"layers. Received: model={getattr(model, 'name', model)!r} "
+            f"(of type {type(model).__name__})."
+        )
+    return graph
+
+
+def execution_order(graph) -> list:
+    """The graph's computing nodes in the order Keras runs them (deepest first)."""
+    available = {id(t) for t in graph.inputs}
+    ordered = []
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            if not node.operation or node.is_input:
+                continue
+            if any(id(t) not in available for t in node.input_tensors):
+                continue  # Not reachable from the inputs; Keras skips it too.
+            ordered.append(node)
+            available.update(id(t) for t in node.outputs)
+    return ordered
+
+
+def is_ghost(operation) -> bool:
+    """True for Keras ops that run in the graph but are not layers (`x + 3.0`)."""
+    import keras
+
+    return not isinstance(operation, keras.layers.Layer)
+
+
+def is_activation(operation) -> bool:
+    import keras
+
+    return isinstance(
+        operation,
+        (
+            keras.layers.Activation,
+            keras.layers.ReLU,
+            keras.layers.LeakyReLU,
+            keras.layers.PReLU,
+            keras.layers.ELU,
+            keras.layers.Softmax,
+        ),
+    )
+
+
+def plan_rows(model) -> list[RowPlan]:
+    """One RowPlan per layer call site and per unfused ghost op, in execution order."""
+    graph = functional_graph(model)
+    nodes = execution_order(graph)
+    fusion = _GhostFusion(nodes, graph.outputs)
+    call_counts: dict[int, int] = defaultdict(int)
+    rows = []
+    for node in nodes:
+        if id(node) in fusion.absorbed:
+            continue
+        op = node.operation
+        call_index = call_counts[id(op)]
+        call_counts[id(op)] += 1
+        before, after = fusion.chains.get(id(node), ((), ()))
+        run = (*before, node, *after)
+        rows.append(
+            RowPlan(
+                name=op.name,
+                type=type(op).__name__,
+                kind="op" if is_ghost(op) else "layer",
+                call_index=call_index,
+                operation=op,
+                nodes=run,
+                fused_ops=tuple(n.operation.name for n in (*before, *after)),
+            )
+        )
+    return rows
+
+
+class _GhostFusion:
+    """Finds ghost ops on an activation's exclusive input/output path.
+
+    `chains[id(activation_node)] = (ghost nodes before, ghost nodes after)`;
+    `absorbed` holds the ids of ghost nodes that belong to some activation's row.
+    """
+
+    def __init__(self, nodes, model_outputs):
+        self.producer = {}
+        self.consumers = defaultdict(list)
+        for node in nodes:
+            for t in node.outputs:
+                self.producer[id(t)] = node
+            for t in unique_tensors(node.input_tensors):
+                self.consumers[id(t)].append(node)
+        self.outputs = {id(t) for t in model_outputs}
+        self.chains = {}
+        self.absorbed = set()
+        for node in nodes:
+            if not is_ghost(node.operation) and is_activation(node.operation):
+                if _sole_input(node) is not None and len(node.outputs) == 1:
+                    self._fuse(node)
+
+    def _fusable_ghost(self, node) -> bool:
+        return (
+            node is not None
+            and is_ghost(node.operation)
+            and id(node) not in self.absorbed
+            and _sole_input(node) is not None
+            and len(node.outputs) == 1
+        )
+
+    def _exclusive(self, tensor, consumer) -> bool:
+        """True if `consumer` is the only user of `tensor` and it is not a model output."""
+        return id(tensor) not in self.outputs and self.consumers[id(tensor)] == [consumer]
+
+    def _fuse(self, activation):
+        before, current = [], activation
+        while True:
+            tensor = _sole_input(current)
+            producer = self.producer.get(id(tensor))
+            if not (self._fusable_ghost(producer) and self._exclusive(tensor, current)):
+                break
+            before.insert(0, producer)
+            current = producer
+        after, current = [], activation
+        while True:
+            tensor = current.outputs[0]
+            users = self.consumers[id(tensor)]
+            nxt = users[0] if len(users) == 1 else None
+            if not (self._fusable_ghost(nxt) and self._exclusive(tensor, nxt)):
+                break
+            after.append(nxt)
+            current = nxt
+        if before or after:
+            self.chains[id(activation)] = (tuple(before), tuple(after))
+            self.absorbed.update(id(n) for n in (*before, *after))
+
+
+def _sole_input(node):
+    """The node's only input KerasTensor, or None if it has zero or several."""
+    tensors = unique_tensors(node.arguments.keras_tensors)
+    return tensors[0] if len(tensors) == 1 else None
+
+
+def call_node(node, tensor_values: dict, training: bool = False):
+    """Run one Keras node on concrete (or symbolic) values, the way Functional.call does.
+
+    `tensor_values` maps id(KerasTensor) to the value standing for it; the node's outputs are
+    added to it. Returns the flat list of outputs.
+    """
+    from keras import tree
+
+    args, kwargs = node.arguments.fill_in(tensor_values)
+    op = node.operation
+    if "training" in getattr(op, "_call_context_args", ()):
+        kwargs.setdefault("training", training)
+    outputs = tree.flatten(op(*args, **kwargs))
+    for t, value in zip(node.outputs, outputs):
+        tensor_values[id(t)] = value
+    return outputs

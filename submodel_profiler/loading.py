@@ -1,0 +1,140 @@
+"""Turn what the user named (a model file or a `keras.applications` name) into a Keras model.
+
+Applications are always built with `weights=None`: the profiler never downloads anything.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+
+MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+# Spatial size each application documents as its default (`default_size` in
+# keras.applications). Built without weights, several applications leave the
+# spatial dims free, so we pin them here unless the user passes --input-shape.
+_DEFAULT_SIZES = {
+    "InceptionV3": 299,
+    "InceptionResNetV2": 299,
+    "Xception": 299,
+    "NASNetLarge": 331,
+    "EfficientNetB1": 240,
+    "EfficientNetB2": 260,
+    "EfficientNetB3": 300,
+    "EfficientNetB4": 380,
+    "EfficientNetB5": 456,
+    "EfficientNetB6": 528,
+    "EfficientNetB7": 600,
+    "EfficientNetV2B1": 240,
+    "EfficientNetV2B2": 260,
+    "EfficientNetV2B3": 300,
+    "EfficientNetV2S": 384,
+    "EfficientNetV2M": 480,
+    "EfficientNetV2L": 480,
+}
+_FALLBACK_SIZE = 224
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model plus a description of where it came from."""
+
+    model: object  # keras.Model
+    source: str  # "file:<path>" or "application:<Name>"
+
+
+def application_names() -> list[str]:
+    """Names of the model constructors in `keras.applications` (e.g. `MobileNetV3Large`)."""
+    import keras
+
+    names = []
+    for name in dir(keras.applications):
+        attr = getattr(keras.applications, name)
+        if name[:1].isupper() and callable(attr):
+            names.append(name)
+    return sorted(names)
+
+
+def default_input_shape(application: str) -> tuple[int, int, int]:
+    """The documented default input shape (H, W, C) of a `keras.applications` model."""
+    size = _DEFAULT_SIZES.get(application, _FALLBACK_SIZE)
+    return (size, size, 3)
+
+
+def resolve_source(spec: str) -> str:
+    """Classify `spec` as a file or an application name without importing TensorFlow.
+
+    A path that exists wins over a name. Returns "file" or "application".
+
+    Raises:
+        UsageError: `spec` looks like a model file but does not exist.
+    """
+    from submodel_profiler.errors import UsageError
+
+    if os.path.exists(spec):
+        if os.path.isdir(spec):
+            raise UsageError(
+                f"Expected a model file ({', '.join(MODEL_FILE_SUFFIXES)}) or a "
+                f"keras.applications name. Received: a directory, {spec!r}."
+            )
+        return "file"
+    if spec.lower().endswith(MODEL_FILE_SUFFIXES) or os.sep in spec:
+        raise UsageError(f"Model file not found. Received: {spec!r}.")
+    return "application"
+
+
+def load_model(spec: str, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+    """Load a `.keras`/`.h5` file (safe_mode on) or build a `keras.applications` model.
+
+    Args:
+        spec: a path to a model file, or an application name such as "MobileNetV3Large".
+        input_shape: for applications, the per-sample input shape (H, W, C); defaults to the
+            application's documented default size.
+
+    Raises:
+        UsageError: the file is missing or unreadable, or the name is not an application.
+    """
+    if resolve_source(spec) == "file":
+        return LoadedModel(_load_file(spec), f"file:{os.path.abspath(spec)}")
+    return LoadedModel(_build_application(spec, input_shape), f"application:{spec}")
+
+
+def _load_file(path: str):
+    import keras
+
+    from submodel_profiler.errors import UsageError
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for unreadable files.
+        raise UsageError(
+            f"Could not load {path!r} as a Keras model. Keras said: {_first_line(e)}"
+        ) from e
+
+
+def _build_application(name: str, input_shape: tuple[int, ...] | None):
+    import keras
+
+    from submodel_profiler.errors import UsageError
+
+    names = application_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UsageError(
+            f"{name!r} is neither an existing file nor a keras.applications model name.{hint}"
+        )
+    shape = tuple(input_shape) if input_shape else default_input_shape(name)
+    constructor = getattr(keras.applications, name)
+    try:
+        return constructor(weights=None, input_shape=shape)
+    except ValueError as e:
+        raise UsageError(
+            f"Could not build {name} with input shape {shape}. Keras said: {_first_line(e)}"
+        ) from e
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

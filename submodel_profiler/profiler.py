@@ -1,0 +1,230 @@
+"""`profile_model`: the pipeline model → graph walk → sub-models → measurements → Report.
+
+This module wires the methods together; each method lives in its own module
+(`whole_graph`, `submodels`, `timing`). Nothing here prints; progress goes to stderr via tqdm
+only when asked for.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from submodel_profiler.environment import collect_environment
+from submodel_profiler.graph_walk import RowPlan, functional_graph, plan_rows
+from submodel_profiler.report import (
+    CrossCheck,
+    LayerRow,
+    ModelInfo,
+    Report,
+    Settings,
+    TensorInfo,
+    Totals,
+)
+from submodel_profiler.specs import resolve_input_specs
+from submodel_profiler.submodels import SubModel, profile_submodel
+from submodel_profiler.timing import Segment, SegmentTimer, TimeStats, TimingSettings
+from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
+
+
+@dataclass(frozen=True)
+class _RowResult:
+    """The sub-model measured for a row (shared by identical rows), or why it failed."""
+
+    submodel: SubModel | None
+    representative: tuple  # key of the row whose sub-model this is
+    error: str | None = None
+
+
+def profile_model(
+    model,
+    batch_size: int = 1,
+    input_shapes=None,
+    *,
+    timing: bool = True,
+    timing_settings: TimingSettings = TimingSettings(),
+    source: str | None = None,
+    progress: bool = False,
+) -> Report:
+    """Profile `model` layer by layer with the sub-model and whole-graph methods.
+
+    Args:
+        model: a built Functional or Sequential Keras model.
+        batch_size: batch dimension every graph is traced and timed with.
+        input_shapes: per-sample shapes, one per model input, for inputs with free dims.
+        timing: measure isolated times (otherwise float ops only).
+        timing_settings: repeats, tolerance and budget of the timing method.
+        source: where the model came from, recorded in the report.
+        progress: show progress bars on stderr.
+
+    Returns:
+        A Report; float ops follow TF's convention (a multiply-add is 2 float ops).
+
+    Raises:
+        UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...).
+    """
+    specs = resolve_input_specs(model, batch_size, input_shapes)
+    rows = plan_rows(model)
+    whole = profile_whole_graph(model, rows, specs)
+    results = _profile_submodels(rows, whole, progress)
+    times, whole_time, loop_us = {}, None, None
+    if timing:
+        times, whole_time, loop_us = _time_rows(results, whole, specs, timing_settings, progress)
+    layers = tuple(_layer_row(row, whole, results[row.key], times) for row in rows)
+    return Report(
+        model=_model_info(model, source, batch_size, specs),
+        environment=collect_environment(),
+        settings=_settings(timing, timing_settings, loop_us),
+        layers=layers,
+        totals=_totals(layers, whole, whole_time),
+        cross_check=_cross_check(layers, whole),
+    )
+
+
+def _progress_bar(items, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, disable=not enabled, file=sys.stderr, leave=False, unit="row")
+
+
+def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool) -> dict:
+    """Build and count one sub-model per distinct computation; identical rows share it."""
+    results: dict = {}
+    by_signature: dict = {}
+    for row in _progress_bar(rows, progress, "sub-models"):
+        specs = whole.row_traces[row.key].input_specs
+        signature = computation_signature(row, specs)
+        if signature is not None and signature in by_signature:
+            results[row.key] = results[by_signature[signature]]
+            continue
+        try:
+            result = _RowResult(profile_submodel(row, specs), row.key)
+        except Exception as e:  # One failing row must not sink the run.
+            result = _RowResult(None, row.key, f"{row.name}: {type(e).__name__}: {e}")
+        results[row.key] = result
+        if signature is not None:
+            by_signature[signature] = row.key
+    return results
+
+
+def computation_signature(row: RowPlan, specs) -> str | None:
+    """A key equal for rows that compute the same thing on the same input specs, else None.
+
+    Two rows match when every node has the same class, the same config apart from its name,
+    the same non-tensor arguments, and the inputs have the same shapes and dtypes.
+    """
+    from keras import KerasTensor
+
+    parts = [tuple((tuple(s.shape), s.dtype.name) for s in specs)]
+    for node in row.nodes:
+        try:
+            config = dict(node.operation.get_config())
+        except Exception:
+            return None
+        config.pop("name", None)
+        args = node.arguments.convert(lambda x: "<tensor>" if isinstance(x, KerasTensor) else x)
+        parts.append((type(node.operation).__qualname__, repr(sorted(config.items())), repr(args)))
+    return repr(parts)
+
+
+def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool):
+    """Isolated times per representative row, the whole model's time, and the loop overhead."""
+    keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
+    segments = [Segment(results[k].submodel.concrete, whole.row_traces[k].input_specs) for k in keys]
+    segments.append(Segment(whole.reference_function, tuple(specs)))
+    timer = SegmentTimer(settings)
+    bar = _progress_bar(None, progress, "timing")
+    bar.total = len(segments) + 1
+
+    def report(done, total):
+        bar.n = done
+        bar.refresh()
+
+    try:
+        stats = timer.time(segments, progress=report)
+    finally:
+        bar.close()
+    return dict(zip(keys, stats[:-1])), stats[-1], timer.loop_overhead_us
+
+
+def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict) -> LayerRow:
+    trace = whole.row_traces[row.key]
+    sub = result.submodel
+    same_as = None
+    if result.representative != row.key:
+        name, index = result.representative
+        same_as = name if index == 0 else f"{name}[{index}]"
+    return LayerRow(
+        name=row.name,
+        type=row.type,
+        kind=row.kind,
+        call_index=row.call_index,
+        fused_ops=row.fused_ops,
+        input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
+        output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
+        params=_params(row),
+        flops=None if sub is None else sub.flops.total,
+        whole_graph_flops=whole.row_flops[row.key],
+        time_us=times.get(result.representative),
+        error=result.error,
+        uncounted_ops=whole.row_uncounted[row.key],
+        same_as=same_as,
+    )
+
+
+def _params(row: RowPlan) -> int:
+    """Parameters of the row's layer, on its first call site only (shared weights count once)."""
+    if row.kind != "layer" or row.call_index != 0:
+        return 0
+    return int(row.operation.count_params()) if row.operation.built else 0
+
+
+def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
+    time_us = None
+    additivity = None
+    if whole_time is not None:
+        time_us = float(sum(r.time_us.median for r in layers if r.time_us is not None))
+        if whole_time.median > 0:
+            additivity = time_us / whole_time.median
+    return Totals(
+        flops=sum(r.flops or 0 for r in layers),
+        whole_graph_flops=whole.reference.total,
+        unattributed_flops=whole.reference.total - sum(r.whole_graph_flops for r in layers),
+        time_us=time_us,
+        whole_model_time_us=whole_time,
+        additivity=additivity,
+    )
+
+
+def _cross_check(layers, whole: WholeGraph) -> CrossCheck:
+    mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
+    failed = tuple(r.label for r in layers if r.error is not None)
+    total = sum(r.flops or 0 for r in layers)
+    exact = not mismatched and not failed and total == whole.reference.total
+    return CrossCheck(flops_exact=exact, mismatched_rows=mismatched, failed_rows=failed)
+
+
+def _model_info(model, source, batch_size: int, specs) -> ModelInfo:
+    inputs = functional_graph(model).inputs
+    return ModelInfo(
+        name=model.name,
+        source=source or "python",
+        batch_size=batch_size,
+        inputs=tuple(
+            TensorInfo(t.name, tuple(s.shape), s.dtype.name) for t, s in zip(inputs, specs)
+        ),
+        params=int(model.count_params()),
+    )
+
+
+def _settings(timing: bool, s: TimingSettings, loop_us) -> Settings:
+    return Settings(
+        timing=timing,
+        warmup=s.warmup,
+        min_repeats=s.min_repeats,
+        max_repeats=s.max_repeats,
+        tolerance=s.tolerance,
+        target_s=s.target_s,
+        budget_s=s.budget_s,
+        loop_overhead_us=loop_us,
+    )

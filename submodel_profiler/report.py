@@ -1,0 +1,179 @@
+"""The report: plain frozen dataclasses that round-trip to JSON.
+
+The JSON layout is a versioned contract (`SCHEMA_VERSION`); README.md documents every key.
+Measuring code builds a `Report`; renderers turn it into text; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from submodel_profiler.timing import TimeStats
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str
+    batch_size: int
+    inputs: tuple  # of TensorInfo
+    params: int = 0
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str
+    tensorflow: str
+    keras: str
+    platform: str
+    device: str
+    intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
+    inter_op_threads: int = 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    timing: bool
+    warmup: int
+    min_repeats: int
+    max_repeats: int
+    tolerance: float
+    target_s: float
+    budget_s: float
+    timing_method: str = "in-graph while_loop with tf.timestamp, dispatch and loop overhead subtracted"
+    loop_overhead_us: float | None = None
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One report row: a layer call site, or a ghost op that is not fused into an activation.
+
+    `flops` is the sub-model's float-op count, `whole_graph_flops` the float ops the whole
+    graph's trace attributes to this row. `time_us` is the sub-model's isolated time.
+    `same_as` names the row whose sub-model was measured when this row's computation is
+    identical (same layer config and input specs).
+    """
+
+    name: str
+    type: str
+    kind: str  # "layer" or "op"
+    call_index: int
+    fused_ops: tuple = ()
+    input_shapes: tuple = ()
+    output_shapes: tuple = ()
+    params: int = 0
+    flops: int | None = None
+    whole_graph_flops: int | None = None
+    time_us: TimeStats | None = None
+    error: str | None = None
+    uncounted_ops: dict = field(default_factory=dict)
+    same_as: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Display name: `name`, or `name[k]` for the k-th call of a shared layer (k > 0)."""
+        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+
+    @property
+    def flops_match(self) -> bool:
+        return self.flops is not None and self.flops == self.whole_graph_flops
+
+
+@dataclass(frozen=True)
+class Totals:
+    flops: int  # Σ rows' sub-model float ops
+    whole_graph_flops: int  # float ops of the ordinary trace of model(x)
+    unattributed_flops: int  # whole_graph_flops - Σ rows' whole-graph float ops
+    time_us: float | None = None  # Σ rows' median isolated times
+    whole_model_time_us: TimeStats | None = None
+    additivity: float | None = None  # time_us / whole_model_time_us.median
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """Verdict of the float-op cross-check between the sub-model and whole-graph methods."""
+
+    flops_exact: bool
+    mismatched_rows: tuple = ()  # labels of rows whose two counts differ
+    failed_rows: tuple = ()  # labels of rows that could not be profiled
+
+
+@dataclass(frozen=True)
+class Report:
+    model: ModelInfo
+    environment: Environment
+    settings: Settings
+    layers: tuple  # of LayerRow
+    totals: Totals
+    cross_check: CrossCheck
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Report":
+        """Rebuild a report from `to_dict()` output.
+
+        Raises:
+            ValueError: the data has another schema version.
+        """
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"Only schema_version {SCHEMA_VERSION} reports can be read. "
+                f"Received: schema_version={version!r}."
+            )
+        model = dict(data["model"])
+        model["inputs"] = tuple(TensorInfo(**{**t, "shape": tuple(t["shape"])}) for t in model["inputs"])
+        totals = dict(data["totals"])
+        totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
+        return cls(
+            model=ModelInfo(**model),
+            environment=Environment(**data["environment"]),
+            settings=Settings(**data["settings"]),
+            layers=tuple(_row(r) for r in data["layers"]),
+            totals=Totals(**totals),
+            cross_check=CrossCheck(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["cross_check"].items()}),
+            schema_version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        return cls.from_dict(json.loads(text))
+
+
+def _stats(data):
+    return None if data is None else TimeStats(**data)
+
+
+def _row(data: dict) -> LayerRow:
+    row = dict(data)
+    row["fused_ops"] = tuple(row.get("fused_ops", ()))
+    row["input_shapes"] = tuple(tuple(s) for s in row.get("input_shapes", ()))
+    row["output_shapes"] = tuple(tuple(s) for s in row.get("output_shapes", ()))
+    row["time_us"] = _stats(row.get("time_us"))
+    return LayerRow(**row)
+
+
+def _plain(value):
+    """Tuples to lists, recursively, so the dict is what json.loads gives back."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

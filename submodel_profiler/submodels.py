@@ -1,0 +1,70 @@
+"""The sub-model method: for each row, a standalone `keras.Model` with exactly the row's inputs.
+
+The sub-model reuses the user's layer objects (so their weights), calls them on fresh
+`keras.Input`s of the row's static input specs, and adds the row's fused ghost ops. Calling a
+layer symbolically appends a node to that layer's history; those histories are restored as
+soon as the sub-model exists, so the user's model is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from submodel_profiler.flops import GraphFlops, count_graph_flops
+from submodel_profiler.graph_walk import RowPlan, call_node
+
+
+@dataclass(frozen=True)
+class SubModel:
+    """A row's standalone model, its traced graph, and that graph's float ops."""
+
+    model: object  # keras.Model
+    concrete: object  # tf ConcreteFunction of model(x, training=False), static specs
+    flops: GraphFlops
+
+
+def build_submodel(row: RowPlan, input_specs) -> object:
+    """A `keras.Model` computing exactly `row`, with inputs of the given static specs."""
+    import keras
+
+    inputs = [
+        keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name)
+        for spec in input_specs
+    ]
+    values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
+    with _node_history_restored(row):
+        for node in row.nodes:
+            call_node(node, values)
+        outputs = [values[id(t)] for t in row.output_tensors]
+        return keras.Model(inputs, outputs, name=f"submodel_{row.name}_{row.call_index}")
+
+
+@contextlib.contextmanager
+def _node_history_restored(row: RowPlan):
+    """Undo the inbound/outbound nodes that symbolic calls add to the row's operations."""
+    ops = {id(node.operation): node.operation for node in row.nodes}.values()
+    saved = [(op, list(op._inbound_nodes), list(op._outbound_nodes)) for op in ops]
+    try:
+        yield
+    finally:
+        for op, inbound, outbound in saved:
+            op._inbound_nodes[:] = inbound
+            op._outbound_nodes[:] = outbound
+
+
+def trace_submodel(model, input_specs):
+    """Concrete function of `model(x, training=False)` for fully static `input_specs`."""
+    import tensorflow as tf
+
+    def call(*xs):
+        return model(list(xs), training=False)
+
+    return tf.function(call).get_concrete_function(*input_specs)
+
+
+def profile_submodel(row: RowPlan, input_specs) -> SubModel:
+    """Build, trace and count the float ops of `row`'s sub-model."""
+    model = build_submodel(row, input_specs)
+    concrete = trace_submodel(model, input_specs)
+    return SubModel(model, concrete, count_graph_flops(concrete.graph))

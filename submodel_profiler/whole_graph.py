@@ -1,0 +1,114 @@
+"""The whole-graph method: trace the whole model once with static shapes, count its float ops,
+and split them per row.
+
+The split is right by construction: the model is traced by running its Keras nodes one by one
+(exactly as `Functional.call` does) inside one `tf.function`, and every graph op created while a
+row's nodes run is recorded as belonging to that row. Node names are never parsed (Keras and TF
+uniquify name scopes, so `conv_1` may appear as `conv_1_2` and ghost ops as `Add_6`).
+
+The model is also traced the ordinary way, `model(x, training=False)`, and that graph's total is
+the reference the per-row split must add up to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from submodel_profiler.flops import GraphFlops, count_graph_flops
+from submodel_profiler.graph_walk import RowPlan, call_node, functional_graph
+
+
+@dataclass(frozen=True)
+class RowTrace:
+    """What the instrumented trace saw for one row: static shapes and the graph ops it created."""
+
+    input_specs: tuple  # tf.TensorSpec per distinct input tensor, batch pinned
+    output_specs: tuple
+    op_names: frozenset
+
+
+@dataclass(frozen=True)
+class WholeGraph:
+    """Per-row float ops of the instrumented trace and the reference total of `model(x)`."""
+
+    row_traces: dict  # RowPlan.key -> RowTrace
+    row_flops: dict  # RowPlan.key -> float ops in the whole graph
+    row_uncounted: dict  # RowPlan.key -> {op type: count}
+    instrumented: GraphFlops
+    reference: GraphFlops
+    graph: object  # the instrumented FuncGraph, for later attribution (step stats)
+    reference_function: object  # ConcreteFunction of model(x, training=False)
+
+
+def trace_rows(model, rows: list[RowPlan], input_specs: list):
+    """Trace the model node by node; return (concrete function, {row key: RowTrace})."""
+    import tensorflow as tf
+
+    graph_model = functional_graph(model)
+    owner = {id(node): row for row in rows for node in row.nodes}
+    traces: dict = {}
+
+    def run(*xs):
+        graph = tf.compat.v1.get_default_graph()
+        values = {id(t): x for t, x in zip(graph_model.inputs, xs)}
+        created = {row.key: [] for row in rows}
+        for node in _nodes_in_order(rows):
+            start = len(graph.get_operations())
+            call_node(node, values)
+            created[owner[id(node)].key].extend(graph.get_operations()[start:])
+        for row in rows:
+            traces[row.key] = RowTrace(
+                input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
+                output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
+                op_names=frozenset(op.name for op in created[row.key]),
+            )
+        return [values[id(t)] for t in graph_model.outputs]
+
+    concrete = tf.function(run).get_concrete_function(*input_specs)
+    return concrete, traces
+
+
+def _nodes_in_order(rows):
+    """All nodes of all rows, each row's nodes contiguous, rows in execution order."""
+    for row in rows:
+        yield from row.nodes
+
+
+def _spec(tensor):
+    import tensorflow as tf
+
+    return tf.TensorSpec(tensor.shape, tensor.dtype)
+
+
+def trace_reference(model, input_specs: list):
+    """Concrete function of `model(x, training=False)`, traced the ordinary way."""
+    import tensorflow as tf
+    from keras import tree
+
+    structure = getattr(functional_graph(model), "_inputs_struct", None)
+
+    def call(*xs):
+        inputs = tree.pack_sequence_as(structure, list(xs)) if structure is not None else list(xs)
+        return model(inputs, training=False)
+
+    return tf.function(call).get_concrete_function(*input_specs)
+
+
+def profile_whole_graph(model, rows: list[RowPlan], input_specs: list) -> WholeGraph:
+    """Run the whole-graph method: instrumented trace, per-row split, reference total."""
+    concrete, traces = trace_rows(model, rows, input_specs)
+    instrumented = count_graph_flops(concrete.graph)
+    reference = trace_reference(model, input_specs)
+    row_flops, row_uncounted = {}, {}
+    for key, trace in traces.items():
+        row_flops[key] = instrumented.flops_of(trace.op_names)
+        row_uncounted[key] = instrumented.uncounted_ops(trace.op_names)
+    return WholeGraph(
+        row_traces=traces,
+        row_flops=row_flops,
+        row_uncounted=row_uncounted,
+        instrumented=instrumented,
+        reference=count_graph_flops(reference.graph),
+        graph=concrete.graph,
+        reference_function=reference,
+    )
