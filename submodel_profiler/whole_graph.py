@@ -36,8 +36,12 @@ class WholeGraph:
     row_uncounted: dict  # RowPlan.key -> {op type: count}
     instrumented: GraphFlops
     reference: GraphFlops
-    graph: object  # the instrumented FuncGraph, for later attribution (step stats)
+    instrumented_function: object  # ConcreteFunction traced node by node (op names -> rows)
     reference_function: object  # ConcreteFunction of model(x, training=False)
+
+    def node_owner(self) -> dict:
+        """Graph node name of the instrumented trace -> key of the row that created it."""
+        return {name: key for key, trace in self.row_traces.items() for name in trace.op_names}
 
 
 def trace_rows(model, rows: list[RowPlan], input_specs: list):
@@ -109,6 +113,6 @@ def profile_whole_graph(model, rows: list[RowPlan], input_specs: list) -> WholeG
         row_uncounted=row_uncounted,
         instrumented=instrumented,
         reference=count_graph_flops(reference.graph),
-        graph=concrete.graph,
+        instrumented_function=concrete,
         reference_function=reference,
     )
