@@ -144,7 +144,7 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
         stats = timer.time(segments, progress=report)
     finally:
         bar.close()
-    return dict(zip(keys, stats[:-1])), stats[-1], timer.loop_overhead_us
+    return dict(zip(keys, stats[:-1])), stats[-1], timer.overhead_us
 
 
 def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict) -> LayerRow:
@@ -224,7 +224,6 @@ def _settings(timing: bool, s: TimingSettings, loop_us) -> Settings:
         min_repeats=s.min_repeats,
         max_repeats=s.max_repeats,
         tolerance=s.tolerance,
-        target_s=s.target_s,
         budget_s=s.budget_s,
-        loop_overhead_us=loop_us,
+        overhead_us=loop_us,
     )

@@ -49,10 +49,12 @@ class Settings:
     min_repeats: int
     max_repeats: int
     tolerance: float
-    target_s: float
     budget_s: float
-    timing_method: str = "in-graph while_loop with tf.timestamp, dispatch and loop overhead subtracted"
-    loop_overhead_us: float | None = None
+    timing_method: str = (
+        "in-graph: all segments in one tf.while_loop, each warmed then bracketed by "
+        "tf.timestamp; per-segment overhead of an empty body subtracted"
+    )
+    overhead_us: float | None = None  # the subtracted per-segment overhead
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,32 @@
 """Isolated execution time with Python/TF dispatch taken out of the measurement.
 
 Calling a `tf.function` costs a few hundred microseconds of dispatch, more than most layers
-take, so timing calls from Python measures mostly overhead. Here the clock runs inside the graph:
-for each computation (every row's sub-model, the whole model, and an empty calibration body),
-one compiled `tf.function` does
+take, so timing calls from Python measures mostly overhead. Here the clock runs inside the graph.
+All computations to time (every distinct row's sub-model, the whole model, and an empty
+calibration body) become segments of ONE compiled `tf.function` whose `tf.while_loop` body runs
+the segments one after another, each bracketed by `tf.timestamp()`:
 
-    t0 = tf.timestamp();  run the computation n times in a tf.while_loop;  t1 = tf.timestamp()
+    t0 = timestamp; seg 1 (warm-up run, then timed run); t1 = timestamp; seg 2 ...; tK
 
-with control dependencies chaining every segment after the previous one, so segments never
-overlap and dispatch happens once per repeat for all rows together. Per segment
+Control dependencies chain every segment after the previous timestamp, so segments never
+overlap, and each loop iteration yields one sample per segment: t_k - t_(k-1), minus the
+per-segment overhead L measured on the empty calibration body. Dispatch happens once per call for
+all segments together, so it is not in any sample.
 
-    T(n) = C + n · (t + L)
+Each segment runs once untimed right before its timed run, so its inputs and weights are as warm
+in cache as they are inside the whole model, where a layer's input has just been written. Nothing
+can be optimized away: inputs are function arguments (no constant folding), outputs feed a
+checksum the function returns (no pruning), and the two runs of a segment have different
+control inputs (no deduplication). The whole model is timed by this very same method, so row
+times and the whole-model time are comparable.
 
-where C is the cost of entering and leaving the loop (measured per segment with n = 0), L the
-cost of one empty loop iteration (the calibration body) and t the computation's own time:
-t = (T(n) - C) / n - L. Nothing can be optimized away: inputs are function arguments (no constant
-folding), each iteration's outputs feed a loop-carried accumulator (no pruning). The whole model
-is timed by this very same method, so row times and the whole-model time are comparable.
+On a GPU, each segment's result is copied to the host before its closing timestamp, which waits
+for the device, so the clock never stops before the work is done.
 
-On a GPU the accumulator is copied to the host before t1 is taken, which waits for the device, so
-the clock never stops before the work is done.
-
-Repeats are adaptive: `n` is chosen per segment so one measurement lasts about `target_s`, and a
-segment stops being measured (n = 0) once the 95% order-statistics confidence interval of its
-median is within `tolerance` of the median (or 1 µs), after `min_repeats`. Measuring stops when
-every segment is stable, after `max_repeats`, or when the time budget is spent.
+Repeats are adaptive: the function is called for a few iterations at a time until every
+segment's median is stable (the 95% order-statistics confidence interval of the median within
+`tolerance` of it, or within 1 µs), or `max_repeats` samples are taken, or the time budget is
+spent; every segment gets at least `min_repeats` samples.
 """
 
 from __future__ import annotations
@@ -47,27 +49,24 @@ class TimeStats:
     min: float
     max: float
     iqr: float
-    repeats: int  # timed measurements
-    iterations: int = 1  # executions inside each measurement
+    repeats: int  # timed executions
 
     @classmethod
-    def from_samples(cls, samples_us, iterations: int = 1) -> "TimeStats":
+    def from_samples(cls, samples_us) -> "TimeStats":
         a = np.asarray(samples_us, dtype=float)
         q1, med, q3 = np.percentile(a, [25, 50, 75])
-        return cls(float(med), float(a.min()), float(a.max()), float(q3 - q1), len(a), iterations)
+        return cls(float(med), float(a.min()), float(a.max()), float(q3 - q1), len(a))
 
 
 @dataclass(frozen=True)
 class TimingSettings:
     """How isolated times are measured (seconds unless the name says otherwise)."""
 
-    warmup: int = 2
-    min_repeats: int = 7
-    max_repeats: int = 50
+    warmup: int = 2  # untimed loop iterations before sampling
+    min_repeats: int = 10  # samples per segment, at least
+    max_repeats: int = 50  # samples per segment, at most
     tolerance: float = 0.05  # allowed relative half-width of the median's 95% CI
-    target_s: float = 0.001  # duration of one measurement of one segment
-    budget_s: float = 0.05  # per segment, for the repeats after warm-up
-    max_iterations: int = 10_000
+    budget_s: float = 0.02  # seconds per segment for sampling, after warm-up
 
 
 @dataclass(frozen=True)
@@ -100,47 +99,67 @@ def random_inputs(specs, seed: int = 0) -> list:
     return values
 
 
-def _timed_segment(fn, xs, n, after):
-    """Graph ops timing n runs of fn(*xs) after `after`; returns (seconds, end timestamp)."""
+def _warm_then_time(fn, xs, after):
+    """Graph ops: after `after`, run fn once untimed, then once timed.
+
+    Returns (seconds of the timed run, its end timestamp, a checksum scalar).
+    """
     import tensorflow as tf
 
     with tf.control_dependencies([after]):
+        xs = [tf.identity(x) for x in xs]
+    warm = _finish(fn(*xs))
+    with tf.control_dependencies([warm]):
+        xs = [tf.identity(x) for x in xs]
         start = tf.timestamp()
     with tf.control_dependencies([start]):
         xs = [tf.identity(x) for x in xs]
-        zero_i, zero_acc = tf.constant(0), tf.constant(0.0)
-
-    def body(i, acc):
-        picked = [tf.cast(tf.reshape(y, [-1])[0], tf.float32) for y in tf.nest.flatten(fn(*xs))]
-        return i + 1, acc + tf.add_n(picked)
-
-    _, acc = tf.while_loop(
-        lambda i, acc: i < n, body, [zero_i, zero_acc], parallel_iterations=1
-    )
-    with tf.device("/CPU:0"):  # host copy: waits for the device on GPUs
-        done = tf.identity(acc)
+    done = _finish(fn(*xs))
     with tf.control_dependencies([done]):
         end = tf.timestamp()
-    return end - start, end
+    return end - start, end, warm + done
+
+
+def _finish(outputs):
+    """A host-side scalar depending on every output: forces completion, also on GPUs."""
+    import tensorflow as tf
+
+    picked = [tf.cast(tf.reshape(y, [-1])[0], tf.float32) for y in tf.nest.flatten(outputs)]
+    with tf.device("/CPU:0"):
+        return tf.identity(tf.add_n(picked))
 
 
 def build_timing_function(segments: Sequence[Segment]):
-    """A tf.function `f(ns, *inputs) -> seconds per segment`, segments run one after another."""
+    """A tf.function `f(n, *inputs) -> ([n, len(segments)] seconds, checksum)`.
+
+    Row i of the result holds loop iteration i's timed-run duration of every segment.
+    """
     import tensorflow as tf
 
     specs = [tf.TensorSpec(s.shape, s.dtype) for seg in segments for s in seg.specs]
-    signature = [tf.TensorSpec([len(segments)], tf.int32)] + specs
+    signature = [tf.TensorSpec([], tf.int32)] + specs
+
+    def body(xs, i, checksum, samples):
+        after = tf.timestamp()
+        durations, position = [], 0
+        for seg in segments:
+            count = len(seg.specs)
+            seconds, after, check = _warm_then_time(seg.fn, xs[position : position + count], after)
+            durations.append(seconds)
+            checksum += check
+            position += count
+        return i + 1, checksum, samples.write(i, tf.stack(durations))
 
     @tf.function(input_signature=signature, autograph=False)
-    def run_segments(ns, *xs):
-        after = tf.constant(0.0, tf.float64)
-        durations, position = [], 0
-        for k, seg in enumerate(segments):
-            count = len(seg.specs)
-            seconds, after = _timed_segment(seg.fn, xs[position : position + count], ns[k], after)
-            durations.append(seconds)
-            position += count
-        return tf.stack(durations)
+    def run_segments(n, *xs):
+        samples = tf.TensorArray(tf.float64, size=n)
+        _, checksum, samples = tf.while_loop(
+            lambda i, c, s: i < n,
+            lambda i, c, s: body(xs, i, c, s),
+            [tf.constant(0), tf.constant(0.0), samples],
+            parallel_iterations=1,
+        )
+        return samples.stack(), checksum
 
     return run_segments
 
@@ -155,13 +174,13 @@ class SegmentTimer:
     """Times many computations side by side with `build_timing_function`.
 
     `time(segments)` returns one TimeStats per segment (µs per execution) and records the
-    per-iteration loop overhead it subtracted in `loop_overhead_us`.
+    per-segment overhead it subtracted in `overhead_us`.
     """
 
-    def __init__(self, settings: TimingSettings = TimingSettings()):
+    def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter):
         self.settings = settings
-        self.loop_overhead_us: float | None = None
-        self.calibration_iterations = 2000
+        self.clock = clock
+        self.overhead_us: float | None = None
 
     def time(self, segments: Sequence[Segment], progress=None) -> list[TimeStats]:
         import tensorflow as tf
@@ -170,47 +189,30 @@ class SegmentTimer:
         calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
         everything = [calibration, *segments]
         run = build_timing_function(everything)
-        xs = [x for seg in everything for x in random_inputs(seg.specs, seed=len(seg.specs))]
-
-        def measure(ns) -> np.ndarray:
-            return run(tf.constant(ns, tf.int32), *xs).numpy() * 1e6
-
-        k = len(everything)
-        for _ in range(max(1, s.warmup)):
-            measure(np.ones(k))
-        fixed = np.median([measure(np.zeros(k)) for _ in range(3)], axis=0)
-        once = np.median([measure(np.ones(k)) for _ in range(3)], axis=0) - fixed
-        ns = np.clip(np.ceil(s.target_s * 1e6 / np.maximum(once, 1.0)), 1, s.max_iterations)
-        ns[0] = self.calibration_iterations
-        ns = ns.astype(np.int64)
-
-        samples: list[list[float]] = [[] for _ in everything]
-        active = np.ones(k, dtype=bool)
-        deadline = time.perf_counter() + s.budget_s * k
-        loop_us = 0.0
-        while active.any():
-            raw = measure(np.where(active, ns, 0))
-            if active[0]:
-                samples[0].append((raw[0] - fixed[0]) / ns[0])
-                loop_us = max(0.0, float(np.median(samples[0])))
-            for i in np.flatnonzero(active[1:]) + 1:
-                samples[i].append((raw[i] - fixed[i]) / ns[i])
-            for i in np.flatnonzero(active):
-                done = len(samples[i]) >= s.max_repeats or (
-                    len(samples[i]) >= s.min_repeats
-                    and median_is_stable(np.asarray(samples[i]) - (loop_us if i else 0.0), s.tolerance)
-                )
-                if done:
-                    active[i] = False
-            if time.perf_counter() > deadline and min(len(x) for x in samples) >= s.min_repeats:
-                break
+        xs = [x for seg in everything for x in random_inputs(seg.specs)]
+        if s.warmup:
+            run(tf.constant(s.warmup), *xs)
+        chunk = max(1, min(s.min_repeats, s.max_repeats))
+        samples = np.zeros((0, len(everything)))
+        deadline = self.clock() + s.budget_s * len(everything)
+        while len(samples) < s.max_repeats:
+            n = min(chunk, s.max_repeats - len(samples))
+            seconds, _ = run(tf.constant(n), *xs)
+            samples = np.vstack([samples, seconds.numpy() * 1e6])
             if progress is not None:
-                progress(int((~active).sum()), k)
-        self.loop_overhead_us = loop_us
-        return [
-            TimeStats.from_samples(np.maximum(np.asarray(x) - loop_us, 0.0), iterations=int(n))
-            for x, n in zip(samples[1:], ns[1:])
-        ]
+                progress(len(samples), s.max_repeats)
+            if len(samples) >= s.min_repeats and (
+                self.clock() > deadline or _all_stable(samples, s.tolerance)
+            ):
+                break
+        self.overhead_us = float(np.median(samples[:, 0]))
+        net = np.maximum(samples[:, 1:] - self.overhead_us, 0.0)
+        return [TimeStats.from_samples(net[:, k]) for k in range(net.shape[1])]
+
+
+def _all_stable(samples: np.ndarray, tolerance: float) -> bool:
+    overhead = float(np.median(samples[:, 0]))
+    return all(median_is_stable(samples[:, k] - overhead, tolerance) for k in range(samples.shape[1]))
 
 
 def median_is_stable(samples, tolerance: float) -> bool:

@@ -1,0 +1,56 @@
+"""Real keras.applications architectures (weights=None): rows must sum exactly to the whole graph.
+
+The reference total is computed here independently: the model traced the ordinary way and
+profiled with TF's float-op profiler, as one would without this tool.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import rows_by_label
+from submodel_profiler import profile_model
+
+pytestmark = pytest.mark.architecture
+
+
+def independent_whole_graph_flops(model, spec) -> int:
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return model_analyzer.profile(concrete.graph, options=options).total_float_ops
+
+
+@pytest.fixture(scope="module")
+def mobilenet(keras):
+    return keras.applications.MobileNetV3Small(weights=None, input_shape=(224, 224, 3))
+
+
+def test_mobilenet_v3_small_rows_match_the_whole_graph(mobilenet):
+    import tensorflow as tf
+
+    report = profile_model(mobilenet, timing=False)
+    expected = independent_whole_graph_flops(mobilenet, tf.TensorSpec((1, 224, 224, 3)))
+    assert report.totals.whole_graph_flops == expected
+    assert sum(r.flops for r in report.layers) == expected
+    assert report.totals.unattributed_flops == 0
+    for row in report.layers:
+        assert row.flops == row.whole_graph_flops, row.label
+    assert report.cross_check.flops_exact
+
+
+def test_mobilenet_v3_se_gates_carry_their_ghost_ops(mobilenet):
+    report = profile_model(mobilenet, timing=False)
+    gates = [r for r in report.layers if r.fused_ops]
+    # One hard-sigmoid per squeeze-excite block; MobileNetV3Small has 9 of them.
+    se_blocks = [l for l in mobilenet.layers if l.name.endswith("squeeze_excite_mul")]
+    assert len(gates) == len(se_blocks) > 0
+    for row in gates:
+        assert row.type == "ReLU"
+        assert [op.split("_")[0] for op in row.fused_ops] == ["add", "multiply"]
+        channels = row.output_shapes[0][-1]
+        assert row.flops == 2 * channels  # + 3 and * 1/6 on a 1x1xC tensor
+    assert not [r for r in report.layers if r.kind == "op"]

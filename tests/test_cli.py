@@ -1,0 +1,104 @@
+"""The CLI as users run it: `python -m submodel_profiler` and the console script, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI = [sys.executable, "-m", "submodel_profiler"]
+FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001"]
+
+
+def run(args, **kw):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, tiny_cnn):
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    tiny_cnn.save(path)
+    return str(path)
+
+
+def test_table_on_a_model_file(model_file):
+    result = run([model_file, *FAST])
+    assert result.returncode == 0, result.stderr
+    assert "Cross-check: OK" in result.stdout
+    assert "conv" in result.stdout and "dense" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_json_to_file(model_file, tmp_path):
+    out = tmp_path / "report.json"
+    result = run([model_file, "--no-timing", "--format", "json", "--output", str(out)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # the report went to the file
+    data = json.loads(out.read_text())
+    assert data["model"]["source"].startswith("file:")
+    assert data["totals"]["flops"] == data["totals"]["whole_graph_flops"]
+    assert all(row["time_us"] is None for row in data["layers"])
+
+
+def test_csv_to_stdout(model_file):
+    result = run([model_file, "--no-timing", "--format", "csv", "--batch-size", "2"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("index,name,type")
+
+
+def test_console_script_is_installed(model_file):
+    script = os.path.join(os.path.dirname(sys.executable), "submodel-profiler")
+    result = subprocess.run([script, model_file, "--no-timing"], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Cross-check: OK" in result.stdout
+
+
+def test_help_explains_every_flag():
+    result = run(["--help"])
+    assert result.returncode == 0
+    for flag in ("--batch-size", "--input-shape", "--format", "--output", "--no-timing",
+                 "--repeats", "--min-repeats", "--warmup", "--tolerance", "--time-budget",
+                 "exit codes"):  # fmt: skip
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing_model.keras"], "not found"),
+        (["NotAModelName"], "keras.applications"),
+        (["MobileNetV3Larg"], "Did you mean: MobileNetV3Large"),
+        (["MobileNetV3Small", "--batch-size", "0"], "--batch-size"),
+        (["MobileNetV3Small", "--input-shape", "224,abc"], "--input-shape"),
+        (["MobileNetV3Small", "--output", "/nonexistent_dir/r.json"], "does not exist"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args, message):
+    result = run(args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "bogus.keras"
+    bogus.write_text("not a model")
+    result = run([str(bogus)])
+    assert result.returncode == 2
+    assert "Could not load" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_free_dims_need_input_shape(tmp_path, keras):
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
+    path = tmp_path / "free.keras"
+    model.save(path)
+    result = run([str(path), "--no-timing"])
+    assert result.returncode == 2 and "--input-shape" in result.stderr
+    result = run([str(path), "--no-timing", "--input-shape", "32,32,3"])
+    assert result.returncode == 0, result.stderr

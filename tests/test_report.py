@@ -1,0 +1,97 @@
+"""Report JSON contract, renderers, and rows-sum-to-totals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from conftest import FAST_TIMING
+from submodel_profiler import SCHEMA_VERSION, Report, profile_model
+from submodel_profiler.renderers import render, render_csv, render_table
+
+
+@pytest.fixture(scope="module")
+def timed_report(tiny_cnn):
+    return profile_model(tiny_cnn, timing_settings=FAST_TIMING)
+
+
+def test_json_round_trip(timed_report):
+    text = timed_report.to_json()
+    again = Report.from_json(text)
+    assert again == timed_report
+    assert again.to_json() == text
+
+
+def test_json_has_the_documented_keys(timed_report):
+    data = json.loads(render(timed_report, "json"))
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert set(data) >= {"model", "environment", "settings", "layers", "totals", "cross_check"}
+    assert set(data["model"]) >= {"name", "source", "batch_size", "inputs"}
+    assert set(data["model"]["inputs"][0]) == {"name", "shape", "dtype"}
+    assert set(data["environment"]) >= {"python", "tensorflow", "keras", "platform", "device"}
+    assert set(data["settings"]) >= {"max_repeats", "warmup"}
+    row_keys = {"name", "type", "kind", "call_index", "fused_ops", "input_shapes",
+                "output_shapes", "params", "flops", "whole_graph_flops", "time_us", "error"}  # fmt: skip
+    for row in data["layers"]:
+        assert set(row) >= row_keys
+        assert set(row["time_us"]) >= {"median", "min", "max", "iqr", "repeats"}
+    assert set(data["totals"]) >= {"flops", "whole_graph_flops", "unattributed_flops", "time_us"}
+
+
+def test_unknown_schema_version_is_refused(timed_report):
+    data = timed_report.to_dict()
+    data["schema_version"] = 99
+    with pytest.raises(ValueError, match="schema_version"):
+        Report.from_dict(data)
+
+
+def test_rows_sum_to_totals(timed_report):
+    t = timed_report.totals
+    assert sum(r.flops for r in timed_report.layers) == t.flops
+    assert sum(r.time_us.median for r in timed_report.layers) == pytest.approx(t.time_us)
+    assert t.additivity == pytest.approx(t.time_us / t.whole_model_time_us.median)
+
+
+def test_times_are_sane(timed_report):
+    for row in timed_report.layers:
+        s = row.time_us
+        assert 0 <= s.min <= s.median <= s.max
+        assert s.iqr >= 0
+        assert FAST_TIMING.min_repeats <= s.repeats <= FAST_TIMING.max_repeats
+
+
+def test_csv_parses_and_matches_rows(timed_report):
+    parsed = list(csv.DictReader(io.StringIO(render_csv(timed_report))))
+    assert [r["name"] for r in parsed] == [r.name for r in timed_report.layers]
+    assert [int(r["flops"]) for r in parsed] == [r.flops for r in timed_report.layers]
+    medians = [float(r["time_us_median"]) for r in parsed]
+    assert medians == pytest.approx([r.time_us.median for r in timed_report.layers], abs=1e-3)
+
+
+def test_table_shows_rows_totals_and_verdict(timed_report):
+    text = render_table(timed_report)
+    for row in timed_report.layers:
+        assert row.name in text
+    assert f"{timed_report.totals.whole_graph_flops:,}" in text
+    assert "Cross-check: OK" in text
+    assert "a multiply-add counts as 2 float ops" in text
+    assert "relu*" in text  # Relu is uncounted by TF: marked
+
+
+def test_table_marks_disagreement(timed_report):
+    import dataclasses
+
+    rows = list(timed_report.layers)
+    rows[0] = dataclasses.replace(rows[0], whole_graph_flops=rows[0].flops + 1)
+    broken = dataclasses.replace(
+        timed_report,
+        layers=tuple(rows),
+        cross_check=dataclasses.replace(
+            timed_report.cross_check, flops_exact=False, mismatched_rows=(rows[0].label,)
+        ),
+    )
+    text = render_table(broken)
+    assert "≠" in text and "Cross-check: FAILED" in text

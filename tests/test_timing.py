@@ -1,0 +1,63 @@
+"""Timing statistics and the in-graph timer's bookkeeping (no timing claims: see scripts/)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from submodel_profiler.timing import (
+    Segment,
+    SegmentTimer,
+    TimeStats,
+    TimingSettings,
+    median_is_stable,
+    random_inputs,
+)
+
+
+def test_time_stats_from_samples():
+    s = TimeStats.from_samples([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert (s.median, s.min, s.max, s.repeats) == (3.0, 1.0, 100.0, 5)
+    assert s.iqr == pytest.approx(4.0 - 2.0)
+
+
+def test_median_stability_rule():
+    assert median_is_stable([100.0] * 10, 0.05)
+    assert not median_is_stable([50.0, 150.0] * 5, 0.05)
+    # Below 1 µs of spread counts as stable, even for a ~0 µs median.
+    assert median_is_stable([0.0, 0.5, 0.2, 0.9, 0.1, 0.3, 0.4], 0.05)
+
+
+def test_random_inputs_match_specs():
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((2, 3), tf.float32), tf.TensorSpec((4,), tf.int32),
+             tf.TensorSpec((1,), tf.bool)]  # fmt: skip
+    values = random_inputs(specs)
+    assert [tuple(v.shape) for v in values] == [(2, 3), (4,), (1,)]
+    assert [v.dtype for v in values] == [tf.float32, tf.int32, tf.bool]
+    assert np.all((values[1].numpy() >= 0) & (values[1].numpy() < 10))
+
+
+def test_segment_timer_respects_repeat_bounds():
+    import tensorflow as tf
+
+    settings = TimingSettings(warmup=1, min_repeats=4, max_repeats=6, budget_s=10.0, tolerance=1e-9)
+    spec = (tf.TensorSpec((64, 64), tf.float32),)
+    segments = [Segment(lambda x: tf.matmul(x, x), spec), Segment(lambda x: x, spec)]
+    stats = SegmentTimer(settings).time(segments)
+    assert len(stats) == 2
+    # tolerance ~0 is never met, so sampling runs to max_repeats.
+    assert [s.repeats for s in stats] == [6, 6]
+    assert all(s.min >= 0 for s in stats)
+
+
+def test_segment_timer_stops_at_min_repeats_when_budget_is_spent():
+    import tensorflow as tf
+
+    ticks = iter(range(0, 10**6, 10))  # an injected clock: every read is 10 s later
+    settings = TimingSettings(warmup=0, min_repeats=3, max_repeats=50, budget_s=1.0, tolerance=1e-9)
+    timer = SegmentTimer(settings, clock=lambda: float(next(ticks)))
+    spec = (tf.TensorSpec((8,), tf.float32),)
+    stats = timer.time([Segment(lambda x: x * 2.0, spec)])
+    assert stats[0].repeats == 3
