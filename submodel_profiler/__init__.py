@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA_VERSION",
     "LayerRow",
+    "LayerTimingCallback",
     "Report",
     "TimeStats",
     "TimingSettings",
@@ -20,3 +21,13 @@ __all__ = [
     "profile_model",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # LayerTimingCallback subclasses keras.callbacks.Callback, so importing it imports TF;
+    # loaded on first use so that `import submodel_profiler` (and CLI validation) stays fast.
+    if name == "LayerTimingCallback":
+        from submodel_profiler.callback import LayerTimingCallback
+
+        return LayerTimingCallback
+    raise AttributeError(f"module 'submodel_profiler' has no attribute {name!r}")
