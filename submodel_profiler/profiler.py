@@ -24,6 +24,7 @@ from submodel_profiler.report import (
 from submodel_profiler.specs import resolve_input_specs
 from submodel_profiler.submodels import SubModel, profile_submodel
 from submodel_profiler.timing import Segment, SegmentTimer, TimeStats, TimingSettings
+from submodel_profiler.cross_methods import OtherMethods, other_methods, rank_correlations
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
 
@@ -45,6 +46,8 @@ def profile_model(
     timing_settings: TimingSettings = TimingSettings(),
     source: str | None = None,
     progress: bool = False,
+    step_stats_runs: int = 5,
+    callback_samples: int = 10,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -56,6 +59,10 @@ def profile_model(
         timing_settings: repeats, tolerance and budget of the timing method.
         source: where the model came from, recorded in the report.
         progress: show progress bars on stderr.
+        step_stats_runs: traced runs of the whole model for TF's per-node step stats, as
+            optimized and unfused (0 skips both); only with timing.
+        callback_samples: eager executions timed by LayerTimingCallback (0 skips); only with
+            timing.
 
     Returns:
         A Report; float ops follow TF's convention (a multiply-add is 2 float ops).
@@ -67,17 +74,18 @@ def profile_model(
     rows = plan_rows(model)
     whole = profile_whole_graph(model, rows, specs)
     results = _profile_submodels(rows, whole, progress)
-    times, whole_time, loop_us = {}, None, None
+    times, whole_time, loop_us, others = {}, None, None, OtherMethods()
     if timing:
         times, whole_time, loop_us = _time_rows(results, whole, specs, timing_settings, progress)
-    layers = tuple(_layer_row(row, whole, results[row.key], times) for row in rows)
+        others = other_methods(model, whole, specs, step_stats_runs, callback_samples)
+    layers = tuple(_layer_row(row, whole, results[row.key], times, others) for row in rows)
     return Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
         settings=_settings(timing, timing_settings, loop_us),
         layers=layers,
         totals=_totals(layers, whole, whole_time),
-        cross_check=_cross_check(layers, whole),
+        cross_check=_cross_check(layers, whole, others.errors),
     )
 
 
@@ -147,13 +155,17 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
     return dict(zip(keys, stats[:-1])), stats[-1], timer.overhead_us
 
 
-def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict) -> LayerRow:
+def _label(key) -> str:
+    name, index = key
+    return name if index == 0 else f"{name}[{index}]"
+
+
+def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
+               others: OtherMethods) -> LayerRow:  # fmt: skip
     trace = whole.row_traces[row.key]
     sub = result.submodel
-    same_as = None
-    if result.representative != row.key:
-        name, index = result.representative
-        same_as = name if index == 0 else f"{name}[{index}]"
+    same_as = None if result.representative == row.key else _label(result.representative)
+    fused_into = others.in_graph.fused_into.get(row.key) if others.in_graph else None
     return LayerRow(
         name=row.name,
         type=row.type,
@@ -169,6 +181,10 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict)
         error=result.error,
         uncounted_ops=whole.row_uncounted[row.key],
         same_as=same_as,
+        in_graph_time_us=others.in_graph.times_us.get(row.key) if others.in_graph else None,
+        unfused_time_us=others.unfused.times_us.get(row.key) if others.unfused else None,
+        fused_into=None if fused_into is None else _label(fused_into),
+        callback_time_us=others.callback.get(row.key),
     )
 
 
@@ -179,13 +195,16 @@ def _params(row: RowPlan) -> int:
     return int(row.operation.count_params()) if row.operation.built else 0
 
 
+def _sum(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(sum(values)) if values else None
+
+
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
-    time_us = None
+    time_us = _sum(r.time_us.median if r.time_us else None for r in layers)
     additivity = None
-    if whole_time is not None:
-        time_us = float(sum(r.time_us.median for r in layers if r.time_us is not None))
-        if whole_time.median > 0:
-            additivity = time_us / whole_time.median
+    if whole_time is not None and time_us is not None and whole_time.median > 0:
+        additivity = time_us / whole_time.median
     return Totals(
         flops=sum(r.flops or 0 for r in layers),
         whole_graph_flops=whole.reference.total,
@@ -193,15 +212,25 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
         time_us=time_us,
         whole_model_time_us=whole_time,
         additivity=additivity,
+        in_graph_time_us=_sum(r.in_graph_time_us for r in layers),
+        unfused_time_us=_sum(r.unfused_time_us for r in layers),
+        callback_time_us=_sum(r.callback_time_us.median if r.callback_time_us else None
+                              for r in layers),  # fmt: skip
     )
 
 
-def _cross_check(layers, whole: WholeGraph) -> CrossCheck:
+def _cross_check(layers, whole: WholeGraph, method_errors: dict) -> CrossCheck:
     mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
     failed = tuple(r.label for r in layers if r.error is not None)
     total = sum(r.flops or 0 for r in layers)
     exact = not mismatched and not failed and total == whole.reference.total
-    return CrossCheck(flops_exact=exact, mismatched_rows=mismatched, failed_rows=failed)
+    return CrossCheck(
+        flops_exact=exact,
+        mismatched_rows=mismatched,
+        failed_rows=failed,
+        rank_correlation=rank_correlations(layers),
+        method_errors=dict(method_errors),
+    )
 
 
 def _model_info(model, source, batch_size: int, specs) -> ModelInfo:

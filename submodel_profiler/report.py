@@ -81,6 +81,10 @@ class LayerRow:
     error: str | None = None
     uncounted_ops: dict = field(default_factory=dict)
     same_as: str | None = None
+    in_graph_time_us: float | None = None  # TF step stats, whole model as optimized
+    unfused_time_us: float | None = None  # TF step stats, whole model without node-merging rewrites
+    fused_into: str | None = None  # as optimized, this row's work runs in that row's node
+    callback_time_us: TimeStats | None = None  # LayerTimingCallback, eager predict
 
     @property
     def label(self) -> str:
@@ -100,6 +104,9 @@ class Totals:
     time_us: float | None = None  # Σ rows' median isolated times
     whole_model_time_us: TimeStats | None = None
     additivity: float | None = None  # time_us / whole_model_time_us.median
+    in_graph_time_us: float | None = None  # Σ rows, as optimized (step stats)
+    unfused_time_us: float | None = None  # Σ rows, unfused (step stats)
+    callback_time_us: float | None = None  # Σ rows' median callback times
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,10 @@ class CrossCheck:
     flops_exact: bool
     mismatched_rows: tuple = ()  # labels of rows whose two counts differ
     failed_rows: tuple = ()  # labels of rows that could not be profiled
+    # Spearman correlation of rows' isolated times with each other method's times
+    # (keys: "unfused", "in_graph", "callback"; None where fewer than 3 rows have both).
+    rank_correlation: dict = field(default_factory=dict)
+    method_errors: dict = field(default_factory=dict)  # timing method -> why it did not run
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,7 @@ def _row(data: dict) -> LayerRow:
     row["input_shapes"] = tuple(tuple(s) for s in row.get("input_shapes", ()))
     row["output_shapes"] = tuple(tuple(s) for s in row.get("output_shapes", ()))
     row["time_us"] = _stats(row.get("time_us"))
+    row["callback_time_us"] = _stats(row.get("callback_time_us"))
     return LayerRow(**row)
 
 

@@ -1,0 +1,468 @@
+"""TF's own per-node execution statistics of the whole model, attributed to rows.
+
+The instrumented concrete function of `whole_graph` (whose graph node names map to rows) is
+rebuilt as a standalone `tf.Graph` with the same node names, run in a `tf.compat.v1.Session`
+with step tracing, and the kernel time of every executed node (`NodeExecStats`:
+op_end_rel - op_start_rel, recorded in nanoseconds, reported in microseconds) is summed per row.
+One warm-up run comes first (grappler runs then, and it returns the executed graph); each of
+the `runs` traced runs that follow gives one sum per row, and the median is reported. Medians do
+not add up: the row medians plus the unattributed median equal `total_us` only for one run.
+Software tracing suffices on CPU (FULL_TRACE would start a profiler session per run for the
+same node statistics); on a GPU it records kernel launches, not kernel durations.
+
+Weights. By default a captured variable stays a variable (its resource placeholder becomes a
+`VarHandleOp` of the same name, assigned once per session), so grappler sees what it sees when
+TF runs `model(x)`: it cannot fold weight values. `freeze_weights=True` makes every weight a
+`Const` (ReadVariableOp → Identity, as `convert_variables_to_constants_v2` does, same node
+names, without its slow inlining pass); grappler then also folds weight values: BN scales are
+multiplied into convolution filters, and adds of all-zero biases (every bias of a
+`weights=None` model) are removed, so what fuses then depends on the weights' values.
+
+Modes. `optimized=True` runs TF's default grappler and graph optimizations: the remapper fuses
+e.g. Conv2D + BiasAdd + Relu into one `_FusedConv2D` carrying the name of the pattern's last
+node; the arithmetic optimizer rewrites add trees into nodes with derived names.
+`optimized=False` turns grappler off and the graph optimizer down to L0 (no constant folding,
+no common-subexpression elimination), so every traced node runs as traced.
+
+Node names. An executed node keeps its traced name or carries one derived from it
+(`original_name`: `ConstantFolding/x_recip`, `x/merged_input`, `scope/ArithmeticOptimizer/
+AddOpsRewrite_Leaf_1_Add`); a ":suffix" in a step-stats name is cut off. Nodes that map to no
+row (`_SOURCE`, `_arg_*`, `_retval_*`, the output `Identity`, unmatched grappler nodes) are
+unattributed: counted and timed, never dropped.
+
+Fusion. A row is covered when one of its data-path nodes (nodes that depend on a model input;
+weight reads and weight-only arithmetic are not) still runs as a node doing work (not a Const,
+`NOT_WORK_OPS`), by name or by derived name. A row with none is `fused_into` the row owning the
+running node the fewest data edges downstream of its nodes in the traced graph (ties: the
+earliest row). Grappler names a fused node after the pattern's last node, so the first
+surviving node downstream is the one that now computes the row's output; when a node was
+simply removed (an add of zeros, an identity) it is the node that now reads its input. The
+nodes of a fused row that still run (its weight reads) are timed with the row it is fused
+into. A row with no running node downstream is `eliminated`, its time unattributed. Rows
+without any graph op (Keras 3 Dropout at inference) are absent from `node_owner` and reported
+nowhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+# Executed op types that only hold or route values: a derived node of one of these types (a
+# weight folded into `x/merged_input`) does not keep a row covered.
+NOT_WORK_OPS = frozenset({"Const", "HostConst", "VarHandleOp", "NoOp", "_Arg", "_Retval",
+                          "Placeholder", "_Send", "_Recv", "_HostSend", "_HostRecv"})
+# Path segments grappler inserts into the names of nodes it creates (ConstantFolding/x,
+# scope/ArithmeticOptimizer/AddOpsRewrite_x).
+_GRAPPLER_SEGMENT = re.compile(r"^[A-Z]\w*(Optimizer|Folding|Remapper)$")
+_NAME_BOUNDARY = "/_-:"
+
+
+@dataclass(frozen=True)
+class InGraphTimes:
+    """Per-row kernel times of one whole-model execution mode (microseconds, medians over runs).
+
+    `times_us[row]` sums the row's executed nodes and those of the rows fused into it;
+    `fused_into[row]` names the covered row that now does a row's work; `eliminated` rows have
+    no executed node left and none downstream. `total_us` sums every executed node, `step_us` is
+    the wall-clock span of the step (less than `total_us` when nodes run in parallel).
+    """
+
+    optimized: bool
+    weights_frozen: bool
+    runs: int
+    times_us: dict  # row key -> µs
+    fused_into: dict  # row key -> row key
+    eliminated: tuple
+    covered_rows: int
+    unattributed_us: float
+    unattributed_nodes: int
+    total_us: float
+    step_us: float
+
+
+@dataclass(frozen=True)
+class StandaloneGraph:
+    """A concrete function rebuilt as a session-runnable graph, node names unchanged."""
+
+    graph: object  # tf.Graph
+    graph_def: object  # GraphDef as traced, weights as VarHandleOp or Const, no init nodes
+    feeds: tuple  # tensor names, one per function argument, in order
+    fetches: tuple  # tensor names of the function's outputs
+    init_feeds: dict  # assign-op input tensor name -> np.ndarray (empty when frozen)
+    init_op: str | None  # name of the op assigning every variable, None when frozen
+    weights_frozen: bool
+
+
+def standalone_graph(concrete_function, freeze_weights: bool = False) -> StandaloneGraph:
+    """Rebuild `concrete_function` as a graph whose captures are variables or constants.
+
+    Raises:
+        ValueError: a captured resource is not one of the function's variables.
+    """
+    import tensorflow as tf
+
+    graph_def = concrete_function.graph.as_graph_def()
+    values = _capture_values(concrete_function)
+    _replace_captures(graph_def, values, freeze_weights)
+    runnable = type(graph_def)()
+    runnable.CopyFrom(graph_def)
+    init_feeds, init_op = {}, None
+    if not freeze_weights:
+        init_feeds, init_op = _add_assign_nodes(runnable, values)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(runnable, name="")
+    count = len(concrete_function.inputs) - len(concrete_function.captured_inputs)
+    return StandaloneGraph(
+        graph=graph,
+        graph_def=graph_def,
+        feeds=tuple(t.name for t in concrete_function.inputs[:count]),
+        fetches=tuple(t.name for t in concrete_function.outputs),
+        init_feeds=init_feeds,
+        init_op=init_op,
+        weights_frozen=freeze_weights,
+    )
+
+
+def _capture_values(concrete_function) -> dict:
+    """Placeholder node name -> (value as np.ndarray, is_variable) for every capture."""
+    import tensorflow as tf
+
+    variables = {id(v.handle): v for v in concrete_function.variables}
+    values = {}
+    captures = zip(concrete_function.graph.internal_captures, concrete_function.captured_inputs)
+    for placeholder, captured in captures:
+        name = placeholder.op.name
+        if captured.dtype != tf.resource:
+            values[name] = (np.asarray(captured.numpy()), False)
+        elif id(captured) in variables:
+            values[name] = (np.asarray(variables[id(captured)].numpy()), True)
+        else:
+            raise ValueError(
+                "Step statistics need every captured resource to be a variable of the function. "
+                f"Received: a capture {name!r} of type {type(captured).__name__} that is not."
+            )
+    return values
+
+
+def _replace_captures(graph_def, values: dict, freeze: bool) -> None:
+    """Turn capture placeholders into Const or VarHandleOp nodes of the same name, in place."""
+    import tensorflow as tf
+
+    frozen = set()
+    for node in graph_def.node:
+        if node.name not in values:
+            continue
+        value, is_variable = values[node.name]
+        node.ClearField("attr")
+        node.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+        if freeze or not is_variable:
+            node.op = "Const"
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+            frozen.add(node.name)
+        else:
+            node.op = "VarHandleOp"
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+            node.attr["shared_name"].s = node.name.encode()
+    for node in graph_def.node:
+        if node.op == "ReadVariableOp" and _source_name(node.input[0]) in frozen:
+            dtype = node.attr["dtype"].type
+            node.op = "Identity"
+            node.ClearField("attr")
+            node.attr["T"].type = dtype
+
+
+def _add_assign_nodes(graph_def, values: dict):
+    """Add nodes assigning every variable from a fed value; returns (feeds, init op name).
+
+    Built as NodeDefs (not Python ops), which is several times faster for hundreds of weights.
+    """
+    import tensorflow as tf
+
+    names = {n.name for n in graph_def.node}
+    prefix = next(f"step_stats_init_{i}" for i in range(len(names) + 1)
+                  if not any(n.startswith(f"step_stats_init_{i}") for n in names))
+    init = graph_def.node.add(name=prefix, op="NoOp")
+    feeds = {}
+    for i, (name, (value, is_variable)) in enumerate(values.items()):
+        if not is_variable:
+            continue
+        dtype = tf.as_dtype(value.dtype).as_datatype_enum
+        fed = graph_def.node.add(name=f"{prefix}/value_{i}", op="Placeholder")
+        fed.attr["dtype"].type = dtype
+        fed.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+        assign = graph_def.node.add(name=f"{prefix}/assign_{i}", op="AssignVariableOp")
+        assign.input.extend([name, fed.name])
+        assign.attr["dtype"].type = dtype
+        init.input.append(f"^{assign.name}")
+        feeds[f"{fed.name}:0"] = value
+    return feeds, prefix
+
+
+def _source_name(tensor_name: str) -> str:
+    """Node name of a GraphDef input ("^ctrl", "node:1" and "node" all give "node")."""
+    return tensor_name.lstrip("^").split(":")[0]
+
+
+def session_config(optimized: bool):
+    """ConfigProto: TF's defaults, or (optimized=False) grappler off and graph optimizer at L0."""
+    from tensorflow.core.protobuf import config_pb2
+
+    config = config_pb2.ConfigProto()
+    if not optimized:
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        options = config.graph_options.optimizer_options
+        options.opt_level = config_pb2.OptimizerOptions.L0
+        options.do_constant_folding = False
+        options.do_common_subexpression_elimination = False
+        options.do_function_inlining = False
+    return config
+
+
+def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs: int):
+    """Warm up once, then trace `runs` runs; returns (executed node name -> op type, step stats).
+
+    Raises:
+        ValueError: the number of inputs is not the number of function arguments.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
+
+    if len(inputs) != len(standalone.feeds):
+        raise ValueError(
+            f"The function takes {len(standalone.feeds)} input(s) ({', '.join(standalone.feeds)}). "
+            f"Received: {len(inputs)} input(s)."
+        )
+    feed = {name: np.asarray(x) for name, x in zip(standalone.feeds, inputs)}
+    fetches = list(standalone.fetches)
+    config = session_config(optimized)
+    with tf.compat.v1.Session(graph=standalone.graph, config=config) as session:
+        if standalone.init_op is not None:
+            session.run(standalone.init_op, standalone.init_feeds)
+        warm = config_pb2.RunMetadata()
+        session.run(fetches, feed, config_pb2.RunOptions(output_partition_graphs=True), warm)
+        traced = config_pb2.RunOptions(trace_level=config_pb2.RunOptions.SOFTWARE_TRACE)
+        stats = []
+        for _ in range(runs):
+            metadata = config_pb2.RunMetadata()
+            session.run(fetches, feed, traced, metadata)
+            stats.append(metadata.step_stats)
+    executed = {n.name: n.op for g in warm.partition_graphs for n in g.node}
+    return executed, stats
+
+
+def node_times_us(step_stats) -> tuple[dict, float]:
+    """(node name -> kernel time in µs summed over its executions, step wall span in µs).
+
+    A name carrying a ":suffix" is cut at the colon (TF node names never contain one).
+    """
+    times: dict = defaultdict(float)
+    starts, ends = [], []
+    for device in step_stats.dev_stats:
+        for stats in device.node_stats:
+            kernel, start, end = _node_interval_us(stats)
+            times[stats.node_name.split(":")[0]] += kernel
+            starts.append(start)
+            ends.append(end)
+    span = max(ends) - min(starts) if starts else 0.0
+    return dict(times), span
+
+
+def _node_interval_us(s) -> tuple[float, float, float]:
+    """(kernel time, start, end) of one NodeExecStats, µs.
+
+    Kernel time is op_end_rel - op_start_rel; start and end bound the node's whole execution.
+    The nanosecond fields are used, the microsecond ones where those are unset.
+    """
+    if s.all_start_nanos or s.op_end_rel_nanos:
+        start, scale = s.all_start_nanos / 1e3, 1e3
+        op_start, op_end, end = s.op_start_rel_nanos, s.op_end_rel_nanos, s.all_end_rel_nanos
+    else:
+        start, scale = float(s.all_start_micros), 1.0
+        op_start, op_end, end = s.op_start_rel_micros, s.op_end_rel_micros, s.all_end_rel_micros
+    return max(op_end - op_start, 0) / scale, start, start + end / scale
+
+
+def original_name(name: str, traced_names) -> str | None:
+    """The traced node an executed node name stands for, or None.
+
+    In order: the name itself; for names with a grappler segment (`ConstantFolding/x/y_recip`,
+    `scope/ArithmeticOptimizer/AddOpsRewrite_Leaf_1_Add`) the longest traced name prefixing
+    what follows it, then `scope/tail` for every "_"-separated tail; finally the longest traced
+    name prefixing the name at a boundary (`x/merged_input`, `x-TransposeNHWCToNCHW-...`).
+    """
+    if name in traced_names:
+        return name
+    segments = name.split("/")
+    marks = [i for i, s in enumerate(segments) if _GRAPPLER_SEGMENT.match(s)]
+    if marks:
+        scope, rest = "/".join(segments[: marks[0]]), "/".join(segments[marks[0] + 1 :])
+        found = _longest_prefix(rest, traced_names)
+        if found is not None:
+            return found
+        pieces = rest.split("_")
+        for i in range(len(pieces)):
+            candidate = "_".join(pieces[i:])
+            candidate = f"{scope}/{candidate}" if scope else candidate
+            if candidate in traced_names:
+                return candidate
+    return _longest_prefix(name, traced_names)
+
+
+def _longest_prefix(name: str, traced_names) -> str | None:
+    """Longest traced name that `name` starts with, followed by a boundary character."""
+    for end in range(len(name) - 1, 0, -1):
+        if name[end] in _NAME_BOUNDARY and name[:end] in traced_names:
+            return name[:end]
+    return None
+
+
+def data_path(graph_def, feeds) -> set:
+    """Names of the nodes that depend on a fed input through data edges (feeds included)."""
+    consumers = _consumers(graph_def)
+    reached = {_source_name(f) for f in feeds}
+    queue = deque(reached)
+    while queue:
+        for user in consumers.get(queue.popleft(), ()):
+            if user not in reached:
+                reached.add(user)
+                queue.append(user)
+    return reached
+
+
+def _consumers(graph_def) -> dict:
+    """Node name -> names of the nodes reading one of its outputs (data edges only)."""
+    users = defaultdict(list)
+    for node in graph_def.node:
+        for tensor in node.input:
+            if not tensor.startswith("^"):
+                users[_source_name(tensor)].append(node.name)
+    return users
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    """Which traced node each executed node stands for, and the rows' fate in this execution."""
+
+    traced_of: dict  # executed node name -> traced node name or None
+    fused_into: dict  # row key -> covered row key
+    eliminated: tuple
+
+
+def attribute(graph_def, feeds, node_owner: dict, executed: dict) -> _Attribution:
+    """Map executed nodes to traced nodes; find covered, fused and eliminated rows."""
+    traced_names = {n.name for n in graph_def.node}
+    traced_of = {name: original_name(name, traced_names) for name in executed}
+    path = data_path(graph_def, feeds)
+    running = {traced_of[n] for n, op in executed.items() if op not in NOT_WORK_OPS} - {None}
+    row_nodes = defaultdict(set)
+    for name, key in node_owner.items():
+        row_nodes[key].add(name)
+    order = {key: i for i, key in enumerate(row_nodes)}
+    consumers = _consumers(graph_def)
+    fused_into, eliminated = {}, []
+    for key, names in row_nodes.items():
+        own = (names & path) or names  # a row computing from weights alone: all its nodes
+        if own & running:
+            continue
+        target = _nearest_running_row(own, running, consumers, node_owner, order)
+        if target is None:
+            eliminated.append(key)
+        else:
+            fused_into[key] = target
+    return _Attribution(traced_of, fused_into, tuple(eliminated))
+
+
+def _nearest_running_row(start, running, consumers, node_owner, order):
+    """Row owning the running node(s) fewest data edges downstream of `start`; ties: earliest."""
+    frontier, seen = set(start), set(start)
+    while frontier:
+        nxt = {u for n in frontier for u in consumers.get(n, ()) if u not in seen}
+        seen |= nxt
+        rows = {node_owner[n] for n in nxt & running if n in node_owner}
+        if rows:
+            return min(rows, key=order.__getitem__)
+        frontier = {n for n in nxt if n not in running}
+    return None
+
+
+def in_graph_times(
+    function,
+    node_owner: dict,
+    inputs: list,
+    optimized: bool,
+    runs: int = 5,
+    *,
+    freeze_weights: bool = False,
+) -> InGraphTimes:
+    """Per-row kernel times (µs) of the whole model as TF's executor runs it.
+
+    Args:
+        function: the instrumented ConcreteFunction of `whole_graph`, or a `StandaloneGraph`
+            built from it (build one with `standalone_graph` to share it between both modes).
+        node_owner: traced node name -> row key (`WholeGraph.node_owner()`).
+        inputs: one tensor or array per function argument.
+        optimized: TF's default optimizations (True) or none that merge nodes (False).
+        runs: traced runs after the warm-up; the median is reported.
+        freeze_weights: weights as constants instead of variables (ignored for a StandaloneGraph).
+
+    Raises:
+        ValueError: `runs` < 1, wrong number of inputs, or a capture that is not a variable.
+    """
+    if runs < 1:
+        raise ValueError(f"At least one traced run is needed. Received: runs={runs!r}.")
+    standalone = function
+    if not isinstance(function, StandaloneGraph):
+        standalone = standalone_graph(function, freeze_weights)
+    executed, stats = run_traced(standalone, inputs, optimized, runs)
+    for step in stats:  # Step-stats names absent from the executed graph (_SOURCE, ...).
+        for name in node_times_us(step)[0]:
+            executed.setdefault(name, "")
+    found = attribute(standalone.graph_def, standalone.feeds, node_owner, executed)
+    per_run = [_row_sums(step, found, node_owner) for step in stats]
+    keys = _ordered({k for run in per_run for k in run[0]}, node_owner)
+    return InGraphTimes(
+        optimized=optimized,
+        weights_frozen=standalone.weights_frozen,
+        runs=runs,
+        times_us={k: _median([run[0].get(k, 0.0) for run in per_run]) for k in keys},
+        fused_into=found.fused_into,
+        eliminated=found.eliminated,
+        covered_rows=len(keys),
+        unattributed_us=_median([run[1] for run in per_run]),
+        unattributed_nodes=len(set().union(*(run[2] for run in per_run))),
+        total_us=_median([sum(run[0].values()) + run[1] for run in per_run]),
+        step_us=_median([run[3] for run in per_run]),
+    )
+
+
+def _row_sums(step_stats, found: _Attribution, node_owner: dict):
+    """One run: (row key -> µs, unattributed µs, unattributed node names, step span µs)."""
+    times, span = node_times_us(step_stats)
+    sums: dict = defaultdict(float)
+    unattributed, names = 0.0, set()
+    for name, us in times.items():
+        key = node_owner.get(found.traced_of.get(name))
+        key = found.fused_into.get(key, key)
+        if key is None or key in found.eliminated:
+            unattributed += us
+            names.add(name)
+        else:
+            sums[key] += us
+    return dict(sums), unattributed, names, span
+
+
+def _ordered(keys, node_owner: dict) -> list:
+    """`keys` in row order (the order rows first appear in `node_owner`)."""
+    order = {}
+    for key in node_owner.values():
+        order.setdefault(key, len(order))
+    return sorted(keys, key=order.__getitem__)
+
+
+def _median(values) -> float:
+    return float(np.median(values)) if len(values) else 0.0

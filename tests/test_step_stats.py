@@ -1,0 +1,222 @@
+"""TF's per-node step statistics attributed to rows: coverage, fusion, name mapping, sums.
+
+Nothing here asserts a measured duration; times are only checked to be non-negative, positive
+where a row's node ran, and to add up. The fusion facts are those of TF 2.21's grappler on CPU.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from submodel_profiler import step_stats
+from submodel_profiler.graph_walk import plan_rows
+from submodel_profiler.specs import resolve_input_specs
+from submodel_profiler.timing import random_inputs
+from submodel_profiler.whole_graph import profile_whole_graph
+
+# Row times are medians of per-run sums; with one run they add up exactly, up to float rounding.
+SUM_TOLERANCE_US = 1e-6
+
+
+def _prepare(model):
+    """(row keys in order, node_owner, standalone graph, inputs) of a model at batch 1."""
+    rows = plan_rows(model)
+    specs = resolve_input_specs(model, 1)
+    whole = profile_whole_graph(model, rows, specs)
+    standalone = step_stats.standalone_graph(whole.instrumented_function)
+    return [r.key for r in rows], whole.node_owner(), standalone, random_inputs(specs)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_cnn):
+    return _prepare(tiny_cnn)
+
+
+@pytest.fixture(scope="module")
+def conv_relu(keras):
+    """Conv2D(bias) → ReLU layer and Dense(bias) → Activation("relu"): fusable across rows."""
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, name="conv")(inputs)
+    x = layers.ReLU(name="relu")(x)
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(5, name="dense")(x)
+    outputs = layers.Activation("relu", name="act")(x)
+    return _prepare(keras.Model(inputs, outputs))
+
+
+def _check_consistent(result, keys):
+    """Row keys are rows; fused rows are not timed and point at timed rows; times >= 0."""
+    assert set(result.times_us) <= set(keys)
+    assert set(result.fused_into) <= set(keys)
+    assert not set(result.fused_into) & set(result.times_us)
+    assert set(result.fused_into.values()) <= set(result.times_us)
+    assert result.covered_rows == len(result.times_us)
+    assert all(t >= 0 for t in result.times_us.values())
+    assert result.unattributed_us >= 0 and result.total_us > 0 and result.step_us > 0
+    # _SOURCE, the input's _Arg, the output Identity and its _Retval belong to no row.
+    assert result.unattributed_nodes >= 4
+
+
+def test_unoptimized_mode_covers_every_row_with_time(tiny):
+    keys, owner, standalone, inputs = tiny
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=False, runs=3)
+    _check_consistent(result, keys)
+    assert list(result.times_us) == keys  # every row, in row order
+    assert all(t > 0 for t in result.times_us.values())
+    assert result.fused_into == {} and result.eliminated == ()
+    assert not result.optimized and not result.weights_frozen and result.runs == 3
+
+
+def test_optimized_mode_keeps_batchnorm_rows_apart_with_variable_weights(tiny):
+    # Keras 3 BatchNormalization is Mul/Add on variables: nothing for the remapper to fuse
+    # across rows; Conv2D + BiasAdd and MatMul + BiasAdd fuse inside their own rows.
+    keys, owner, standalone, inputs = tiny
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=True, runs=3)
+    _check_consistent(result, keys)
+    assert list(result.times_us) == keys
+    assert result.fused_into == {}
+
+
+def test_remapper_fusion_across_rows_is_reported(conv_relu):
+    # Conv2D + BiasAdd + Relu becomes one _FusedConv2D named after the Relu; MatMul + BiasAdd +
+    # Relu one _FusedMatMul named after the activation.
+    keys, owner, standalone, inputs = conv_relu
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=True, runs=3)
+    _check_consistent(result, keys)
+    assert result.fused_into == {("conv", 0): ("relu", 0), ("dense", 0): ("act", 0)}
+    assert list(result.times_us) == [("relu", 0), ("flat", 0), ("act", 0)]
+    assert result.times_us[("relu", 0)] > 0
+
+
+def test_same_model_unoptimized_keeps_every_row(conv_relu):
+    keys, owner, standalone, inputs = conv_relu
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=False, runs=2)
+    _check_consistent(result, keys)
+    assert list(result.times_us) == keys and result.fused_into == {}
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_rows_and_unattributed_add_up_to_the_total_for_one_run(conv_relu, optimized):
+    keys, owner, standalone, inputs = conv_relu
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=optimized, runs=1)
+    attributed = sum(result.times_us.values()) + result.unattributed_us
+    assert attributed == pytest.approx(result.total_us, abs=SUM_TOLERANCE_US)
+
+
+def test_frozen_weights_fold_batchnorm_into_the_convolution(keras):
+    # With constant weights grappler multiplies the BN scale into the filter; the Conv2D runs
+    # under the name of BN's multiply, so the conv row is fused into the BN row.
+    layers = keras.layers
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    outputs = layers.ReLU(name="relu")(x)
+    model = keras.Model(inputs, outputs)
+    rows = plan_rows(model)
+    specs = resolve_input_specs(model, 1)
+    whole = profile_whole_graph(model, rows, specs)
+    owner, inputs = whole.node_owner(), random_inputs(specs)
+    concrete = whole.instrumented_function
+    frozen = step_stats.in_graph_times(concrete, owner, inputs, True, 2, freeze_weights=True)
+    assert frozen.weights_frozen
+    assert frozen.fused_into == {("conv", 0): ("bn", 0)}
+    _check_consistent(frozen, [r.key for r in rows])
+    unfused = step_stats.in_graph_times(concrete, owner, inputs, False, 2, freeze_weights=True)
+    assert list(unfused.times_us) == [r.key for r in rows]
+
+
+def test_shared_layer_call_sites_and_ghost_ops_keep_their_nodes(keras):
+    layers = keras.layers
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    shared = layers.Dense(3, name="shared")
+    gate = layers.ReLU(6.0, name="hs")(shared(a) + 3.0) * (1.0 / 6.0)  # ghost ops fused into hs
+    outputs = layers.Multiply(name="mul")([gate, shared(b)])
+    keys, owner, standalone, inputs = _prepare(keras.Model([a, b], outputs))
+    assert ("shared", 1) in keys and len(standalone.feeds) == 2
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=False, runs=2)
+    assert list(result.times_us) == keys
+    assert all(t > 0 for t in result.times_us.values())
+
+
+def test_wrong_inputs_and_runs_are_rejected(tiny):
+    keys, owner, standalone, inputs = tiny
+    with pytest.raises(ValueError, match="Received: 2 input"):
+        step_stats.in_graph_times(standalone, owner, inputs * 2, optimized=False)
+    with pytest.raises(ValueError, match="runs=0"):
+        step_stats.in_graph_times(standalone, owner, inputs, optimized=False, runs=0)
+
+
+def test_session_config_turns_node_merging_off_only_when_unoptimized():
+    assert not step_stats.session_config(True).graph_options.rewrite_options.disable_meta_optimizer
+    config = step_stats.session_config(False)
+    assert config.graph_options.rewrite_options.disable_meta_optimizer
+    assert not config.graph_options.optimizer_options.do_constant_folding
+    assert not config.graph_options.optimizer_options.do_common_subexpression_elimination
+
+
+TRACED = {"conv_1/convolution", "conv_10/convolution", "act_1/truediv", "block_add_1/Add"}
+
+
+@pytest.mark.parametrize(
+    "executed, traced",
+    [
+        ("conv_1/convolution", "conv_1/convolution"),
+        ("conv_1/convolution/merged_input", "conv_1/convolution"),
+        ("conv_10/convolution-0-TransposeNHWCToNCHW-LayoutOptimizer", "conv_10/convolution"),
+        ("ConstantFolding/act_1/truediv_recip", "act_1/truediv"),
+        ("block_add_1/ArithmeticOptimizer/AddOpsRewrite_Leaf_1_Add", "block_add_1/Add"),
+        ("block_add_1/ArithmeticOptimizer/AddOpsRewrite_Add", "block_add_1/Add"),
+        ("conv_1/convolutionX", None),  # no boundary after the traced name
+        ("_arg_keras_tensor_0_0", None),
+        ("_SOURCE", None),
+    ],
+)
+def test_original_name_maps_grappler_names_back(executed, traced):
+    assert step_stats.original_name(executed, TRACED) == traced
+
+
+def _step_stats(nodes):
+    """A StepStats with one CPU device; nodes are (name, start, op_start, op_end, end) in ns."""
+    from tensorflow.core.framework import step_stats_pb2
+
+    stats = step_stats_pb2.StepStats()
+    device = stats.dev_stats.add(device="/device:CPU:0")
+    for name, start, op_start, op_end, end in nodes:
+        device.node_stats.add(
+            node_name=name,
+            all_start_nanos=start,
+            op_start_rel_nanos=op_start,
+            op_end_rel_nanos=op_end,
+            all_end_rel_nanos=end,
+        )
+    return stats
+
+
+def test_node_times_are_kernel_intervals_summed_per_name():
+    stats = _step_stats(
+        [
+            ("a", 1_000, 500, 3_500, 4_000),  # kernel 3 µs
+            ("b:Conv2D", 5_000, 0, 2_000, 2_500),  # suffix cut at the colon
+            ("a", 9_000, 1_000, 2_000, 3_000),  # second execution of a: +1 µs
+        ]
+    )
+    times, span_us = step_stats.node_times_us(stats)
+    assert times == pytest.approx({"a": 4.0, "b": 2.0})
+    assert span_us == pytest.approx((9_000 + 3_000 - 1_000) / 1e3)
+
+
+def test_data_path_excludes_weight_arithmetic():
+    from tensorflow.core.framework import graph_pb2
+
+    graph_def = graph_pb2.GraphDef()
+    for name, inputs in [
+        ("x", []),
+        ("w", []),
+        ("w_read", ["w"]),
+        ("scale", ["w_read"]),  # weight-only arithmetic (BN's rsqrt · gamma)
+        ("y", ["x", "scale"]),
+        ("z", ["y:0", "^w_read"]),  # control edges do not carry data
+    ]:
+        graph_def.node.add(name=name, op="Op", input=inputs)
+    assert step_stats.data_path(graph_def, ["x:0"]) == {"x", "y", "z"}
