@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sampling budget per row, in seconds; sampling stops once the "
                              "budget of all rows is spent and every row has --min-repeats "
                              "samples (default: 0.02)")
+    checks = p.add_argument_group("timing cross-checks (only with timing)")
+    checks.add_argument("--step-stats-runs", type=int, default=5, metavar="N",
+                        help="traced runs of the whole model for TF's per-node step stats, as "
+                             "optimized and unfused (default: 5; 0 skips both)")
+    checks.add_argument("--callback-samples", type=int, default=5, metavar="N",
+                        help="eager predict executions timed by LayerTimingCallback "
+                             "(default: 5; 0 skips)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: on when stderr is a terminal)")
     p.add_argument("--version", action="version", version=_version())
@@ -95,7 +102,9 @@ def validate(args) -> None:
         raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
     args.input_shapes = [parse_shape(s) for s in args.input_shape] if args.input_shape else None
     for flag, value, low in (("--repeats", args.repeats, 1), ("--min-repeats", args.min_repeats, 1),
-                             ("--warmup", args.warmup, 0)):  # fmt: skip
+                             ("--warmup", args.warmup, 0),
+                             ("--step-stats-runs", args.step_stats_runs, 0),
+                             ("--callback-samples", args.callback_samples, 0)):  # fmt: skip
         if value < low:
             raise UsageError(f"{flag} must be at least {low}. Received: {value}.")
     if args.min_repeats > args.repeats:
@@ -127,7 +136,8 @@ def run(args) -> int:
     report = profile_model(
         loaded.model, batch_size=args.batch_size, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
-        progress=progress,
+        progress=progress, step_stats_runs=args.step_stats_runs,
+        callback_samples=args.callback_samples,
     )  # fmt: skip
     text = render(report, args.format)
     if args.output:

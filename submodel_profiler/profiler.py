@@ -47,7 +47,7 @@ def profile_model(
     source: str | None = None,
     progress: bool = False,
     step_stats_runs: int = 5,
-    callback_samples: int = 10,
+    callback_samples: int = 5,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -138,21 +138,21 @@ def computation_signature(row: RowPlan, specs) -> str | None:
 def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool):
     """Isolated times per representative row, the whole model's time, and the loop overhead."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
-    segments = [Segment(results[k].submodel.concrete, whole.row_traces[k].input_specs) for k in keys]
-    segments.append(Segment(whole.reference_function, tuple(specs)))
+    rows = [Segment(results[k].submodel.concrete, whole.row_traces[k].input_specs) for k in keys]
+    model = [Segment(whole.reference_function, tuple(specs))]
     timer = SegmentTimer(settings)
     bar = _progress_bar(None, progress, "timing")
-    bar.total = len(segments) + 1
+    bar.unit = "sample"
 
     def report(done, total):
-        bar.n = done
+        bar.total, bar.n = total, done
         bar.refresh()
 
     try:
-        stats = timer.time(segments, progress=report)
+        row_stats, (model_stats,) = timer.time([rows, model], progress=report)
     finally:
         bar.close()
-    return dict(zip(keys, stats[:-1])), stats[-1], timer.overhead_us
+    return dict(zip(keys, row_stats)), model_stats, timer.overhead_us
 
 
 def _label(key) -> str:
@@ -240,10 +240,16 @@ def _model_info(model, source, batch_size: int, specs) -> ModelInfo:
         source=source or "python",
         batch_size=batch_size,
         inputs=tuple(
-            TensorInfo(t.name, tuple(s.shape), s.dtype.name) for t, s in zip(inputs, specs)
+            TensorInfo(_input_name(t), tuple(s.shape), s.dtype.name) for t, s in zip(inputs, specs)
         ),
         params=int(model.count_params()),
     )
+
+
+def _input_name(tensor) -> str:
+    """The InputLayer's name (`input_layer`), not the KerasTensor's (`keras_tensor_3`)."""
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else tensor.name
 
 
 def _settings(timing: bool, s: TimingSettings, loop_us) -> Settings:

@@ -15,8 +15,9 @@ FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = (
     "index", "name", "type", "kind", "call_index", "fused_ops", "input_shapes",
     "output_shapes", "params", "flops", "whole_graph_flops", "flops_match", "time_us_median",
-    "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "uncounted_ops",
-    "same_as", "error",
+    "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
+    "in_graph_time_us", "fused_into", "callback_time_us_median", "uncounted_ops", "same_as",
+    "error",
 )  # fmt: skip
 
 
@@ -56,15 +57,23 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "flops": row.flops,
         "whole_graph_flops": row.whole_graph_flops,
         "flops_match": row.flops_match,
-        "time_us_median": None if t is None else round(t.median, 3),
-        "time_us_min": None if t is None else round(t.min, 3),
-        "time_us_max": None if t is None else round(t.max, 3),
-        "time_us_iqr": None if t is None else round(t.iqr, 3),
+        "time_us_median": _round(t and t.median),
+        "time_us_min": _round(t and t.min),
+        "time_us_max": _round(t and t.max),
+        "time_us_iqr": _round(t and t.iqr),
         "time_us_repeats": None if t is None else t.repeats,
+        "unfused_time_us": _round(row.unfused_time_us),
+        "in_graph_time_us": _round(row.in_graph_time_us),
+        "fused_into": row.fused_into,
+        "callback_time_us_median": _round(row.callback_time_us.median if row.callback_time_us else None),
         "uncounted_ops": " ".join(f"{k}:{v}" for k, v in row.uncounted_ops.items()),
         "same_as": row.same_as,
         "error": row.error,
     }
+
+
+def _round(value):
+    return None if value is None else round(value, 3)
 
 
 def render_table(report: Report) -> str:
@@ -73,7 +82,7 @@ def render_table(report: Report) -> str:
     headers = ["#", "name", "type", "fused ops", "output shape", "params", "float ops",
                "whole graph", "% flops"]  # fmt: skip
     if timed:
-        headers += ["time µs (median ± IQR)", "% time"]
+        headers += ["time µs (median ± IQR)", "% time", "unfused µs", "in-graph µs", "callback µs"]
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
     body = [_table_row(i, r, total_flops, total_time, timed) for i, r in enumerate(report.layers)]
@@ -84,7 +93,7 @@ def render_table(report: Report) -> str:
 
 def _alignment(headers) -> tuple:
     right = {"#", "params", "float ops", "whole graph", "% flops", "% time"}
-    return tuple("right" if h in right or h.startswith("time") else "left" for h in headers)
+    return tuple("right" if h in right or "µs" in h else "left" for h in headers)
 
 
 def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
@@ -105,11 +114,19 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
     ]
     if timed:
         t = row.time_us
+        cb = row.callback_time_us
         cells += [
             "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}",
             "" if t is None or not total_time else _percent(t.median, total_time),
+            _us(row.unfused_time_us),
+            f"→ {row.fused_into}" if row.fused_into else _us(row.in_graph_time_us),
+            _us(cb.median if cb else None),
         ]
     return cells
+
+
+def _us(value) -> str:
+    return "" if value is None else f"{value:,.1f}"
 
 
 def _header(report: Report) -> str:
@@ -128,12 +145,7 @@ def _footer(report: Report) -> list[str]:
         f"Float ops: Σ rows (sub-models) {t.flops:,}   whole graph {t.whole_graph_flops:,}   "
         f"unattributed {t.unattributed_flops:,}",
     ]
-    if t.time_us is not None and t.whole_model_time_us is not None:
-        w = t.whole_model_time_us
-        lines.append(
-            f"Time: Σ rows {t.time_us:,.1f} µs   whole model {w.median:,.1f} ± {w.iqr:,.1f} µs   "
-            f"additivity (Σ rows / whole) {t.additivity:.2f}"
-        )
+    lines += _timing_footer(report)
     lines.append(_verdict(report))
     lines.append(COUNTING_CONVENTION)
     uncounted = _uncounted_summary(report)
@@ -142,6 +154,32 @@ def _footer(report: Report) -> list[str]:
     if any(r.same_as for r in report.layers):
         lines.append("Rows identical to an earlier row (same config and input specs) reuse its "
                      "sub-model measurements; see same_as in the JSON.")  # fmt: skip
+    return lines
+
+
+def _timing_footer(report: Report) -> list[str]:
+    t, check = report.totals, report.cross_check
+    if t.time_us is None or t.whole_model_time_us is None:
+        return []
+    w = t.whole_model_time_us
+    lines = [
+        f"Isolated time: Σ rows {t.time_us:,.1f} µs   whole model (same method) "
+        f"{w.median:,.1f} ± {w.iqr:,.1f} µs   additivity (Σ rows / whole) {t.additivity:.2f}",
+    ]
+    others = [(label, total) for label, total in (
+        ("unfused step stats", t.unfused_time_us), ("in-graph step stats (as optimized)",
+        t.in_graph_time_us), ("callback (eager)", t.callback_time_us)) if total is not None]  # fmt: skip
+    if others:
+        lines.append("Other methods, Σ rows: " + "   ".join(f"{k} {v:,.1f} µs" for k, v in others))
+    rho = {k: v for k, v in check.rank_correlation.items() if v is not None}
+    if rho:
+        lines.append("Rank correlation (Spearman) of isolated times with: "
+                     + "   ".join(f"{k} {v:.2f}" for k, v in rho.items()))  # fmt: skip
+    fused = sum(1 for r in report.layers if r.fused_into)
+    if fused:
+        lines.append(f"{fused} row(s) fused into a neighbour by TF's optimizer (in-graph → row).")
+    for method, error in check.method_errors.items():
+        lines.append(f"The {method} cross-check did not run: {error}")
     return lines
 
 

@@ -109,7 +109,7 @@ def _warm_then_time(fn, xs, after):
     with tf.control_dependencies([after]):
         xs = [tf.identity(x) for x in xs]
     warm = _finish(fn(*xs))
-    with tf.control_dependencies([warm]):
+    with tf.control_dependencies([warm, after]):
         xs = [tf.identity(x) for x in xs]
         start = tf.timestamp()
     with tf.control_dependencies([start]):
@@ -173,40 +173,76 @@ def _empty_body(x):
 class SegmentTimer:
     """Times many computations side by side with `build_timing_function`.
 
-    `time(segments)` returns one TimeStats per segment (µs per execution) and records the
-    per-segment overhead it subtracted in `overhead_us`.
+    Segments are compiled in chunks of at most `chunk_size` (graph optimization cost grows faster
+    than linearly with the function's size), each chunk with its own calibration segment.
+    `time(groups)` takes groups of segments (a group never shares a compiled function with
+    another; put a large graph in a group of its own), returns one TimeStats per segment (µs
+    per execution), group by group, and records the median per-segment overhead it subtracted
+    in `overhead_us`.
     """
 
-    def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter):
+    def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter,
+                 chunk_size: int = 32):  # fmt: skip
         self.settings = settings
         self.clock = clock
+        self.chunk_size = chunk_size
         self.overhead_us: float | None = None
 
-    def time(self, segments: Sequence[Segment], progress=None) -> list[TimeStats]:
-        import tensorflow as tf
-
+    def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
-        calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
-        everything = [calibration, *segments]
-        run = build_timing_function(everything)
-        xs = [x for seg in everything for x in random_inputs(seg.specs)]
-        if s.warmup:
-            run(tf.constant(s.warmup), *xs)
-        chunk = max(1, min(s.min_repeats, s.max_repeats))
-        samples = np.zeros((0, len(everything)))
-        deadline = self.clock() + s.budget_s * len(everything)
-        while len(samples) < s.max_repeats:
-            n = min(chunk, s.max_repeats - len(samples))
-            seconds, _ = run(tf.constant(n), *xs)
-            samples = np.vstack([samples, seconds.numpy() * 1e6])
+        size = self.chunk_size
+        chunks = [[_Chunk(g[i : i + size]) for i in range(0, len(g), size)] for g in groups]
+        flat = [chunk for group in chunks for chunk in group]
+        total = sum(len(g) for g in groups)
+        for chunk in flat:
+            chunk.sample(s.warmup, keep=False)
+        step = max(1, min(s.min_repeats, s.max_repeats))
+        deadline = self.clock() + s.budget_s * total
+        taken = 0
+        while taken < s.max_repeats:
+            n = min(step, s.max_repeats - taken)
+            for chunk in flat:
+                chunk.sample(n)
+            taken += n
             if progress is not None:
-                progress(len(samples), s.max_repeats)
-            if len(samples) >= s.min_repeats and (
-                self.clock() > deadline or _all_stable(samples, s.tolerance)
+                progress(taken, s.max_repeats)
+            if taken >= s.min_repeats and (
+                self.clock() > deadline or all(c.stable(s.tolerance) for c in flat)
             ):
                 break
-        self.overhead_us = float(np.median(samples[:, 0]))
-        net = np.maximum(samples[:, 1:] - self.overhead_us, 0.0)
+        self.overhead_us = float(np.median([c.overhead_us() for c in flat]))
+        return [[stats for chunk in group for stats in chunk.stats()] for group in chunks]
+
+
+class _Chunk:
+    """One compiled timing function: a calibration segment plus up to chunk_size segments."""
+
+    def __init__(self, segments: Sequence[Segment]):
+        import tensorflow as tf
+
+        calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
+        everything = [calibration, *segments]
+        self.run = build_timing_function(everything)
+        self.xs = [x for seg in everything for x in random_inputs(seg.specs)]
+        self.samples = np.zeros((0, len(everything)))
+
+    def sample(self, n: int, keep: bool = True) -> None:
+        import tensorflow as tf
+
+        if n < 1:
+            return
+        seconds, _ = self.run(tf.constant(n), *self.xs)
+        if keep:
+            self.samples = np.vstack([self.samples, seconds.numpy() * 1e6])
+
+    def overhead_us(self) -> float:
+        return float(np.median(self.samples[:, 0]))
+
+    def stable(self, tolerance: float) -> bool:
+        return _all_stable(self.samples, tolerance)
+
+    def stats(self) -> list[TimeStats]:
+        net = np.maximum(self.samples[:, 1:] - self.overhead_us(), 0.0)
         return [TimeStats.from_samples(net[:, k]) for k in range(net.shape[1])]
 
 

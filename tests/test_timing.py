@@ -45,7 +45,7 @@ def test_segment_timer_respects_repeat_bounds():
     settings = TimingSettings(warmup=1, min_repeats=4, max_repeats=6, budget_s=10.0, tolerance=1e-9)
     spec = (tf.TensorSpec((64, 64), tf.float32),)
     segments = [Segment(lambda x: tf.matmul(x, x), spec), Segment(lambda x: x, spec)]
-    stats = SegmentTimer(settings).time(segments)
+    (stats,) = SegmentTimer(settings).time([segments])
     assert len(stats) == 2
     # tolerance ~0 is never met, so sampling runs to max_repeats.
     assert [s.repeats for s in stats] == [6, 6]
@@ -59,5 +59,18 @@ def test_segment_timer_stops_at_min_repeats_when_budget_is_spent():
     settings = TimingSettings(warmup=0, min_repeats=3, max_repeats=50, budget_s=1.0, tolerance=1e-9)
     timer = SegmentTimer(settings, clock=lambda: float(next(ticks)))
     spec = (tf.TensorSpec((8,), tf.float32),)
-    stats = timer.time([Segment(lambda x: x * 2.0, spec)])
+    (stats,) = timer.time([[Segment(lambda x: x * 2.0, spec)]])
     assert stats[0].repeats == 3
+
+
+def test_groups_and_chunks_keep_segment_order():
+    import tensorflow as tf
+
+    settings = TimingSettings(warmup=0, min_repeats=2, max_repeats=2, budget_s=10.0)
+    specs = [tf.TensorSpec((n,), tf.float32) for n in (1, 2, 3)]
+    timer = SegmentTimer(settings, chunk_size=2)
+    first, second = timer.time([[Segment(tf.identity, (s,)) for s in specs],
+                                [Segment(tf.identity, (specs[0],))]])  # fmt: skip
+    assert [len(first), len(second)] == [3, 1]
+    assert all(s.repeats == 2 for s in first + second)
+    assert timer.overhead_us >= 0
