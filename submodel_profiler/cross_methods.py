@@ -24,11 +24,12 @@ class OtherMethods:
     errors: dict = field(default_factory=dict)  # method -> message
 
 
-def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: int) -> OtherMethods:
+def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: int,
+                  int_high: int = 10) -> OtherMethods:  # fmt: skip
     """Run the step-stats (both modes) and callback methods on one set of random inputs."""
     from submodel_profiler.timing import random_inputs
 
-    inputs = random_inputs(specs)
+    inputs = random_inputs(specs, int_high=int_high)
     errors: dict = {}
     in_graph = unfused = None
     callback: dict = {}

@@ -31,6 +31,14 @@ class RowPlan:
     operation: object = field(repr=False)
     nodes: tuple = field(repr=False)
     fused_ops: tuple[str, ...] = ()
+    # With expanded nested models: (inner KerasTensor, outer KerasTensor) pairs whose values
+    # must be bound before this row runs (the nested model's inputs) and after it (the outer
+    # node's outputs, from the nested model's outputs).
+    bind_before: tuple = field(default=(), repr=False)
+    bind_after: tuple = field(default=(), repr=False)
+    # Subclassed models have no nodes: the recorded (args, kwargs) of the call site, tensors
+    # replaced by subclassed.TensorSlot (see subclassed.py).
+    call_template: object = field(default=None, repr=False)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -115,24 +123,39 @@ def is_activation(operation) -> bool:
     )
 
 
-def plan_rows(model) -> list[RowPlan]:
-    """One RowPlan per layer call site and per unfused ghost op, in execution order."""
-    graph = functional_graph(model)
+def plan_rows(model, expand_nested: bool = False) -> list[RowPlan]:
+    """One RowPlan per layer call site and per unfused ghost op, in execution order.
+
+    With `expand_nested`, a nested Functional/Sequential model called once is replaced by rows
+    for its own layers, named by path (`backbone/conv`), recursively.
+    """
+    return _plan_graph(functional_graph(model), "", expand_nested)
+
+
+def _plan_graph(graph, prefix: str, expand: bool) -> list[RowPlan]:
     nodes = execution_order(graph)
     fusion = _GhostFusion(nodes, graph.outputs)
+    calls_per_op = defaultdict(int)
+    for node in nodes:
+        calls_per_op[id(node.operation)] += 1
     call_counts: dict[int, int] = defaultdict(int)
     rows = []
     for node in nodes:
         if id(node) in fusion.absorbed:
             continue
         op = node.operation
+        if expand and calls_per_op[id(op)] == 1 and _nested_graph(op) is not None:
+            inner = _expand(node, prefix, expand)
+            if inner:
+                rows.extend(inner)
+                continue
         call_index = call_counts[id(op)]
         call_counts[id(op)] += 1
         before, after = fusion.chains.get(id(node), ((), ()))
         run = (*before, node, *after)
         rows.append(
             RowPlan(
-                name=op.name,
+                name=prefix + op.name,
                 type=type(op).__name__,
                 kind="op" if is_ghost(op) else "layer",
                 call_index=call_index,
@@ -142,6 +165,41 @@ def plan_rows(model) -> list[RowPlan]:
             )
         )
     return rows
+
+
+def _nested_graph(operation):
+    """The functional graph of a nested Functional/Sequential model, else None."""
+    import keras
+
+    if not isinstance(operation, keras.Model):
+        return None
+    graph = operation._functional if isinstance(operation, keras.Sequential) else operation
+    return graph if hasattr(graph, "_nodes_by_depth") else None
+
+
+def _expand(node, prefix: str, expand: bool) -> list[RowPlan]:
+    """Rows of the nested model called at `node`, bound to the outer graph's tensors."""
+    import dataclasses
+
+    op = node.operation
+    graph = _nested_graph(op)
+    outer_inputs = unique_tensors(node.arguments.keras_tensors)
+    if len(outer_inputs) != len(graph.inputs) or len(node.outputs) != len(graph.outputs):
+        return []
+    rows = _plan_graph(graph, f"{prefix}{op.name}/", expand)
+    if not rows:
+        return []
+    bind_in = tuple(zip(graph.inputs, outer_inputs))
+    bind_out = tuple(zip(node.outputs, graph.outputs))
+    rows[0] = dataclasses.replace(rows[0], bind_before=bind_in + rows[0].bind_before)
+    rows[-1] = dataclasses.replace(rows[-1], bind_after=rows[-1].bind_after + bind_out)
+    return rows
+
+
+def bind(pairs, tensor_values: dict) -> None:
+    """Give each first KerasTensor of `pairs` the value of the second."""
+    for target, source in pairs:
+        tensor_values[id(target)] = tensor_values[id(source)]
 
 
 class _GhostFusion:

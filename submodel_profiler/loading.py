@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 
 MODEL_FILE_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -84,30 +85,74 @@ def resolve_source(spec: str) -> str:
     return "application"
 
 
-def load_model(spec: str, input_shape: tuple[int, ...] | None = None) -> LoadedModel:
+def load_model(
+    spec: str, input_shape: tuple[int, ...] | None = None, custom_objects: dict | None = None
+) -> LoadedModel:
     """Load a `.keras`/`.h5` file (safe_mode on) or build a `keras.applications` model.
 
     Args:
         spec: a path to a model file, or an application name such as "MobileNetV3Large".
         input_shape: for applications, the per-sample input shape (H, W, C); defaults to the
             application's documented default size.
+        custom_objects: name -> class/function for custom layers in a model file
+            (see `import_custom_objects`).
 
     Raises:
         UsageError: the file is missing or unreadable, or the name is not an application.
     """
     if resolve_source(spec) == "file":
-        return LoadedModel(_load_file(spec), f"file:{os.path.abspath(spec)}")
+        return LoadedModel(_load_file(spec, custom_objects), f"file:{os.path.abspath(spec)}")
     return LoadedModel(_build_application(spec, input_shape), f"application:{spec}")
 
 
-def _load_file(path: str):
+def import_custom_objects(specs) -> dict:
+    """Import what `--custom-objects` names: "module:attr" (one object) or "module" (all the
+    objects it registers with `keras.saving.register_keras_serializable` on import).
+
+    Returns the name -> object dict to pass as `custom_objects`.
+
+    Raises:
+        UsageError: the module cannot be imported or lacks the attribute.
+    """
+    import importlib
+
+    from submodel_profiler.errors import UsageError
+
+    objects = {}
+    for spec in specs or ():
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as e:
+            raise UsageError(
+                f"--custom-objects: could not import module {module_name!r} ({_first_line(e)}). "
+                f"Received: {spec!r}; the module must be importable (on PYTHONPATH)."
+            ) from e
+        if attr:
+            if not hasattr(module, attr):
+                raise UsageError(f"--custom-objects: module {module_name!r} has no {attr!r}. Received: {spec!r}.")
+            objects[attr] = getattr(module, attr)
+    return objects
+
+
+def _load_file(path: str, custom_objects: dict | None = None):
     import keras
 
     from submodel_profiler.errors import UsageError
 
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects, compile=False, safe_mode=True
+        )
     except Exception as e:  # Keras raises many types for unreadable files.
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(e))
+        if missing:
+            name = missing.group(1)
+            raise UsageError(
+                f"Could not load {path!r}: it uses the custom object {name!r}, which is not "
+                f"available. Pass --custom-objects MODULE:{name} (or a MODULE that registers it "
+                "with keras.saving.register_keras_serializable), with MODULE importable."
+            ) from e
         raise UsageError(
             f"Could not load {path!r} as a Keras model. Keras said: {_first_line(e)}"
         ) from e

@@ -29,6 +29,33 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_input_shapes(texts):
+    """Parse repeated --input-shape values: all positional ("224,224,3") -> list of shapes in
+    input order, or all named ("image=224,224,3") -> {input name: shape}; None if none given.
+
+    Raises:
+        UsageError: a malformed shape, or named and positional values mixed.
+    """
+    if not texts:
+        return None
+    named = ["=" in t for t in texts]
+    if any(named) and not all(named):
+        raise UsageError(
+            "--input-shape values must be all positional (224,224,3) or all named "
+            f"(NAME=224,224,3). Received: {', '.join(texts)}."
+        )
+    if not any(named):
+        return [parse_shape(t) for t in texts]
+    pairs = [t.split("=", 1) for t in texts]
+    return {name.strip(): parse_shape(shape) for name, shape in pairs}
+
+
+def input_name(tensor) -> str:
+    """The InputLayer's name (`image`), not the KerasTensor's (`keras_tensor_3`)."""
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else tensor.name
+
+
 def check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"The batch size must be a positive integer. Received: batch_size={batch_size!r}.")
@@ -41,8 +68,9 @@ def resolve_input_specs(model, batch_size: int, input_shapes=None) -> list:
     Args:
         model: a Functional or Sequential Keras model.
         batch_size: the batch dimension to trace with.
-        input_shapes: optional per-sample shapes, one per model input in order; they fill the
-            dims the model leaves free and must agree with the dims it fixes.
+        input_shapes: optional per-sample shapes, one per model input in order, or a dict
+            {input name: shape}; they fill the dims the model leaves free and must agree with
+            the dims it fixes.
 
     Raises:
         UsageError: dims are left undefined, or the given shapes do not fit the model's inputs.
@@ -53,23 +81,38 @@ def resolve_input_specs(model, batch_size: int, input_shapes=None) -> list:
 
     check_batch_size(batch_size)
     inputs = functional_graph(model).inputs
-    if input_shapes and len(input_shapes) != len(inputs):
-        raise UsageError(
-            f"The model has {len(inputs)} input(s) ({_describe(inputs)}); pass one --input-shape "
-            f"per input, in order. Received: {len(input_shapes)} --input-shape value(s)."
-        )
+    given_shapes = _shapes_in_input_order(inputs, input_shapes)
     specs = []
-    for i, tensor in enumerate(inputs):
-        given = tuple(input_shapes[i]) if input_shapes else None
+    for tensor, given in zip(inputs, given_shapes):
         dims = _per_sample_dims(tensor, given)
         batch = tensor.shape[0]
         if batch is not None and batch != batch_size:
             raise UsageError(
-                f"Input {tensor.name!r} has a fixed batch size of {batch}. "
+                f"Input {input_name(tensor)!r} has a fixed batch size of {batch}. "
                 f"Received: batch_size={batch_size}."
             )
         specs.append(tf.TensorSpec((batch_size, *dims), tensor.dtype, name=_safe_name(tensor.name)))
     return specs
+
+
+def _shapes_in_input_order(inputs, input_shapes) -> list:
+    if not input_shapes:
+        return [None] * len(inputs)
+    if isinstance(input_shapes, dict):
+        names = [input_name(t) for t in inputs]
+        unknown = sorted(set(input_shapes) - set(names))
+        if unknown:
+            raise UsageError(
+                f"--input-shape names an input the model does not have: {', '.join(unknown)}. "
+                f"The model's inputs are: {_describe(inputs)}."
+            )
+        return [tuple(input_shapes[n]) if n in input_shapes else None for n in names]
+    if len(input_shapes) != len(inputs):
+        raise UsageError(
+            f"The model has {len(inputs)} input(s) ({_describe(inputs)}); pass one --input-shape "
+            f"per input, in order. Received: {len(input_shapes)} --input-shape value(s)."
+        )
+    return [tuple(s) for s in input_shapes]
 
 
 def _per_sample_dims(tensor, given):
@@ -77,7 +120,7 @@ def _per_sample_dims(tensor, given):
     if given is None:
         if any(d is None for d in model_dims):
             raise UsageError(
-                f"Input {tensor.name!r} has shape {_fmt(tensor.shape)} with undefined dimensions, "
+                f"Input {input_name(tensor)!r} has shape {_fmt(tensor.shape)} with undefined dimensions, "
                 "and TF's profiler silently skips ops of unknown shape. Pass the per-sample shape "
                 "with --input-shape (e.g. --input-shape 224,224,3), or input_shapes= in the API."
             )
@@ -86,7 +129,7 @@ def _per_sample_dims(tensor, given):
         m is not None and m != g for m, g in zip(model_dims, given)
     ):
         raise UsageError(
-            f"Input {tensor.name!r} expects a per-sample shape matching {_fmt(model_dims)}. "
+            f"Input {input_name(tensor)!r} expects a per-sample shape matching {_fmt(model_dims)}. "
             f"Received: --input-shape {','.join(map(str, given))}."
         )
     return given
@@ -101,4 +144,4 @@ def _fmt(shape) -> str:
 
 
 def _describe(inputs) -> str:
-    return ", ".join(f"{t.name} {_fmt(t.shape)}" for t in inputs)
+    return ", ".join(f"{input_name(t)} {_fmt(t.shape)}" for t in inputs)

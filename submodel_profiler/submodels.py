@@ -32,18 +32,26 @@ def build_submodel(row: RowPlan, input_specs) -> object:
         keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name)
         for spec in input_specs
     ]
-    values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
-    with _node_history_restored(row):
+    name = f"submodel_{row.name}_{row.call_index}".replace("/", "__")
+    operations = [node.operation for node in row.nodes] or [row.operation]
+    with _node_history_restored(operations):
+        if row.call_template is not None:
+            from submodel_profiler.subclassed import fill_template
+
+            args, kwargs = fill_template(row.call_template, inputs)
+            outputs = row.operation(*args, **kwargs)
+            return keras.Model(inputs, outputs, name=name)
+        values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
         for node in row.nodes:
             call_node(node, values)
         outputs = [values[id(t)] for t in row.output_tensors]
-        return keras.Model(inputs, outputs, name=f"submodel_{row.name}_{row.call_index}")
+        return keras.Model(inputs, outputs, name=name)
 
 
 @contextlib.contextmanager
-def _node_history_restored(row: RowPlan):
-    """Undo the inbound/outbound nodes that symbolic calls add to the row's operations."""
-    ops = {id(node.operation): node.operation for node in row.nodes}.values()
+def _node_history_restored(operations):
+    """Undo the inbound/outbound nodes that symbolic calls add to these operations."""
+    ops = {id(op): op for op in operations}.values()
     saved = [(op, list(op._inbound_nodes), list(op._outbound_nodes)) for op in ops]
     try:
         yield

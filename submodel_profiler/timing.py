@@ -77,10 +77,11 @@ class Segment:
     specs: tuple
 
 
-def random_inputs(specs, seed: int = 0) -> list:
+def random_inputs(specs, seed: int = 0, int_high: int = 10) -> list:
     """One random tensor per spec, created once, outside any timed region.
 
-    Floats are standard normal; integers uniform in [0, 10); booleans False.
+    Floats are standard normal; integers uniform in [0, int_high) (keep it within every
+    Embedding's input_dim, see `integer_input_bound`); booleans False.
     """
     import tensorflow as tf
 
@@ -92,11 +93,25 @@ def random_inputs(specs, seed: int = 0) -> list:
         if dtype.is_floating:
             array = rng.standard_normal(shape).astype(dtype.as_numpy_dtype)
         elif dtype.is_integer:
-            array = rng.integers(0, 10, size=shape).astype(dtype.as_numpy_dtype)
+            array = rng.integers(0, int_high, size=shape).astype(dtype.as_numpy_dtype)
         else:
             array = np.zeros(shape, dtype=dtype.as_numpy_dtype)
         values.append(tf.constant(array))
     return values
+
+
+def integer_input_bound(model, default: int = 10) -> int:
+    """Upper bound (exclusive) for random integer inputs: within every Embedding's vocabulary."""
+    import keras
+
+    dims = [layer.input_dim for layer in _all_layers(model) if isinstance(layer, keras.layers.Embedding)]
+    return max(1, min([default, *dims]))
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", ()):
+        yield layer
+        yield from _all_layers(layer)
 
 
 def _warm_then_time(fn, xs, after):
@@ -182,16 +197,19 @@ class SegmentTimer:
     """
 
     def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter,
-                 chunk_size: int = 32):  # fmt: skip
+                 chunk_size: int = 32, int_high: int = 10):  # fmt: skip
         self.settings = settings
+        self.int_high = int_high  # integer inputs are drawn from [0, int_high)
         self.clock = clock
         self.chunk_size = chunk_size
         self.overhead_us: float | None = None
+        self.interrupted = False  # Ctrl-C stopped sampling; stats hold the samples so far
 
     def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
         size = self.chunk_size
-        chunks = [[_Chunk(g[i : i + size]) for i in range(0, len(g), size)] for g in groups]
+        chunks = [[_Chunk(g[i : i + size], self.int_high) for i in range(0, len(g), size)]
+                  for g in groups]  # fmt: skip
         flat = [chunk for group in chunks for chunk in group]
         total = sum(len(g) for g in groups)
         for chunk in flat:
@@ -199,10 +217,14 @@ class SegmentTimer:
         step = max(1, min(s.min_repeats, s.max_repeats))
         deadline = self.clock() + s.budget_s * total
         taken = 0
-        while taken < s.max_repeats:
+        while taken < s.max_repeats and not self.interrupted:
             n = min(step, s.max_repeats - taken)
-            for chunk in flat:
-                chunk.sample(n)
+            try:
+                for chunk in flat:
+                    chunk.sample(n)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                break
             taken += n
             if progress is not None:
                 progress(taken, s.max_repeats)
@@ -210,20 +232,21 @@ class SegmentTimer:
                 self.clock() > deadline or all(c.stable(s.tolerance) for c in flat)
             ):
                 break
-        self.overhead_us = float(np.median([c.overhead_us() for c in flat]))
+        sampled = [c.overhead_us() for c in flat if len(c.samples)]
+        self.overhead_us = float(np.median(sampled)) if sampled else None
         return [[stats for chunk in group for stats in chunk.stats()] for group in chunks]
 
 
 class _Chunk:
     """One compiled timing function: a calibration segment plus up to chunk_size segments."""
 
-    def __init__(self, segments: Sequence[Segment]):
+    def __init__(self, segments: Sequence[Segment], int_high: int):
         import tensorflow as tf
 
         calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
         everything = [calibration, *segments]
         self.run = build_timing_function(everything)
-        self.xs = [x for seg in everything for x in random_inputs(seg.specs)]
+        self.xs = [x for seg in everything for x in random_inputs(seg.specs, int_high=int_high)]
         self.samples = np.zeros((0, len(everything)))
 
     def sample(self, n: int, keep: bool = True) -> None:
@@ -241,7 +264,10 @@ class _Chunk:
     def stable(self, tolerance: float) -> bool:
         return _all_stable(self.samples, tolerance)
 
-    def stats(self) -> list[TimeStats]:
+    def stats(self) -> list:
+        """TimeStats per segment, or None per segment if no sample was taken (Ctrl-C)."""
+        if not len(self.samples):
+            return [None] * (self.samples.shape[1] - 1)
         net = np.maximum(self.samples[:, 1:] - self.overhead_us(), 0.0)
         return [TimeStats.from_samples(net[:, k]) for k in range(net.shape[1])]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from submodel_profiler.flops import GraphFlops, count_graph_flops
-from submodel_profiler.graph_walk import RowPlan, call_node, functional_graph
+from submodel_profiler.graph_walk import RowPlan, bind, call_node, functional_graph
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,19 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
     import tensorflow as tf
 
     graph_model = functional_graph(model)
-    owner = {id(node): row for row in rows for node in row.nodes}
     traces: dict = {}
 
     def run(*xs):
         graph = tf.compat.v1.get_default_graph()
         values = {id(t): x for t, x in zip(graph_model.inputs, xs)}
         created = {row.key: [] for row in rows}
-        for node in _nodes_in_order(rows):
-            start = len(graph.get_operations())
-            call_node(node, values)
-            created[owner[id(node)].key].extend(graph.get_operations()[start:])
+        for row in rows:
+            bind(row.bind_before, values)
+            for node in row.nodes:
+                start = len(graph.get_operations())
+                call_node(node, values)
+                created[row.key].extend(graph.get_operations()[start:])
+            bind(row.bind_after, values)
         for row in rows:
             traces[row.key] = RowTrace(
                 input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
@@ -70,12 +72,6 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
 
     concrete = tf.function(run).get_concrete_function(*input_specs)
     return concrete, traces
-
-
-def _nodes_in_order(rows):
-    """All nodes of all rows, each row's nodes contiguous, rows in execution order."""
-    for row in rows:
-        yield from row.nodes
 
 
 def _spec(tensor):
