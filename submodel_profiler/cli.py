@@ -1,8 +1,7 @@
 """Command line: `python -m submodel_profiler MODEL [options]`.
 
 The CLI only validates arguments, calls `profile_model` and a renderer, and maps outcomes to exit
-codes: 0 success, 1 the float-op cross-check found a disagreement (the report is still written),
-2 usage errors and unreadable models.
+codes (see EPILOG): 0 success, 1 float-op disagreement, 2 usage error, 3 partial, 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import sys
 from submodel_profiler.errors import UsageError
 from submodel_profiler.renderers import FORMATS
 
-EXIT_OK, EXIT_CROSS_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CROSS_CHECK_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 DESCRIPTION = """\
 Profile a Keras model layer by layer: float ops and isolated time of a standalone sub-model per
@@ -26,7 +25,9 @@ Float ops are counted by TensorFlow's profiler: a multiply-add counts as 2 float
 
 EPILOG = """\
 exit codes: 0 success; 1 the float-op cross-check found a disagreement (the report is still
-written); 2 bad arguments or a model that cannot be read.
+written); 2 bad arguments or a model that cannot be read; 3 partial: some rows could not be
+profiled (each carries its error; the rest is complete); 130 Ctrl-C during timing (the report
+holds the samples taken so far).
 
 examples:
   python -m submodel_profiler MobileNetV3Large
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch dimension every graph is traced and timed with (default: 1)")
     p.add_argument("--input-shape", action="append", metavar="SHAPE", default=None,
                    help="per-sample input shape without the batch, e.g. 224,224,3; repeat once "
-                        "per model input, in order. Required when an input has undefined dims; "
+                        "per model input, in order, or name them: NAME=224,224,3. Required when "
+                        "an input has undefined dims; "
                         "for applications it sets the size they are built at (default: their "
                         "documented size, e.g. 224,224,3 or 299,299,3)")  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default="table",
@@ -56,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "documented in the README")  # fmt: skip
     p.add_argument("--output", metavar="PATH",
                    help="write the report to PATH instead of stdout")
+    p.add_argument("--expand-nested", action="store_true",
+                   help="replace each nested Functional/Sequential model (called once) by rows "
+                        "for its own layers, named by path (backbone/conv); default: one row "
+                        "per nested model")  # fmt: skip
+    p.add_argument("--custom-objects", action="append", metavar="MODULE[:NAME]", default=None,
+                   help="import custom layers a model file needs: MODULE:NAME passes that "
+                        "object, MODULE alone imports a module that registers its objects "
+                        "with keras.saving.register_keras_serializable; repeatable")  # fmt: skip
     p.add_argument("--no-timing", action="store_true",
                    help="count float ops only; skip isolated timing")
     timing = p.add_argument_group("timing (see README: how isolated time is measured)")
@@ -79,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--callback-samples", type=int, default=5, metavar="N",
                         help="eager predict executions timed by LayerTimingCallback "
                              "(default: 5; 0 skips)")
+    _add_research_arguments(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: on when stderr is a terminal)")
     p.add_argument("--version", action="version", version=_version())
@@ -94,13 +105,13 @@ def _version() -> str:
 def validate(args) -> None:
     """Check every argument before any TensorFlow work; raise UsageError naming the flag."""
     from submodel_profiler.loading import resolve_source
-    from submodel_profiler.specs import check_batch_size, parse_shape
+    from submodel_profiler.specs import check_batch_size, parse_input_shapes
 
     try:
         check_batch_size(args.batch_size)
     except UsageError:
         raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
-    args.input_shapes = [parse_shape(s) for s in args.input_shape] if args.input_shape else None
+    args.input_shapes = parse_input_shapes(args.input_shape)
     for flag, value, low in (("--repeats", args.repeats, 1), ("--min-repeats", args.min_repeats, 1),
                              ("--warmup", args.warmup, 0),
                              ("--step-stats-runs", args.step_stats_runs, 0),
@@ -116,39 +127,62 @@ def validate(args) -> None:
         folder = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(folder):
             raise UsageError(f"--output: the directory {folder!r} does not exist. Received: {args.output!r}.")
+    validate_research(args)
     resolve_source(args.model)
 
 
 def run(args) -> int:
     """Profile, render and write; returns the exit code."""
-    from submodel_profiler.loading import load_model
+    from submodel_profiler.loading import import_custom_objects, load_model
     from submodel_profiler.profiler import profile_model
     from submodel_profiler.renderers import render
     from submodel_profiler.timing import TimingSettings
 
-    build_shape = args.input_shapes[0] if args.input_shapes else None
-    loaded = load_model(args.model, input_shape=build_shape)
+    shapes = args.input_shapes
+    build_shape = None
+    if shapes:
+        build_shape = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
+    custom = import_custom_objects(args.custom_objects)
+    loaded = load_model(args.model, input_shape=build_shape, custom_objects=custom)
     settings = TimingSettings(
         warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.repeats,
         tolerance=args.tolerance, budget_s=args.time_budget,
     )  # fmt: skip
     progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if args.batch_sizes:
+        return run_sweep(args, loaded, settings, progress)
     report = profile_model(
         loaded.model, batch_size=args.batch_size, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
-        progress=progress, step_stats_runs=args.step_stats_runs,
+        progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
         callback_samples=args.callback_samples,
     )  # fmt: skip
-    text = render(report, args.format)
+    text = render(report, args.format, top=args.top, sort=args.sort)
+    if args.plot:
+        from submodel_profiler.plots import write_plot
+
+        write_plot(report, args.plot)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
+    return exit_code(report)
+
+
+def exit_code(report) -> int:
+    """130 interrupted, 3 partial (some rows failed), 1 float-op disagreement, else 0."""
+    if report.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if report.status == "partial":
+        return EXIT_PARTIAL
     return EXIT_OK if report.cross_check.flops_exact else EXIT_CROSS_CHECK_FAILED
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -157,3 +191,109 @@ def main(argv=None) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+
+
+# --- research outputs: --top/--sort, --plot, --batch-sizes, and the compare subcommand ---------
+
+
+def _add_research_arguments(p: argparse.ArgumentParser) -> None:
+    from submodel_profiler.summaries import SORT_KEYS
+
+    out = p.add_argument_group("research outputs (see README: reading the results)")
+    out.add_argument("--top", type=int, metavar="N",
+                     help="table only: show the first N rows (after --sort); the per-type "
+                          "summary and totals still cover every row")  # fmt: skip
+    out.add_argument("--sort", choices=SORT_KEYS, default="order",
+                     help="table only: row order; flops, time (isolated median) and params "
+                          "sort largest first (default: order, execution order)")  # fmt: skip
+    out.add_argument("--plot", metavar="PATH.png",
+                     help="also write a figure (per-row time and float ops, float ops vs time "
+                          "with the peak, timing methods side by side); needs matplotlib: "
+                          'pip install -e ".[plot]"')  # fmt: skip
+    out.add_argument("--batch-sizes", metavar="N,N,...",
+                     help="profile once per batch size, e.g. 1,8,32 (replaces --batch-size); "
+                          "the table shows float ops and µs per sample per batch size, the "
+                          "JSON holds one report per batch size")  # fmt: skip
+
+
+def validate_research(args) -> None:
+    """Checks of --top, --sort, --plot and --batch-sizes; raise UsageError naming the flag."""
+    from submodel_profiler.sweep import parse_batch_sizes
+
+    if args.top is not None and args.top < 1:
+        raise UsageError(f"--top must be at least 1. Received: {args.top}.")
+    if args.sort == "time" and args.no_timing:
+        raise UsageError("--sort time needs timing. Received: --no-timing.")
+    if (args.top is not None or args.sort != "order") and args.format != "table":
+        raise UsageError(f"--top and --sort shape the table only. Received: --format {args.format}.")
+    args.batch_sizes = parse_batch_sizes(args.batch_sizes) if args.batch_sizes else None
+    if args.batch_sizes and args.batch_size != 1:
+        raise UsageError("Use either --batch-size or --batch-sizes. "
+                         f"Received: --batch-size {args.batch_size} and --batch-sizes.")  # fmt: skip
+    if args.plot:
+        from submodel_profiler.plots import check_plot_path, require_matplotlib
+
+        if args.batch_sizes:
+            raise UsageError("--plot draws a single report; it cannot be combined with "
+                             "--batch-sizes.")  # fmt: skip
+        check_plot_path(args.plot)
+        require_matplotlib()
+
+
+def run_sweep(args, loaded, settings, progress: bool) -> int:
+    """Profile once per batch size, render the sweep, write it; returns the worst exit code."""
+    from submodel_profiler.renderers import render_sweep
+    from submodel_profiler.sweep import profile_sweep
+
+    sweep = profile_sweep(
+        loaded.model, args.batch_sizes, input_shapes=args.input_shapes,
+        timing=not args.no_timing, timing_settings=settings, source=loaded.source,
+        progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
+        callback_samples=args.callback_samples,
+    )  # fmt: skip
+    _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)
+    return max(exit_code(r) for r in sweep.reports)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def build_compare_parser() -> argparse.ArgumentParser:
+    from submodel_profiler.renderers import COMPARE_FORMATS
+
+    p = argparse.ArgumentParser(
+        prog="python -m submodel_profiler compare",
+        description="Compare two JSON reports (written by --format json) row by row: float ops "
+                    "and every timing method, with deltas (B − A) and ratios (B / A). Rows are "
+                    "matched by (name, call_index); rows present in only one report are listed.",
+        epilog="exit codes: 0 success; 2 a file that cannot be read, is not a single report, "
+               "or has an unknown schema_version.",
+    )  # fmt: skip
+    p.add_argument("a", metavar="A.json", help="the baseline report")
+    p.add_argument("b", metavar="B.json", help="the report compared with it")
+    p.add_argument("--format", choices=COMPARE_FORMATS, default="table",
+                   help="table (default) or json (per-row and total a, b, delta, ratio)")
+    p.add_argument("--output", metavar="PATH", help="write to PATH instead of stdout")
+    return p
+
+
+def compare_main(argv) -> int:
+    """`python -m submodel_profiler compare A.json B.json`; returns the exit code."""
+    from submodel_profiler.compare import compare_reports, read_report
+    from submodel_profiler.renderers import render_comparison
+
+    args = build_compare_parser().parse_args(argv)
+    try:
+        if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+            raise UsageError(f"--output: the directory does not exist. Received: {args.output!r}.")
+        comparison = compare_reports(read_report(args.a), read_report(args.b), args.a, args.b)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    _write(render_comparison(comparison, args.format), args.output)
+    return EXIT_OK

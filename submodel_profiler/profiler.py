@@ -8,7 +8,7 @@ only when asked for.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.graph_walk import RowPlan, functional_graph, plan_rows
@@ -21,10 +21,18 @@ from submodel_profiler.report import (
     TensorInfo,
     Totals,
 )
-from submodel_profiler.specs import resolve_input_specs
+from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
+from submodel_profiler.subclassed import is_functional, subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
-from submodel_profiler.timing import Segment, SegmentTimer, TimeStats, TimingSettings
+from submodel_profiler.timing import (
+    Segment,
+    SegmentTimer,
+    TimeStats,
+    TimingSettings,
+    integer_input_bound,
+)
 from submodel_profiler.cross_methods import OtherMethods, other_methods, rank_correlations
+from submodel_profiler.derived import finish_report
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
 
@@ -48,6 +56,8 @@ def profile_model(
     progress: bool = False,
     step_stats_runs: int = 5,
     callback_samples: int = 5,
+    expand_nested: bool = False,
+    measure_peak: bool = True,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -63,6 +73,10 @@ def profile_model(
             optimized and unfused (0 skips both); only with timing.
         callback_samples: eager executions timed by LayerTimingCallback (0 skips); only with
             timing.
+        expand_nested: replace each nested Functional/Sequential model (called once) by rows
+            for its own layers, named by path (`backbone/conv`).
+        measure_peak: time a large float32 matmul for the machine's peak float ops per second
+            (environment.peak_flop_per_s, rows' peak_fraction); only with timing.
 
     Returns:
         A Report; float ops follow TF's convention (a multiply-add is 2 float ops).
@@ -70,23 +84,32 @@ def profile_model(
     Raises:
         UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...).
     """
-    specs = resolve_input_specs(model, batch_size, input_shapes)
-    rows = plan_rows(model)
-    whole = profile_whole_graph(model, rows, specs)
+    if is_functional(model):
+        specs = resolve_input_specs(model, batch_size, input_shapes)
+        rows = plan_rows(model, expand_nested=expand_nested)
+        whole = profile_whole_graph(model, rows, specs)
+    else:
+        check_batch_size(batch_size)
+        specs = subclassed_input_specs(model, batch_size, input_shapes)
+        rows, whole = trace_subclassed(model, specs)
     results = _profile_submodels(rows, whole, progress)
-    times, whole_time, loop_us, others = {}, None, None, OtherMethods()
+    timed, others = _Timing(), OtherMethods()
+    int_high = integer_input_bound(model)
     if timing:
-        times, whole_time, loop_us = _time_rows(results, whole, specs, timing_settings, progress)
-        others = other_methods(model, whole, specs, step_stats_runs, callback_samples)
-    layers = tuple(_layer_row(row, whole, results[row.key], times, others) for row in rows)
-    return Report(
+        timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
+        if not timed.interrupted:
+            others = other_methods(model, whole, specs, step_stats_runs, callback_samples, int_high)
+    layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others) for row in rows)
+    report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
-        settings=_settings(timing, timing_settings, loop_us),
+        settings=_settings(timing, timing_settings, timed.overhead_us),
         layers=layers,
-        totals=_totals(layers, whole, whole_time),
+        totals=_totals(layers, whole, timed.whole_time),
         cross_check=_cross_check(layers, whole, others.errors),
+        status=_status(layers, timed.interrupted),
     )
+    return finish_report(report, timing_settings if timing and measure_peak else None)
 
 
 def _progress_bar(items, enabled: bool, desc: str):
@@ -100,6 +123,9 @@ def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool) -
     results: dict = {}
     by_signature: dict = {}
     for row in _progress_bar(rows, progress, "sub-models"):
+        if row.kind == "inline":  # ops written in a subclassed model's call: not isolable
+            results[row.key] = _RowResult(None, row.key)
+            continue
         specs = whole.row_traces[row.key].input_specs
         signature = computation_signature(row, specs)
         if signature is not None and signature in by_signature:
@@ -124,23 +150,52 @@ def computation_signature(row: RowPlan, specs) -> str | None:
     from keras import KerasTensor
 
     parts = [tuple((tuple(s.shape), s.dtype.name) for s in specs)]
-    for node in row.nodes:
+    if row.call_template is not None:  # a subclassed model's call site
+        parts.append(repr(row.call_template))
+    for node in row.nodes or [_StandIn(row.operation)]:
         try:
             config = dict(node.operation.get_config())
         except Exception:
             return None
         config.pop("name", None)
-        args = node.arguments.convert(lambda x: "<tensor>" if isinstance(x, KerasTensor) else x)
+        args = None if node.arguments is None else node.arguments.convert(
+            lambda x: "<tensor>" if isinstance(x, KerasTensor) else x
+        )
         parts.append((type(node.operation).__qualname__, repr(sorted(config.items())), repr(args)))
     return repr(parts)
 
 
-def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool):
-    """Isolated times per representative row, the whole model's time, and the loop overhead."""
+@dataclass(frozen=True)
+class _Timing:
+    """Isolated times per representative row key, the whole model's, the subtracted overhead."""
+
+    times: dict = field(default_factory=dict)
+    whole_time: TimeStats | None = None
+    overhead_us: float | None = None
+    interrupted: bool = False
+
+
+def _status(layers, interrupted: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    return "partial" if any(r.error for r in layers) else "complete"
+
+
+@dataclass(frozen=True)
+class _StandIn:
+    """A node-like view of a subclassed row's layer, for `computation_signature`."""
+
+    operation: object
+    arguments: object = None
+
+
+def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool,
+               int_high: int) -> _Timing:  # fmt: skip
+    """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
     rows = [Segment(results[k].submodel.concrete, whole.row_traces[k].input_specs) for k in keys]
     model = [Segment(whole.reference_function, tuple(specs))]
-    timer = SegmentTimer(settings)
+    timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
     bar.unit = "sample"
 
@@ -152,7 +207,8 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
         row_stats, (model_stats,) = timer.time([rows, model], progress=report)
     finally:
         bar.close()
-    return dict(zip(keys, row_stats)), model_stats, timer.overhead_us
+    times = {k: s for k, s in zip(keys, row_stats) if s is not None}
+    return _Timing(times, model_stats, timer.overhead_us, timer.interrupted)
 
 
 def _label(key) -> str:
@@ -175,7 +231,7 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
         params=_params(row),
-        flops=None if sub is None else sub.flops.total,
+        flops=_sub_model_flops(row, sub, whole),
         whole_graph_flops=whole.row_flops[row.key],
         time_us=times.get(result.representative),
         error=result.error,
@@ -186,6 +242,12 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         fused_into=None if fused_into is None else _label(fused_into),
         callback_time_us=others.callback.get(row.key),
     )
+
+
+def _sub_model_flops(row: RowPlan, sub, whole: WholeGraph):
+    if row.kind == "inline":  # not isolable: its float ops are its whole-graph count
+        return whole.row_flops[row.key]
+    return None if sub is None else sub.flops.total
 
 
 def _params(row: RowPlan) -> int:
@@ -234,22 +296,17 @@ def _cross_check(layers, whole: WholeGraph, method_errors: dict) -> CrossCheck:
 
 
 def _model_info(model, source, batch_size: int, specs) -> ModelInfo:
-    inputs = functional_graph(model).inputs
+    inputs = functional_graph(model).inputs if is_functional(model) else specs
     return ModelInfo(
         name=model.name,
         source=source or "python",
         batch_size=batch_size,
         inputs=tuple(
-            TensorInfo(_input_name(t), tuple(s.shape), s.dtype.name) for t, s in zip(inputs, specs)
+            TensorInfo(input_name(t) if t is not s else f"input_{i}", tuple(s.shape), s.dtype.name)
+            for i, (t, s) in enumerate(zip(inputs, specs))
         ),
         params=int(model.count_params()),
     )
-
-
-def _input_name(tensor) -> str:
-    """The InputLayer's name (`input_layer`), not the KerasTensor's (`keras_tensor_3`)."""
-    history = getattr(tensor, "_keras_history", None)
-    return history.operation.name if history is not None else tensor.name
 
 
 def _settings(timing: bool, s: TimingSettings, loop_us) -> Settings:

@@ -8,7 +8,9 @@ import io
 from tabulate import tabulate
 
 from submodel_profiler.flops import COUNTING_CONVENTION
+from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER
 from submodel_profiler.report import LayerRow, Report
+from submodel_profiler.summaries import ordered_rows
 
 FORMATS = ("table", "json", "csv")
 
@@ -17,13 +19,14 @@ CSV_COLUMNS = (
     "output_shapes", "params", "flops", "whole_graph_flops", "flops_match", "time_us_median",
     "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
     "in_graph_time_us", "fused_into", "callback_time_us_median", "uncounted_ops", "same_as",
-    "error",
+    "error", "flop_per_s", "peak_fraction", "fusion_flag", "isolated_over_in_graph",
 )  # fmt: skip
 
 
-def render(report: Report, fmt: str) -> str:
-    """Render `report` as "table", "json" or "csv"."""
-    renderers = {"table": render_table, "json": render_json, "csv": render_csv}
+def render(report: Report, fmt: str, *, top: int | None = None, sort: str = "order") -> str:
+    """Render `report` as "table", "json" or "csv"; `top` and `sort` shape the table only."""
+    renderers = {"table": lambda r: render_table(r, top=top, sort=sort), "json": render_json,
+                 "csv": render_csv}  # fmt: skip
     if fmt not in renderers:
         raise ValueError(f"Unknown format. Expected one of {FORMATS}. Received: {fmt!r}.")
     return renderers[fmt](report)
@@ -69,6 +72,10 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "uncounted_ops": " ".join(f"{k}:{v}" for k, v in row.uncounted_ops.items()),
         "same_as": row.same_as,
         "error": row.error,
+        "flop_per_s": _round(row.flop_per_s),
+        "peak_fraction": None if row.peak_fraction is None else round(row.peak_fraction, 6),
+        "fusion_flag": row.fusion_flag,
+        "isolated_over_in_graph": _round(row.isolated_over_in_graph),
     }
 
 
@@ -76,24 +83,76 @@ def _round(value):
     return None if value is None else round(value, 3)
 
 
-def render_table(report: Report) -> str:
-    """The human-readable report: header, one line per row, totals, cross-check verdict."""
+def render_table(report: Report, *, top: int | None = None, sort: str = "order") -> str:
+    """The human-readable report: header, one line per row, the per-type summary, totals,
+    cross-check verdict. `sort` ("order", "flops", "time", "params") orders the rows, largest
+    first; `top` keeps the first N (the summary and totals still cover every row)."""
     timed = report.settings.timing
     headers = ["#", "name", "type", "fused ops", "output shape", "params", "float ops",
                "whole graph", "% flops"]  # fmt: skip
     if timed:
-        headers += ["time µs (median ± IQR)", "% time", "unfused µs", "in-graph µs", "callback µs"]
+        headers += ["time µs (median ± IQR)", "% time", "GFLOP/s", "% peak", "unfused µs",
+                    "in-graph µs", "callback µs", "fusion"]  # fmt: skip
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
-    body = [_table_row(i, r, total_flops, total_time, timed) for i, r in enumerate(report.layers)]
+    pairs = ordered_rows(report, sort, top)
+    body = [_table_row(i, r, total_flops, total_time, timed) for i, r in pairs]
     table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
                      colalign=_alignment(headers))  # fmt: skip
-    return "\n".join([_header(report), "", table, "", *_footer(report), ""])
+    shown = _shown_line(report, len(pairs), sort)
+    return "\n".join([_header(report), "", table, *shown, "", *_type_summary(report), "",
+                      *_footer(report), ""])  # fmt: skip
 
 
 def _alignment(headers) -> tuple:
-    right = {"#", "params", "float ops", "whole graph", "% flops", "% time"}
+    right = {"#", "params", "float ops", "whole graph", "% flops", "% time", "GFLOP/s", "% peak",
+             "rows", "fusion"}  # fmt: skip
     return tuple("right" if h in right or "µs" in h else "left" for h in headers)
+
+
+def _shown_line(report: Report, shown: int, sort: str) -> list[str]:
+    if shown == len(report.layers) and sort == "order":
+        return []
+    order = "execution order" if sort == "order" else f"{sort}, largest first"
+    return [f"(showing {shown} of {len(report.layers)} rows, by {order}; totals cover all rows)"]
+
+
+def _type_summary(report: Report) -> list[str]:
+    """Per layer type: rows, float ops, isolated time and their shares of the totals."""
+    if not report.summary_by_type:
+        return []
+    timed = report.settings.timing
+    headers = ["type", "rows", "float ops", "% flops"]
+    if timed:
+        headers += ["time µs", "% time", "GFLOP/s"]
+    body = []
+    for s in report.summary_by_type:
+        cells = [s.type if s.kind == "layer" else f"{s.type} (op)", s.count, _int(s.flops),
+                 f"{100.0 * s.flops_share:.1f}%"]  # fmt: skip
+        if timed:
+            share = "" if s.time_share is None else f"{100.0 * s.time_share:.1f}%"
+            cells += [_us(s.time_us), share, _gflops(s.flop_per_s)]
+        body.append(cells)
+    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
+                     colalign=_alignment(headers))  # fmt: skip
+    return ["By type (all rows):", table]
+
+
+def _gflops(value) -> str:
+    return "" if value is None else f"{value / 1e9:,.2f}"
+
+
+def _fraction(value) -> str:
+    return "" if value is None else f"{100.0 * value:.1f}%"
+
+
+def _fusion_cell(row: LayerRow) -> str:
+    if row.fusion_flag == FUSED_INTO:
+        return "F fused"
+    if row.fusion_flag == ISOLATED_SLOWER:
+        ratio = row.isolated_over_in_graph
+        return "F" if ratio is None else f"F {ratio:.1f}×"
+    return ""
 
 
 def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
@@ -118,9 +177,12 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
         cells += [
             "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}",
             "" if t is None or not total_time else _percent(t.median, total_time),
+            _gflops(row.flop_per_s),
+            _fraction(row.peak_fraction),
             _us(row.unfused_time_us),
             f"→ {row.fused_into}" if row.fused_into else _us(row.in_graph_time_us),
             _us(cb.median if cb else None),
+            _fusion_cell(row),
         ]
     return cells
 
@@ -178,9 +240,35 @@ def _timing_footer(report: Report) -> list[str]:
     fused = sum(1 for r in report.layers if r.fused_into)
     if fused:
         lines.append(f"{fused} row(s) fused into a neighbour by TF's optimizer (in-graph → row).")
+    lines += _throughput_footer(report)
+    lines += _fusion_footer(report)
     for method, error in check.method_errors.items():
         lines.append(f"The {method} cross-check did not run: {error}")
     return lines
+
+
+def _throughput_footer(report: Report) -> list[str]:
+    t, env = report.totals, report.environment
+    if t.flop_per_s is None:
+        return []
+    line = f"Throughput: whole model {_gflops(t.flop_per_s)} GFLOP/s"
+    if env.peak_flop_per_s:
+        line += (f" = {_fraction(t.peak_fraction)} of this machine's peak "
+                 f"{_gflops(env.peak_flop_per_s)} GFLOP/s ({env.peak_method})")  # fmt: skip
+    return [line + "."]
+
+
+def _fusion_footer(report: Report) -> list[str]:
+    flags = [r.fusion_flag for r in report.layers]
+    fused, slower = flags.count(FUSED_INTO), flags.count(ISOLATED_SLOWER)
+    if not fused and not slower:
+        return []
+    return [
+        f"Fusion (F): {fused} row(s) fused into a neighbour as optimized, {slower} row(s) "
+        f"isolated ≥ {FUSION_RATIO:g}× their in-graph time (F n×). Alone, these rows pay the "
+        "kernel launch and memory round trip that the optimized whole graph fuses away: they "
+        "are where Σ isolated rows and the whole model part ways (the additivity gap).",
+    ]
 
 
 def _verdict(report: Report) -> str:
@@ -220,3 +308,147 @@ def _int(value) -> str:
 
 def _percent(part, whole) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else ""
+
+
+# --- compare: two reports side by side --------------------------------------------------------
+
+COMPARE_FORMATS = ("table", "json")
+
+
+def render_comparison(comparison, fmt: str = "table") -> str:
+    """A `compare.Comparison` as "table" or "json"."""
+    if fmt == "json":
+        return comparison.to_json(indent=2) + "\n"
+    if fmt != "table":
+        raise ValueError(f"Unknown format. Expected one of {COMPARE_FORMATS}. Received: {fmt!r}.")
+    headers = ["#", "name", "type", "float ops A", "float ops B", "B/A", "isolated µs A",
+               "isolated µs B", "B/A ", "unfused B/A", "in-graph B/A", "callback B/A"]  # fmt: skip
+    body = [_comparison_row(i, r) for i, r in enumerate(comparison.rows)]
+    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
+                     colalign=("right", "left", "left") + ("right",) * 9)  # fmt: skip
+    return "\n".join([*_comparison_header(comparison), "", table, "",
+                      *_comparison_footer(comparison), ""])  # fmt: skip
+
+
+def _comparison_header(c) -> list[str]:
+    return [f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}"
+            for side, d in (("A", c.a), ("B", c.b))]  # fmt: skip
+
+
+def _ratio(d) -> str:
+    return "" if d.ratio is None else f"{d.ratio:.3g}×"
+
+
+def _comparison_row(index: int, r) -> list:
+    m = r.metrics
+    return [index, r.label, r.type, _int(m["flops"].a), _int(m["flops"].b), _ratio(m["flops"]),
+            _us(m["time_us"].a), _us(m["time_us"].b), _ratio(m["time_us"]),
+            _ratio(m["unfused_time_us"]), _ratio(m["in_graph_time_us"]),
+            _ratio(m["callback_time_us"])]  # fmt: skip
+
+
+_TOTAL_LABELS = {
+    "flops": "float ops, Σ rows", "whole_graph_flops": "float ops, whole graph",
+    "time_us": "isolated µs, Σ rows", "whole_model_time_us": "isolated µs, whole model",
+    "unfused_time_us": "unfused µs, Σ rows", "in_graph_time_us": "in-graph µs, Σ rows",
+    "callback_time_us": "callback µs, Σ rows",
+}  # fmt: skip
+
+
+def _comparison_footer(c) -> list[str]:
+    body = []
+    for key, d in c.totals.items():
+        fmt = _int if "flops" in key else _us
+        delta = "" if d.delta is None else ("+" if d.delta >= 0 else "") + fmt(d.delta)
+        body.append([_TOTAL_LABELS[key], fmt(d.a), fmt(d.b), delta, _ratio(d)])
+    lines = [tabulate(body, headers=["totals", "A", "B", "B − A", "B/A"], tablefmt="simple",
+                      disable_numparse=True, colalign=("left",) + ("right",) * 4)]  # fmt: skip
+    lines.append(f"Rows matched by (name, call_index): {len(c.rows)}.")
+    for side, labels in (("A", c.only_in_a), ("B", c.only_in_b)):
+        if labels:
+            lines.append(f"Only in {side} ({len(labels)}): {', '.join(labels)}")
+    return lines
+
+
+# --- sweep: one report per batch size ----------------------------------------------------------
+
+
+def render_sweep(sweep, fmt: str, *, top: int | None = None, sort: str = "order") -> str:
+    """A `sweep.Sweep` as "table" (per-sample columns per batch size), "json" or "csv"."""
+    if fmt == "json":
+        return sweep.to_json(indent=2) + "\n"
+    if fmt == "csv":
+        return _sweep_csv(sweep)
+    if fmt != "table":
+        raise ValueError(f"Unknown format. Expected one of {FORMATS}. Received: {fmt!r}.")
+    from submodel_profiler.sweep import per_sample_rows
+
+    timed = sweep.reports[0].settings.timing
+    headers = ["#", "name", "type"]
+    for b in sweep.batch_sizes:
+        headers += [f"float ops/sample @{b}"] + ([f"µs/sample @{b}"] if timed else [])
+    rows = {(r.name, r.call_index): r for r in per_sample_rows(sweep)}
+    order = ordered_rows(sweep.reports[-1], sort, top)  # sorted by the largest batch
+    body = [_sweep_row(i, rows[(r.name, r.call_index)], timed) for i, r in order
+            if (r.name, r.call_index) in rows]  # fmt: skip
+    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
+                     colalign=("right", "left", "left") + ("right",) * (len(headers) - 3))  # fmt: skip
+    shown = _shown_line(sweep.reports[-1], len(body), sort)
+    return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *_sweep_footer(sweep), ""])
+
+
+def _sweep_header(sweep) -> list[str]:
+    first = sweep.reports[0]
+    m, env = first.model, first.environment
+    sizes = ", ".join(str(b) for b in sweep.batch_sizes)
+    inputs = ", ".join(f"{t.name} (N,{','.join(str(d) for d in t.shape[1:])}) {t.dtype}"
+                       for t in m.inputs)  # fmt: skip
+    return [f"Model: {m.name} ({m.source})   batch sizes N = {sizes}   inputs: {inputs}",
+            f"TensorFlow {env.tensorflow}, Keras {env.keras}, Python {env.python} on {env.device}"]
+
+
+def _sweep_row(index: int, row, timed: bool) -> list:
+    cells = [index, row.label, row.type]
+    for flops, time_us in zip(row.flops, row.time_us):
+        cells.append("" if flops is None else f"{flops:,.0f}" if flops == int(flops) else f"{flops:,.1f}")
+        if timed:
+            cells.append("" if time_us is None else f"{time_us:,.2f}")
+    return cells
+
+
+def _sweep_footer(sweep) -> list[str]:
+    lines = ["Per batch size (per sample = ÷ batch size):"]
+    for r in sweep.reports:
+        t, b = r.totals, r.model.batch_size
+        line = f"  batch {b}: float ops/sample {t.whole_graph_flops / b:,.0f}"
+        if t.whole_model_time_us is not None:
+            line += (f"   whole model {t.whole_model_time_us.median / b:,.1f} µs/sample   "
+                     f"{_gflops(t.flop_per_s)} GFLOP/s ({_fraction(t.peak_fraction)} of peak)   "
+                     f"additivity {t.additivity:.2f}")  # fmt: skip
+        verdict = "OK" if r.cross_check.flops_exact else "FAILED"
+        lines.append(f"{line}   float-op cross-check {verdict}")
+    lines.append(COUNTING_CONVENTION)
+    lines.append("Each batch size's full report (all columns, cross-checks) is in the JSON "
+                 "(--format json): sweep[k].")  # fmt: skip
+    return lines
+
+
+SWEEP_CSV_COLUMNS = ("batch_size", "index", "name", "type", "call_index", "flops",
+                     "flops_per_sample", "time_us_median", "time_us_per_sample")  # fmt: skip
+
+
+def _sweep_csv(sweep) -> str:
+    """Long format: one line per (batch size, row)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=SWEEP_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for report in sweep.reports:
+        b = report.model.batch_size
+        for index, row in enumerate(report.layers):
+            median = row.time_us.median if row.time_us else None
+            writer.writerow({"batch_size": b, "index": index, "name": row.name, "type": row.type,
+                             "call_index": row.call_index, "flops": row.flops,
+                             "flops_per_sample": None if row.flops is None else row.flops / b,
+                             "time_us_median": _round(median),
+                             "time_us_per_sample": _round(median and median / b)})  # fmt: skip
+    return out.getvalue()

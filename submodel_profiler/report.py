@@ -40,6 +40,10 @@ class Environment:
     device: str
     intra_op_threads: int = 0  # 0: TensorFlow's default (one per core)
     inter_op_threads: int = 0
+    # Attainable float ops per second of this machine: a large float32 matmul timed in-graph like
+    # the rows (throughput.py); None without timing.
+    peak_flop_per_s: float | None = None
+    peak_method: str | None = None  # how the peak was measured
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,12 @@ class LayerRow:
     unfused_time_us: float | None = None  # TF step stats, whole model without node-merging rewrites
     fused_into: str | None = None  # as optimized, this row's work runs in that row's node
     callback_time_us: TimeStats | None = None  # LayerTimingCallback, eager predict
+    flop_per_s: float | None = None  # flops / isolated median time (a rate)
+    peak_fraction: float | None = None  # flop_per_s / environment.peak_flop_per_s
+    # "fused_into" (its work runs inside a neighbour's node, as optimized) or "isolated_slower"
+    # (isolated median ≥ FUSION_RATIO × its in-graph time); None when not flagged (fusion.py).
+    fusion_flag: str | None = None
+    isolated_over_in_graph: float | None = None  # time_us.median / in_graph_time_us
 
     @property
     def label(self) -> str:
@@ -107,6 +117,22 @@ class Totals:
     in_graph_time_us: float | None = None  # Σ rows, as optimized (step stats)
     unfused_time_us: float | None = None  # Σ rows, unfused (step stats)
     callback_time_us: float | None = None  # Σ rows' median callback times
+    flop_per_s: float | None = None  # whole_graph_flops / whole_model_time_us.median
+    peak_fraction: float | None = None  # flop_per_s / environment.peak_flop_per_s
+
+
+@dataclass(frozen=True)
+class TypeSummary:
+    """The rows of one layer type (or op type, kind "op") together; shares are of the totals."""
+
+    type: str
+    kind: str  # "layer" or "op"
+    count: int  # rows
+    flops: int  # Σ rows' sub-model float ops
+    flops_share: float  # flops / totals.flops (0 when the total is 0)
+    time_us: float | None = None  # Σ rows' median isolated times, µs
+    time_share: float | None = None  # time_us / totals.time_us
+    flop_per_s: float | None = None  # flops / time_us
 
 
 @dataclass(frozen=True)
@@ -131,6 +157,10 @@ class Report:
     totals: Totals
     cross_check: CrossCheck
     schema_version: int = SCHEMA_VERSION
+    summary_by_type: tuple = ()  # of TypeSummary, by float ops, descending (summaries.py)
+    # "complete"; "partial" when some rows failed (see layers[].error); "interrupted" when
+    # Ctrl-C stopped timing early (times hold the samples taken so far).
+    status: str = "complete"
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -163,6 +193,7 @@ class Report:
             totals=Totals(**totals),
             cross_check=CrossCheck(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["cross_check"].items()}),
             schema_version=version,
+            summary_by_type=tuple(TypeSummary(**t) for t in data.get("summary_by_type", ())),
         )
 
     @classmethod

@@ -1,0 +1,141 @@
+"""Compare two reports row by row: float ops and every timing method, deltas and ratios.
+
+Rows are matched by (name, call_index). `delta` is B − A and `ratio` is B ÷ A (None when either
+side is missing or A is 0). Rows present in only one report are listed, never dropped.
+Rendering lives in `renderers.render_comparison`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from submodel_profiler.errors import UsageError
+from submodel_profiler.report import SCHEMA_VERSION, LayerRow, Report, Totals
+
+ROW_METRICS = {  # name -> the row's value (float ops: a count; times: µs per execution)
+    "flops": lambda r: r.flops,
+    "time_us": lambda r: r.time_us.median if r.time_us else None,  # isolated median
+    "unfused_time_us": lambda r: r.unfused_time_us,
+    "in_graph_time_us": lambda r: r.in_graph_time_us,
+    "callback_time_us": lambda r: r.callback_time_us.median if r.callback_time_us else None,
+}
+TOTAL_METRICS = {
+    "flops": lambda t: t.flops,
+    "whole_graph_flops": lambda t: t.whole_graph_flops,
+    "time_us": lambda t: t.time_us,  # Σ rows' isolated medians
+    "whole_model_time_us": lambda t: t.whole_model_time_us.median if t.whole_model_time_us else None,
+    "unfused_time_us": lambda t: t.unfused_time_us,
+    "in_graph_time_us": lambda t: t.in_graph_time_us,
+    "callback_time_us": lambda t: t.callback_time_us,
+}
+
+
+@dataclass(frozen=True)
+class Delta:
+    a: float | None
+    b: float | None
+    delta: float | None  # b - a
+    ratio: float | None  # b / a
+
+
+@dataclass(frozen=True)
+class RowComparison:
+    name: str
+    call_index: int
+    type: str
+    metrics: dict  # ROW_METRICS name -> Delta
+
+    @property
+    def label(self) -> str:
+        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: dict  # {label, model, batch_size, device}
+    b: dict
+    rows: tuple  # of RowComparison, in A's order
+    totals: dict  # TOTAL_METRICS name -> Delta
+    only_in_a: tuple  # row labels
+    only_in_b: tuple
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "comparison": {"a": self.a, "b": self.b},
+            "rows": [{"name": r.name, "call_index": r.call_index, "type": r.type,
+                      **{k: vars(d) for k, d in r.metrics.items()}} for r in self.rows],  # fmt: skip
+            "totals": {k: vars(d) for k, d in self.totals.items()},
+            "only_in_a": list(self.only_in_a),
+            "only_in_b": list(self.only_in_b),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def delta(a, b) -> Delta:
+    """B − A and B ÷ A of two values, None where they cannot be formed."""
+    if a is None or b is None:
+        return Delta(a, b, None, None)
+    return Delta(a, b, b - a, b / a if a else None)
+
+
+def _key(row: LayerRow) -> tuple:
+    return (row.name, row.call_index)
+
+
+def _side(report: Report, label: str) -> dict:
+    m = report.model
+    return {"label": label, "model": m.name, "batch_size": m.batch_size,
+            "device": report.environment.device}  # fmt: skip
+
+
+def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B") -> Comparison:
+    """Match rows of `a` and `b` by (name, call_index); deltas and ratios of every metric."""
+    b_rows = {_key(r): r for r in b.layers}
+    a_keys = {_key(r) for r in a.layers}
+    rows = tuple(
+        RowComparison(r.name, r.call_index, r.type,
+                      {k: delta(f(r), f(b_rows[_key(r)])) for k, f in ROW_METRICS.items()})
+        for r in a.layers if _key(r) in b_rows
+    )  # fmt: skip
+    return Comparison(
+        a=_side(a, a_label),
+        b=_side(b, b_label),
+        rows=rows,
+        totals=_totals(a.totals, b.totals),
+        only_in_a=tuple(r.label for r in a.layers if _key(r) not in b_rows),
+        only_in_b=tuple(r.label for r in b.layers if _key(r) not in a_keys),
+    )
+
+
+def _totals(a: Totals, b: Totals) -> dict:
+    return {k: delta(f(a), f(b)) for k, f in TOTAL_METRICS.items()}
+
+
+def read_report(path: str) -> Report:
+    """Load a single report written by `--format json`.
+
+    Raises:
+        UsageError: the file is missing, not JSON, a sweep, or of another schema version.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as e:
+        raise UsageError(f"Could not read the report {path!r}: {e.strerror}.") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path!r} is not a JSON report (written by --format json): {e}.") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"{path!r} is not a JSON report. Received: a {type(data).__name__}.")
+    if "sweep" in data:
+        raise UsageError(f"{path!r} is a batch-size sweep; compare takes single reports.")
+    try:
+        return Report.from_dict(data)
+    except ValueError as e:
+        raise UsageError(f"{path!r}: {e}") from e
+    except (KeyError, TypeError) as e:
+        raise UsageError(f"{path!r} is not a submodel_profiler report: {type(e).__name__}: {e}.") from e

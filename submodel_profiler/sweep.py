@@ -1,0 +1,119 @@
+"""Batch-size sweep: one report per batch size, and per-sample float ops and time per row.
+
+The sweep's JSON is `{"schema_version": 1, "batch_sizes": [...], "sweep": [report, ...],
+"per_sample": [...]}`; each entry of `sweep` is a complete single report (README: JSON report).
+Per sample means divided by the batch size: a row's float ops per sample stay constant when it
+scales linearly with the batch, and its time per sample falls as larger batches amortize
+per-call costs. The machine's peak is measured once for the whole sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from submodel_profiler.errors import UsageError
+from submodel_profiler.report import SCHEMA_VERSION, Report
+
+
+@dataclass(frozen=True)
+class PerSampleRow:
+    """One row across the sweep, in batch-size order: float ops and isolated µs per sample."""
+
+    name: str
+    call_index: int
+    type: str
+    flops: tuple  # per batch size: flops / batch_size, None where missing
+    time_us: tuple  # per batch size: isolated median / batch_size, None where not timed
+
+    @property
+    def label(self) -> str:
+        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    reports: tuple  # of Report, one per batch size, in the order asked for
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def batch_sizes(self) -> tuple:
+        return tuple(r.model.batch_size for r in self.reports)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": self.schema_version,
+            "batch_sizes": list(self.batch_sizes),
+            "sweep": [r.to_dict() for r in self.reports],
+            "per_sample": [_plain_row(r) for r in per_sample_rows(self)],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Sweep":
+        """Raises ValueError for another schema version (of the sweep or of a report)."""
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"Only schema_version {SCHEMA_VERSION} sweeps can be read. "
+                             f"Received: schema_version={data.get('schema_version')!r}.")  # fmt: skip
+        return cls(tuple(Report.from_dict(r) for r in data["sweep"]))
+
+
+def _plain_row(row: PerSampleRow) -> dict:
+    return {"name": row.name, "call_index": row.call_index, "type": row.type,
+            "flops_per_sample": list(row.flops), "time_us_per_sample": list(row.time_us)}  # fmt: skip
+
+
+def parse_batch_sizes(text: str) -> tuple:
+    """"1,8,32" -> (1, 8, 32): distinct positive integers.
+
+    Raises:
+        UsageError: anything else, naming --batch-sizes.
+    """
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(s < 1 for s in sizes) or len(set(sizes)) != len(sizes):
+        raise UsageError("--batch-sizes must be distinct positive integers separated by commas, "
+                         f"e.g. 1,8,32. Received: {text!r}.")  # fmt: skip
+    return sizes
+
+
+def per_sample(value, batch_size: int):
+    return None if value is None else value / batch_size
+
+
+def per_sample_rows(sweep: Sweep) -> tuple:
+    """Rows of the first report, matched by (name, call_index) in every other report."""
+    if not sweep.reports:
+        return ()
+    indexed = [{(r.name, r.call_index): r for r in rep.layers} for rep in sweep.reports]
+    rows = []
+    for row in sweep.reports[0].layers:
+        found = [rows_of.get((row.name, row.call_index)) for rows_of in indexed]
+        flops = tuple(None if r is None else per_sample(r.flops, b)
+                      for r, b in zip(found, sweep.batch_sizes))  # fmt: skip
+        times = tuple(None if r is None or r.time_us is None else per_sample(r.time_us.median, b)
+                      for r, b in zip(found, sweep.batch_sizes))  # fmt: skip
+        rows.append(PerSampleRow(row.name, row.call_index, row.type, flops, times))
+    return tuple(rows)
+
+
+def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=None,
+                  **kwargs) -> Sweep:  # fmt: skip
+    """`profile_model` once per batch size; the peak is measured once and shared.
+
+    Keyword arguments are passed on to `profile_model`. Raises what it raises.
+    """
+    from submodel_profiler.derived import add_derived_fields
+    from submodel_profiler.profiler import profile_model
+    from submodel_profiler.throughput import measure_peak
+    from submodel_profiler.timing import TimingSettings
+
+    settings = timing_settings or TimingSettings()
+    reports = [profile_model(model, batch_size=b, timing=timing, timing_settings=settings,
+                             measure_peak=False, **kwargs) for b in batch_sizes]  # fmt: skip
+    peak = measure_peak(settings) if timing else None
+    return Sweep(tuple(add_derived_fields(r, peak) for r in reports))

@@ -1,0 +1,94 @@
+"""Throughput: float ops per second of every row and of the whole model, against a peak.
+
+`flop_per_s` is a rate: a row's float ops (a count, TF's convention: a multiply-add is 2) divided
+by its isolated median time. The peak is this machine's attainable rate, measured once per run on
+a large float32 matmul timed by the very method the rows are timed with (`timing.SegmentTimer`),
+so `peak_fraction` = row rate / peak compares like with like. The peak is a median, not a best
+case, so a row can come out slightly above 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from submodel_profiler.report import LayerRow, Report, Totals
+from submodel_profiler.timing import Segment, SegmentTimer, TimingSettings
+
+PEAK_MATMUL_SIZE_CPU = 1024  # ~2.1 GFLOP per run: tens of ms on a few cores
+PEAK_MATMUL_SIZE_GPU = 4096  # ~137 GFLOP per run: large enough to saturate a data-centre GPU
+
+
+@dataclass(frozen=True)
+class Peak:
+    """Attainable float ops per second and how they were measured."""
+
+    flop_per_s: float
+    method: str
+
+
+def matmul_flops(n: int) -> int:
+    """Float ops of [n, n] @ [n, n]: n² outputs, n multiply-adds each, 2 float ops per multiply-add."""
+    return 2 * n**3
+
+
+def measure_peak(settings: TimingSettings = TimingSettings(), size: int | None = None) -> Peak:
+    """Time a float32 `size`×`size` matmul in-graph (like the rows) and return its rate.
+
+    Args:
+        settings: repeats, tolerance and budget, normally the run's own timing settings.
+        size: matrix size; default PEAK_MATMUL_SIZE_GPU on a GPU, else PEAK_MATMUL_SIZE_CPU.
+
+    Raises:
+        ValueError: the measured median time is not positive.
+    """
+    import tensorflow as tf
+
+    n = size or _default_size(tf)
+    spec = tf.TensorSpec((n, n), tf.float32)
+    segment = Segment(lambda a, b: tf.linalg.matmul(a, b), (spec, spec))
+    ((stats,),) = SegmentTimer(settings).time([[segment]])
+    if stats.median <= 0:
+        raise ValueError(f"The peak matmul took no measurable time. Received: {stats}.")
+    tf32 = tf.config.list_physical_devices("GPU") and (
+        tf.config.experimental.tensor_float_32_execution_enabled())
+    method = (f"float32 matmul {n}x{n} @ {n}x{n}, {matmul_flops(n):,} float ops, in-graph "
+              f"median of {stats.repeats} runs{'; TF32 allowed' if tf32 else ''}")  # fmt: skip
+    return Peak(matmul_flops(n) / (stats.median * 1e-6), method)
+
+
+def _default_size(tf) -> int:
+    return PEAK_MATMUL_SIZE_GPU if tf.config.list_physical_devices("GPU") else PEAK_MATMUL_SIZE_CPU
+
+
+def rate(flops: int | None, time_us: float | None) -> float | None:
+    """Float ops per second; None without a count, without a time, or for a zero time."""
+    if flops is None or not time_us or time_us <= 0:
+        return None
+    return flops / (time_us * 1e-6)
+
+
+def fraction(value: float | None, peak: float | None) -> float | None:
+    return None if value is None or not peak else value / peak
+
+
+def add_throughput(report: Report, peak: Peak | None) -> Report:
+    """A copy of `report` with rows' and totals' flop_per_s and peak_fraction, and the peak."""
+    peak_rate = None if peak is None else peak.flop_per_s
+    layers = tuple(_row(r, peak_rate) for r in report.layers)
+    environment = dataclasses.replace(
+        report.environment, peak_flop_per_s=peak_rate, peak_method=peak and peak.method
+    )
+    return dataclasses.replace(report, layers=layers, environment=environment,
+                               totals=_totals(report.totals, peak_rate))  # fmt: skip
+
+
+def _row(row: LayerRow, peak: float | None) -> LayerRow:
+    value = rate(row.flops, row.time_us.median if row.time_us else None)
+    return dataclasses.replace(row, flop_per_s=value, peak_fraction=fraction(value, peak))
+
+
+def _totals(totals: Totals, peak: float | None) -> Totals:
+    whole = totals.whole_model_time_us
+    value = rate(totals.whole_graph_flops, whole.median if whole else None)
+    return dataclasses.replace(totals, flop_per_s=value, peak_fraction=fraction(value, peak))

@@ -1,0 +1,231 @@
+"""Models users bring: nested, custom layers, integer inputs, mixed precision, named inputs,
+failing rows and interrupted timing (issue 4)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import FAST_TIMING, rows_by_label
+from submodel_profiler import profile_model
+
+
+def _assert_exact(report):
+    for row in report.layers:
+        assert row.error is None, row.error
+        assert row.flops == row.whole_graph_flops, row.label
+    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
+    assert report.totals.unattributed_flops == 0
+
+
+def _nested(keras):
+    layers = keras.layers
+    inner_in = keras.Input((6, 6, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="inner_conv")(inner_in)
+    x = layers.ReLU(name="inner_relu")(x + 1.0)
+    block = keras.Model(inner_in, x, name="block")
+    inputs = keras.Input((6, 6, 3))
+    y = block(inputs)
+    y = layers.GlobalAveragePooling2D(name="pool")(y)
+    return keras.Model(inputs, layers.Dense(2, name="head")(y))
+
+
+def test_nested_model_is_one_row_by_default(keras):
+    report = profile_model(_nested(keras), timing=False)
+    assert [r.name for r in report.layers] == ["block", "pool", "head"]
+    conv = 2 * 9 * 3 * 4 * 36 + 4 * 36
+    assert rows_by_label(report)["block"].flops == conv + 4 * 36  # + the ghost add
+    _assert_exact(report)
+
+
+def test_expand_nested_gives_path_named_rows(keras):
+    model = _nested(keras)
+    report = profile_model(model, timing=False, expand_nested=True)
+    names = [r.name for r in report.layers]
+    assert names == ["block/inner_conv", "block/inner_relu", "pool", "head"]
+    assert rows_by_label(report)["block/inner_relu"].fused_ops[0].startswith("add")
+    assert rows_by_label(report)["block/inner_conv"].flops == 2 * 9 * 3 * 4 * 36 + 4 * 36
+    assert sum(r.params for r in report.layers) == model.count_params()
+    _assert_exact(report)
+
+
+@pytest.mark.architecture
+def test_application_backbone_inside_sequential(keras):
+    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(96, 96, 3))
+    model = keras.Sequential([keras.Input((96, 96, 3)), base,
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])  # fmt: skip
+    one_row = profile_model(model, timing=False)
+    assert [r.type for r in one_row.layers][0] == "Functional"
+    _assert_exact(one_row)
+    expanded = profile_model(model, timing=False, expand_nested=True)
+    assert len(expanded.layers) > 100
+    assert all(r.name.startswith(f"{base.name}/") for r in expanded.layers[:-2])
+    _assert_exact(expanded)
+    assert expanded.totals.whole_graph_flops == one_row.totals.whole_graph_flops
+
+
+def test_integer_inputs_stay_within_the_embedding(keras):
+    inputs = keras.Input((7,), dtype="int32")
+    x = keras.layers.Embedding(5, 3, name="emb")(inputs)
+    x = keras.layers.Dense(2, name="d")(keras.layers.Flatten(name="flat")(x))
+    report = profile_model(keras.Model(inputs, x), timing_settings=FAST_TIMING,
+                           callback_samples=2, step_stats_runs=1)  # fmt: skip
+    assert rows_by_label(report)["emb"].input_shapes == ((1, 7),)
+    assert all(r.time_us is not None for r in report.layers)
+    assert report.cross_check.method_errors == {}
+    _assert_exact(report)
+
+
+def test_mixed_precision_profiles_in_the_compute_dtype(keras):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, name="c")(inputs)
+        x = keras.layers.Dense(2, name="d")(x)
+        model = keras.Model(inputs, x)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    report = profile_model(model, timing=False)
+    assert rows_by_label(report)["d"].input_shapes == ((1, 6, 6, 4),)
+    assert rows_by_label(report)["c"].flops == 2 * 9 * 3 * 4 * 36 + 4 * 36
+    _assert_exact(report)
+
+
+def test_input_shapes_by_name(keras):
+    a = keras.Input((4,), name="a")
+    b = keras.Input((None, 2), name="b")
+    x = keras.layers.Dense(3, name="da")(a)
+    y = keras.layers.Flatten(name="fb")(keras.layers.Dense(3, name="db")(b))
+    model = keras.Model([a, b], [x, y])
+    report = profile_model(model, timing=False, input_shapes={"b": (5, 2)})
+    assert [t.shape for t in report.model.inputs] == [(1, 4), (1, 5, 2)]
+    assert rows_by_label(report)["db"].flops == 5 * (2 * 2 * 3 + 3)
+    from submodel_profiler import UsageError
+
+    with pytest.raises(UsageError, match="does not have: c"):
+        profile_model(model, timing=False, input_shapes={"c": (4,)})
+
+
+def test_a_failing_row_does_not_sink_the_run(keras):
+    from submodel_profiler.cli import EXIT_PARTIAL, exit_code
+
+    class Fragile(keras.layers.Layer):
+        broken = False
+
+        def call(self, x):
+            return x * 2.0
+
+        def compute_output_spec(self, x):
+            if Fragile.broken:
+                raise RuntimeError("cannot be called symbolically")
+            return keras.KerasTensor(x.shape, x.dtype)
+
+    inputs = keras.Input((4,))
+    x = Fragile(name="fragile")(keras.layers.Dense(4, name="d1")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="d2")(x))
+    Fragile.broken = True
+    report = profile_model(model, timing_settings=FAST_TIMING, callback_samples=0, step_stats_runs=0)
+    rows = rows_by_label(report)
+    assert "fragile" in rows["fragile"].error and "symbolically" in rows["fragile"].error
+    assert rows["fragile"].flops is None and rows["fragile"].time_us is None
+    assert rows["fragile"].whole_graph_flops == 4  # x * 2.0 still counted in the whole graph
+    assert rows["d2"].flops == 2 * 4 * 2 + 2 and rows["d2"].time_us is not None
+    assert report.status == "partial" and report.cross_check.failed_rows == ("fragile",)
+    assert exit_code(report) == EXIT_PARTIAL
+
+
+def test_ctrl_c_during_timing_keeps_the_samples_so_far(tiny_cnn, monkeypatch):
+    from submodel_profiler import timing
+
+    original = timing._Chunk.sample
+    calls = {"n": 0}
+
+    def interrupt_on_third_batch(self, n, keep=True):
+        if keep:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+        return original(self, n, keep)
+
+    monkeypatch.setattr(timing._Chunk, "sample", interrupt_on_third_batch)
+    settings = timing.TimingSettings(warmup=0, min_repeats=2, max_repeats=10, budget_s=100.0,
+                                     tolerance=1e-12)  # fmt: skip
+    report = profile_model(tiny_cnn, timing_settings=settings)
+    assert report.status == "interrupted"
+    # The first sampling round (2 samples) finished for the rows' chunk before Ctrl-C.
+    assert all(r.time_us is not None and r.time_us.repeats == 2 for r in report.layers)
+
+
+CUSTOM_MODULE = textwrap.dedent(
+    """
+    import keras
+
+    @keras.saving.register_keras_serializable(package="sp_test")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+    """
+)
+
+
+def test_custom_layer_needs_custom_objects(tmp_path, keras):
+    (tmp_path / "sp_custom.py").write_text(CUSTOM_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import sp_custom
+
+        inputs = keras.Input((3,))
+        model = keras.Model(inputs, keras.layers.Dense(2, name="d")(sp_custom.Doubler(name="dbl")(inputs)))
+        model.save(tmp_path / "custom.keras")
+    finally:
+        sys.path.remove(str(tmp_path))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(tmp_path)}
+    cli = [sys.executable, "-m", "submodel_profiler", str(tmp_path / "custom.keras"), "--no-timing"]
+    missing = subprocess.run(cli, capture_output=True, text=True, cwd=str(tmp_path / ".."),
+                             env={**env, "PYTHONPATH": ""}, timeout=300)  # fmt: skip
+    assert missing.returncode == 2
+    assert "Doubler" in missing.stderr and "--custom-objects" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    found = subprocess.run(cli + ["--custom-objects", "sp_custom:Doubler"], capture_output=True,
+                           text=True, env=env, timeout=300)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert "dbl" in found.stdout and "Cross-check: OK" in found.stdout
+    bad = subprocess.run(cli + ["--custom-objects", "no_such_module_xyz"], capture_output=True,
+                         text=True, env=env, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "could not import module" in bad.stderr
+
+
+def test_subclassed_model_rows_and_inline_ops(keras):
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+            self.head = keras.layers.Dense(2, name="head")
+
+        def call(self, x):
+            y = self.conv(x)
+            y = y * 0.5 + 1.0  # written inline: no layer owns these ops
+            return self.head(self.pool(y))
+
+    model = Net()
+    model(keras.ops.zeros((1, 8, 8, 3)))
+    from submodel_profiler import UsageError
+
+    with pytest.raises(UsageError, match="--input-shape"):
+        profile_model(model, timing=False)
+    report = profile_model(model, input_shapes=[(8, 8, 3)], timing_settings=FAST_TIMING,
+                           callback_samples=2, step_stats_runs=1)  # fmt: skip
+    rows = rows_by_label(report)
+    assert rows["conv"].flops == 2 * 9 * 3 * 4 * 64 + 4 * 64
+    assert rows["head"].flops == 2 * 4 * 2 + 2
+    inline = rows["(inline ops)"]
+    assert inline.kind == "inline" and inline.whole_graph_flops == 2 * 8 * 8 * 4  # * and +
+    _assert_exact(report)
+    assert all(r.time_us is not None for r in report.layers if r.kind == "layer")
+    assert all("call" not in layer.__dict__ for layer in model.layers)  # wrappers removed
