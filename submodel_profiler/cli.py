@@ -32,7 +32,13 @@ holds the samples taken so far).
 examples:
   python -m submodel_profiler MobileNetV3Large
   python -m submodel_profiler model.keras --input-shape 128,128,3 --format json --output report.json
-  python -m submodel_profiler ResNet50 --batch-size 8 --no-timing"""
+  python -m submodel_profiler ResNet50 --batch-size 8 --no-timing
+  python -m submodel_profiler MobileNetV3Large --sort time --top 20 --plot mnv3.png
+  python -m submodel_profiler MobileNetV3Large --batch-sizes 1,8,32 --no-timing
+
+subcommand:
+  python -m submodel_profiler compare A.json B.json   compare two JSON reports row by row
+                                                      (see: python -m submodel_profiler compare --help)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,11 +168,7 @@ def run(args) -> int:
         from submodel_profiler.plots import write_plot
 
         write_plot(report, args.plot)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    _write(text, args.output)
     return exit_code(report)
 
 

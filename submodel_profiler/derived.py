@@ -21,6 +21,6 @@ def add_derived_fields(report: Report, peak: Peak | None) -> Report:
 def finish_report(report: Report, peak_settings: TimingSettings | None) -> Report:
     """Measure the peak with `peak_settings`, then add the derived fields. The peak is skipped
     when `peak_settings` is None or the run was interrupted (Ctrl-C during timing)."""
-    skip = peak_settings is None or getattr(report, "status", None) == "interrupted"
+    skip = peak_settings is None or report.status == "interrupted"
     peak = None if skip else measure_peak(peak_settings)
     return add_derived_fields(report, peak)

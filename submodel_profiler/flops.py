@@ -300,18 +300,28 @@ def _called_functions(fdef, functions: dict):
 
 @contextlib.contextmanager
 def quiet_tf():
-    """Silence TF's Python logger and the profiler's deprecation notices for a block."""
-    import tensorflow as tf
+    """Silence TF's Python logger, the profiler's deprecation notices and stdout for a block."""
     from tensorflow.python.util import deprecation
+
+    was_printing = deprecation._PRINT_DEPRECATION_WARNINGS
+    deprecation._PRINT_DEPRECATION_WARNINGS = False
+    try:
+        with tf_warnings_silenced(), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        deprecation._PRINT_DEPRECATION_WARNINGS = was_printing
+
+
+@contextlib.contextmanager
+def tf_warnings_silenced():
+    """TF's Python logger at ERROR for a block: the profiler creates many tf.functions on
+    purpose, and TF's "triggered tf.function retracing" notices would only mislead users."""
+    import tensorflow as tf
 
     logger = tf.get_logger()
     level = logger.level
-    was_printing = deprecation._PRINT_DEPRECATION_WARNINGS
     logger.setLevel("ERROR")
-    deprecation._PRINT_DEPRECATION_WARNINGS = False
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+        yield
     finally:
         logger.setLevel(level)
-        deprecation._PRINT_DEPRECATION_WARNINGS = was_printing

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 
 from submodel_profiler.environment import collect_environment
+from submodel_profiler.flops import tf_warnings_silenced
 from submodel_profiler.graph_walk import RowPlan, functional_graph, plan_rows
 from submodel_profiler.report import (
     CrossCheck,
@@ -92,12 +93,13 @@ def profile_model(
         check_batch_size(batch_size)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
         rows, whole = trace_subclassed(model, specs)
-    results = _profile_submodels(rows, whole, progress)
     timed, others = _Timing(), OtherMethods()
     int_high = integer_input_bound(model)
-    if timing:
-        timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
-        if not timed.interrupted:
+    with tf_warnings_silenced():
+        results = _profile_submodels(rows, whole, progress)
+        if timing:
+            timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
+        if timing and not timed.interrupted:
             others = other_methods(model, whole, specs, step_stats_runs, callback_samples, int_high)
     layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others) for row in rows)
     report = Report(
@@ -109,7 +111,8 @@ def profile_model(
         cross_check=_cross_check(layers, whole, others.errors),
         status=_status(layers, timed.interrupted),
     )
-    return finish_report(report, timing_settings if timing and measure_peak else None)
+    with tf_warnings_silenced():  # the peak measurement creates tf.functions too
+        return finish_report(report, timing_settings if timing and measure_peak else None)
 
 
 def _progress_bar(items, enabled: bool, desc: str):

@@ -194,10 +194,19 @@ def _us(value) -> str:
 def _header(report: Report) -> str:
     m, env = report.model, report.environment
     inputs = ", ".join(f"{t.name} {_shape(t.shape)} {t.dtype}" for t in m.inputs)
-    return "\n".join([
+    lines = [
         f"Model: {m.name} ({m.source})   batch size {m.batch_size}   inputs: {inputs}",
         f"TensorFlow {env.tensorflow}, Keras {env.keras}, Python {env.python} on {env.device}",
-    ])  # fmt: skip
+    ]
+    if report.status != "complete":
+        lines.append(f"STATUS: {report.status.upper()} — {_STATUS_TEXT[report.status]}")
+    return "\n".join(lines)
+
+
+_STATUS_TEXT = {
+    "partial": "some rows could not be profiled; see their error below and in the JSON.",
+    "interrupted": "Ctrl-C stopped timing; times hold the samples taken before it.",
+}
 
 
 def _footer(report: Report) -> list[str]:
@@ -209,6 +218,7 @@ def _footer(report: Report) -> list[str]:
     ]
     lines += _timing_footer(report)
     lines.append(_verdict(report))
+    lines += [f"  error in {r.label}: {r.error}" for r in report.layers if r.error]
     lines.append(COUNTING_CONVENTION)
     uncounted = _uncounted_summary(report)
     if uncounted:

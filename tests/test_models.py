@@ -137,6 +137,10 @@ def test_a_failing_row_does_not_sink_the_run(keras):
     assert rows["d2"].flops == 2 * 4 * 2 + 2 and rows["d2"].time_us is not None
     assert report.status == "partial" and report.cross_check.failed_rows == ("fragile",)
     assert exit_code(report) == EXIT_PARTIAL
+    from submodel_profiler.renderers import render_table
+
+    text = render_table(report)
+    assert "STATUS: PARTIAL" in text and "error in fragile" in text and "symbolically" in text
 
 
 def test_ctrl_c_during_timing_keeps_the_samples_so_far(tiny_cnn, monkeypatch):
@@ -157,6 +161,9 @@ def test_ctrl_c_during_timing_keeps_the_samples_so_far(tiny_cnn, monkeypatch):
                                      tolerance=1e-12)  # fmt: skip
     report = profile_model(tiny_cnn, timing_settings=settings)
     assert report.status == "interrupted"
+    from submodel_profiler.cli import EXIT_INTERRUPTED, exit_code
+
+    assert exit_code(report) == EXIT_INTERRUPTED
     # The first sampling round (2 samples) finished for the rows' chunk before Ctrl-C.
     assert all(r.time_us is not None and r.time_us.repeats == 2 for r in report.layers)
 
