@@ -51,8 +51,8 @@ from __future__ import annotations
 import functools
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -228,7 +228,7 @@ class LayerTimingCallback(keras.callbacks.Callback):
         for step in reversed(undo):
             step()
 
-    def __enter__(self) -> "LayerTimingCallback":
+    def __enter__(self) -> LayerTimingCallback:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -115,8 +115,8 @@ def validate(args) -> None:
 
     try:
         check_batch_size(args.batch_size)
-    except UsageError:
-        raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.")
+    except UsageError as e:
+        raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.") from e
     args.input_shapes = parse_input_shapes(args.input_shape)
     for flag, value, low in (("--repeats", args.repeats, 1), ("--min-repeats", args.min_repeats, 1),
                              ("--warmup", args.warmup, 0),

@@ -98,7 +98,7 @@ def count_graph_flops(graph) -> GraphFlops:
         return _count(graph, _FunctionLibrary(graph), active=())
 
 
-def _count(graph, library: "_FunctionLibrary", active: tuple) -> GraphFlops:
+def _count(graph, library: _FunctionLibrary, active: tuple) -> GraphFlops:
     """`count_graph_flops` of `graph`, with `active` the names of the enclosing function bodies."""
     total, per_node, incomplete_shapes = _profile(graph)
     uncounted = uncounted_nodes(graph, per_op=incomplete_shapes)
@@ -185,7 +185,7 @@ _BODY_CACHE: dict = {}
 _BODY_CACHE_SIZE = 4096
 
 
-def _call_body(op, library: "_FunctionLibrary", active: tuple) -> _Body | None:
+def _call_body(op, library: _FunctionLibrary, active: tuple) -> _Body | None:
     """Float ops of the body a call node runs, or None if the body cannot be counted."""
     name = op.get_attr("f").name
     functions = library.closure(name)

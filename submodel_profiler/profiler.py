@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
+from submodel_profiler.cross_methods import OtherMethods, other_methods, rank_correlations
+from submodel_profiler.derived import finish_report
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.flops import tf_warnings_silenced
 from submodel_profiler.graph_walk import RowPlan, functional_graph, plan_rows
@@ -32,8 +34,6 @@ from submodel_profiler.timing import (
     TimingSettings,
     integer_input_bound,
 )
-from submodel_profiler.cross_methods import OtherMethods, other_methods, rank_correlations
-from submodel_profiler.derived import finish_report
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
 

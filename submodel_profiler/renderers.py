@@ -210,7 +210,7 @@ _STATUS_TEXT = {
 
 
 def _footer(report: Report) -> list[str]:
-    t, check = report.totals, report.cross_check
+    t = report.totals
     lines = [
         f"Rows: {len(report.layers)}   params: {report.model.params:,}",
         f"Float ops: Σ rows (sub-models) {t.flops:,}   whole graph {t.whole_graph_flops:,}   "

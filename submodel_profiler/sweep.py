@@ -52,7 +52,7 @@ class Sweep:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Sweep":
+    def from_dict(cls, data: dict) -> Sweep:
         """Raises ValueError for another schema version (of the sweep or of a report)."""
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"Only schema_version {SCHEMA_VERSION} sweeps can be read. "

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class TimeStats:
     repeats: int  # timed executions
 
     @classmethod
-    def from_samples(cls, samples_us) -> "TimeStats":
+    def from_samples(cls, samples_us) -> TimeStats:
         a = np.asarray(samples_us, dtype=float)
         q1, med, q3 = np.percentile(a, [25, 50, 75])
         return cls(float(med), float(a.min()), float(a.max()), float(q3 - q1), len(a))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -14,8 +16,27 @@ from submodel_profiler.timing import TimingSettings  # noqa: E402
 FAST_TIMING = TimingSettings(warmup=1, min_repeats=3, max_repeats=5, budget_s=0.001)
 
 
+CLI = [sys.executable, "-m", "submodel_profiler"]
+
+
 def rows_by_label(report) -> dict:
     return {row.label: row for row in report.layers}
+
+
+def assert_exact(report):
+    """Every row's two counts agree and the rows sum exactly to the whole graph."""
+    for row in report.layers:
+        assert row.error is None, row.error
+        assert row.flops == row.whole_graph_flops, row.label
+    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
+    assert report.totals.unattributed_flops == 0
+    assert report.cross_check.flops_exact
+
+
+def run_cli(args, **kw):
+    """`python -m submodel_profiler ARGS` as a user runs it; the CompletedProcess."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +57,11 @@ def tiny_cnn(keras):
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(4, name="dense")(x)
     return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory, tiny_cnn):
+    """tiny_cnn saved as a .keras file."""
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    tiny_cnn.save(path)
+    return str(path)

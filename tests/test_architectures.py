@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rows_by_label
 from submodel_profiler import profile_model
 
 pytestmark = pytest.mark.architecture
@@ -46,7 +45,7 @@ def test_mobilenet_v3_se_gates_carry_their_ghost_ops(mobilenet):
     report = profile_model(mobilenet, timing=False)
     gates = [r for r in report.layers if r.fused_ops]
     # One hard-sigmoid per squeeze-excite block; MobileNetV3Small has 9 of them.
-    se_blocks = [l for l in mobilenet.layers if l.name.endswith("squeeze_excite_mul")]
+    se_blocks = [ly for ly in mobilenet.layers if ly.name.endswith("squeeze_excite_mul")]
     assert len(gates) == len(se_blocks) > 0
     for row in gates:
         assert row.type == "ReLU"

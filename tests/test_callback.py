@@ -184,7 +184,7 @@ def test_context_manager_restores_when_predict_raises_outside_the_model():
     with pytest.raises(OSError, match="callback failed"):
         with LayerTimingCallback() as cb:
             model.predict(samples(), batch_size=1, verbose=0, callbacks=[cb, FailAfterFirstBatch()])
-            assert False, "predict should have raised"
+            raise AssertionError("predict should have raised")
     assert model.run_eagerly is False
     assert not is_patched(model)
     assert {name: len(t) for name, t in cb.times_us.items()} == {"d1": 1, "relu": 1, "d2": 1}

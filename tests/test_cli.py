@@ -9,24 +9,17 @@ import sys
 
 import pytest
 
-CLI = [sys.executable, "-m", "submodel_profiler"]
+from conftest import run_cli
+
 FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001"]
 
 
-def run(args, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_cnn):
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    tiny_cnn.save(path)
-    return str(path)
 
 
 def test_table_on_a_model_file(model_file):
-    result = run([model_file, *FAST])
+    result = run_cli([model_file, *FAST])
     assert result.returncode == 0, result.stderr
     assert "Cross-check: OK" in result.stdout
     assert "conv" in result.stdout and "dense" in result.stdout
@@ -35,7 +28,7 @@ def test_table_on_a_model_file(model_file):
 
 def test_json_to_file(model_file, tmp_path):
     out = tmp_path / "report.json"
-    result = run([model_file, "--no-timing", "--format", "json", "--output", str(out)])
+    result = run_cli([model_file, "--no-timing", "--format", "json", "--output", str(out)])
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # the report went to the file
     data = json.loads(out.read_text())
@@ -45,7 +38,7 @@ def test_json_to_file(model_file, tmp_path):
 
 
 def test_csv_to_stdout(model_file):
-    result = run([model_file, "--no-timing", "--format", "csv", "--batch-size", "2"])
+    result = run_cli([model_file, "--no-timing", "--format", "csv", "--batch-size", "2"])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("index,name,type")
 
@@ -59,7 +52,7 @@ def test_console_script_is_installed(model_file):
 
 
 def test_help_explains_every_flag():
-    result = run(["--help"])
+    result = run_cli(["--help"])
     assert result.returncode == 0
     for flag in ("--batch-size", "--input-shape", "--format", "--output", "--no-timing",
                  "--repeats", "--min-repeats", "--warmup", "--tolerance", "--time-budget",
@@ -79,7 +72,7 @@ def test_help_explains_every_flag():
     ],
 )
 def test_usage_errors_exit_2_without_traceback(args, message):
-    result = run(args)
+    result = run_cli(args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -88,7 +81,7 @@ def test_usage_errors_exit_2_without_traceback(args, message):
 def test_a_file_that_is_not_a_model(tmp_path):
     bogus = tmp_path / "bogus.keras"
     bogus.write_text("not a model")
-    result = run([str(bogus)])
+    result = run_cli([str(bogus)])
     assert result.returncode == 2
     assert "Could not load" in result.stderr and "Traceback" not in result.stderr
 
@@ -98,7 +91,7 @@ def test_free_dims_need_input_shape(tmp_path, keras):
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs))
     path = tmp_path / "free.keras"
     model.save(path)
-    result = run([str(path), "--no-timing"])
+    result = run_cli([str(path), "--no-timing"])
     assert result.returncode == 2 and "--input-shape" in result.stderr
-    result = run([str(path), "--no-timing", "--input-shape", "32,32,3"])
+    result = run_cli([str(path), "--no-timing", "--input-shape", "32,32,3"])
     assert result.returncode == 0, result.stderr

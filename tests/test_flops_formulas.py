@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rows_by_label
 from submodel_profiler import profile_model
+
+from conftest import rows_by_label
 
 
 def _profile(model, **kw):

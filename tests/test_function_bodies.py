@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rows_by_label
 from submodel_profiler import flops as flops_module
 from submodel_profiler import profile_model
 from submodel_profiler.flops import CALL_OP_TYPES, count_graph_flops
+
+from conftest import assert_exact, rows_by_label
 
 
 def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
 
 
-def _assert_exact(report):
-    """Every row's two counts agree and the rows sum exactly to the whole graph."""
-    for row in report.layers:
-        assert row.error is None, row.error
-        assert row.flops == row.whole_graph_flops, row.label
-    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
-    assert report.totals.unattributed_flops == 0
-    assert report.cross_check.flops_exact
 
 
 def _call_nodes(graph) -> list:
@@ -60,7 +53,7 @@ def test_grouped_conv_row_counts_its_function_body(keras):
     assert row.flops == conv + bias
     assert row.whole_graph_flops == conv + bias
     assert row.uncounted_ops == {}
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_grouped_conv_with_batch_and_fewer_groups(keras):
@@ -71,7 +64,7 @@ def test_grouped_conv_with_batch_and_fewer_groups(keras):
     x = keras.layers.Conv2D(cout, k, groups=g, use_bias=False, name="gconv")(inputs)
     report = _profile(keras.Model(inputs, x), batch_size=b)
     assert rows_by_label(report)["gconv"].flops == 2 * k * k * (cin // g) * cout * ho * wo * b
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_nested_function_calls_are_counted_recursively():
@@ -171,7 +164,7 @@ def test_convnext_tiny_counts_its_grouped_convs(keras):
 
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(224, 224, 3))
     report = _profile(model, batch_size=1)
-    _assert_exact(report)
+    assert_exact(report)
     assert not any("PartitionedCall" in t for r in report.layers for t in r.uncounted_ops)
 
     # TF's plain profile of model(x): nothing inside the call nodes.

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import rows_by_label
 from submodel_profiler import profile_model
+
+from conftest import assert_exact, rows_by_label
 
 
 def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
 
 
-def _assert_exact(report):
-    """Every row's two counts agree, rows sum to the whole graph, nothing unclaimed."""
-    for row in report.layers:
-        assert row.error is None, row.error
-        assert row.flops == row.whole_graph_flops, row.label
-    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
-    assert report.totals.unattributed_flops == 0
-    assert report.cross_check.flops_exact
 
 
 def _hard_sigmoid_model(keras, channels=6):
@@ -42,7 +35,7 @@ def test_hard_sigmoid_ghost_ops_are_fused_into_relu(keras):
     assert relu.flops == 2 * c
     assert relu.uncounted_ops == {"Relu6": 1}
     assert all(r.kind == "layer" for r in report.layers)
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_ghost_op_without_activation_neighbour_is_its_own_row(keras):
@@ -55,7 +48,7 @@ def test_ghost_op_without_activation_neighbour_is_its_own_row(keras):
     ops = [r for r in report.layers if r.kind == "op"]
     assert len(ops) == 1 and ops[0].type == "Add"
     assert ops[0].flops == 5 * 5 * 4  # one add per element
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_ghost_op_on_a_shared_path_is_not_fused(keras):
@@ -66,7 +59,7 @@ def test_ghost_op_on_a_shared_path_is_not_fused(keras):
     report = _profile(keras.Model(inputs, outputs))
     assert rows_by_label(report)["r"].fused_ops == ()
     assert sum(r.kind == "op" for r in report.layers) == 1
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_layer_names_that_collide_with_tf_scope_suffixes(keras):
@@ -83,7 +76,7 @@ def test_layer_names_that_collide_with_tf_scope_suffixes(keras):
     for name, (cin, cout, k) in {"conv": (2, 3, 3), "conv_1": (3, 4, 3),
                                  "conv_1_2": (4, 5, 3), "Add_6": (5, 6, 1)}.items():  # fmt: skip
         assert rows[name].flops == 2 * k * k * cin * cout * 36 + cout * 36, name
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_shared_layer_gets_one_row_per_call_site(keras):
@@ -98,7 +91,7 @@ def test_shared_layer_gets_one_row_per_call_site(keras):
     # Shared weights count once.
     assert [r.params for r in shared_rows] == [15, 0]
     assert sum(r.params for r in report.layers) == report.model.params
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_two_inputs_two_outputs(keras):
@@ -112,7 +105,7 @@ def test_two_inputs_two_outputs(keras):
     report = _profile(keras.Model([img, vec], [out1, out2]), batch_size=3)
     assert [t.shape for t in report.model.inputs] == [(3, 8, 8, 3), (3, 5)]
     assert rows_by_label(report)["out2"].flops == 3 * (2 * 5 * 2 + 2)
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_sequential_model(keras):
@@ -122,13 +115,13 @@ def test_sequential_model(keras):
     report = _profile(model)
     assert [r.name for r in report.layers] == ["d1", "d2"]
     assert rows_by_label(report)["d1"].flops == 2 * 10 * 6 + 6
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_profiling_leaves_the_model_unchanged(tiny_cnn):
-    before = {l.name: (len(l._inbound_nodes), len(l._outbound_nodes)) for l in tiny_cnn.layers}
+    before = {ly.name: (len(ly._inbound_nodes), len(ly._outbound_nodes)) for ly in tiny_cnn.layers}
     _profile(tiny_cnn)
-    after = {l.name: (len(l._inbound_nodes), len(l._outbound_nodes)) for l in tiny_cnn.layers}
+    after = {ly.name: (len(ly._inbound_nodes), len(ly._outbound_nodes)) for ly in tiny_cnn.layers}
     assert before == after
 
 

@@ -10,16 +10,9 @@ import textwrap
 
 import pytest
 
-from conftest import FAST_TIMING, rows_by_label
 from submodel_profiler import profile_model
 
-
-def _assert_exact(report):
-    for row in report.layers:
-        assert row.error is None, row.error
-        assert row.flops == row.whole_graph_flops, row.label
-    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
-    assert report.totals.unattributed_flops == 0
+from conftest import FAST_TIMING, assert_exact, rows_by_label
 
 
 def _nested(keras):
@@ -39,7 +32,7 @@ def test_nested_model_is_one_row_by_default(keras):
     assert [r.name for r in report.layers] == ["block", "pool", "head"]
     conv = 2 * 9 * 3 * 4 * 36 + 4 * 36
     assert rows_by_label(report)["block"].flops == conv + 4 * 36  # + the ghost add
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_expand_nested_gives_path_named_rows(keras):
@@ -50,7 +43,7 @@ def test_expand_nested_gives_path_named_rows(keras):
     assert rows_by_label(report)["block/inner_relu"].fused_ops[0].startswith("add")
     assert rows_by_label(report)["block/inner_conv"].flops == 2 * 9 * 3 * 4 * 36 + 4 * 36
     assert sum(r.params for r in report.layers) == model.count_params()
-    _assert_exact(report)
+    assert_exact(report)
 
 
 @pytest.mark.architecture
@@ -60,11 +53,11 @@ def test_application_backbone_inside_sequential(keras):
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])  # fmt: skip
     one_row = profile_model(model, timing=False)
     assert [r.type for r in one_row.layers][0] == "Functional"
-    _assert_exact(one_row)
+    assert_exact(one_row)
     expanded = profile_model(model, timing=False, expand_nested=True)
     assert len(expanded.layers) > 100
     assert all(r.name.startswith(f"{base.name}/") for r in expanded.layers[:-2])
-    _assert_exact(expanded)
+    assert_exact(expanded)
     assert expanded.totals.whole_graph_flops == one_row.totals.whole_graph_flops
 
 
@@ -77,7 +70,7 @@ def test_integer_inputs_stay_within_the_embedding(keras):
     assert rows_by_label(report)["emb"].input_shapes == ((1, 7),)
     assert all(r.time_us is not None for r in report.layers)
     assert report.cross_check.method_errors == {}
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_mixed_precision_profiles_in_the_compute_dtype(keras):
@@ -93,7 +86,7 @@ def test_mixed_precision_profiles_in_the_compute_dtype(keras):
     report = profile_model(model, timing=False)
     assert rows_by_label(report)["d"].input_shapes == ((1, 6, 6, 4),)
     assert rows_by_label(report)["c"].flops == 2 * 9 * 3 * 4 * 36 + 4 * 36
-    _assert_exact(report)
+    assert_exact(report)
 
 
 def test_input_shapes_by_name(keras):
@@ -233,6 +226,6 @@ def test_subclassed_model_rows_and_inline_ops(keras):
     assert rows["head"].flops == 2 * 4 * 2 + 2
     inline = rows["(inline ops)"]
     assert inline.kind == "inline" and inline.whole_graph_flops == 2 * 8 * 8 * 4  # * and +
-    _assert_exact(report)
+    assert_exact(report)
     assert all(r.time_us is not None for r in report.layers if r.kind == "layer")
     assert all("call" not in layer.__dict__ for layer in model.layers)  # wrappers removed

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from conftest import FAST_TIMING
 from submodel_profiler import SCHEMA_VERSION, Report, profile_model
 from submodel_profiler.renderers import render, render_csv, render_table
+
+from conftest import FAST_TIMING
 
 
 @pytest.fixture(scope="module")

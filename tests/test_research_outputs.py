@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import struct
-import subprocess
 import sys
 
 import pytest
 
-from conftest import FAST_TIMING
 from submodel_profiler import Report, profile_model
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER, fusion_flag
@@ -21,22 +18,15 @@ from submodel_profiler.summaries import ordered_rows
 from submodel_profiler.throughput import Peak, matmul_flops
 from submodel_profiler.timing import TimeStats
 
-CLI = [sys.executable, "-m", "submodel_profiler"]
+from conftest import FAST_TIMING, run_cli
+
 FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001",
         "--step-stats-runs", "1", "--callback-samples", "1"]  # fmt: skip
 RATE_TOLERANCE = 1e-9  # relative; the rates are one division of stored values
 
 
-def run(args, **kw):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(CLI + args, capture_output=True, text=True, env=env, timeout=300, **kw)
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory, tiny_cnn):
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    tiny_cnn.save(path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +147,7 @@ def _png_size(path) -> tuple:
 def test_cli_top_sort_and_plot(model_file, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "tiny.png"
-    result = run([model_file, *FAST, "--top", "2", "--sort", "flops", "--plot", str(png)])
+    result = run_cli([model_file, *FAST, "--top", "2", "--sort", "flops", "--plot", str(png)])
     assert result.returncode == 0, result.stderr
     table = result.stdout.split("By type")[0]
     rows = [line.split()[1] for line in table.splitlines() if line[:3].strip().isdigit()]
@@ -177,7 +167,7 @@ def test_cli_research_usage_errors(model_file, tmp_path):
         (["--batch-sizes", "1,x"], "--batch-sizes"),
         (["--plot", str(tmp_path / "fig.gif")], "--plot"),
     ):
-        result = run([model_file, *args])
+        result = run_cli([model_file, *args])
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -192,10 +182,10 @@ def test_missing_matplotlib_is_a_usage_error(monkeypatch):
 
 
 def test_help_lists_the_research_flags():
-    result = run(["--help"])
+    result = run_cli(["--help"])
     for flag in ("--top", "--sort", "--plot", "--batch-sizes"):
         assert flag in result.stdout
-    result = run(["compare", "--help"])
+    result = run_cli(["compare", "--help"])
     assert result.returncode == 0 and "(name, call_index)" in result.stdout
 
 
@@ -215,7 +205,7 @@ def two_reports(tiny_cnn, tmp_path_factory):
 
 def test_compare_gives_the_batch_ratio_of_float_ops(two_reports, tmp_path):
     out = tmp_path / "cmp.json"
-    result = run(["compare", *two_reports, "--format", "json", "--output", str(out)])
+    result = run_cli(["compare", *two_reports, "--format", "json", "--output", str(out)])
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     rows = {r["name"]: r for r in data["rows"]}
@@ -225,7 +215,7 @@ def test_compare_gives_the_batch_ratio_of_float_ops(two_reports, tmp_path):
         assert flops["delta"] == flops["b"] - flops["a"]
     assert data["totals"]["flops"]["a"] == sum(r["flops"]["a"] for r in data["rows"])
     assert data["only_in_a"] == [] and data["only_in_b"] == []
-    table = run(["compare", *two_reports])
+    table = run_cli(["compare", *two_reports])
     assert table.returncode == 0 and "3×" in table.stdout
 
 
@@ -234,7 +224,7 @@ def test_compare_lists_rows_in_one_report_only(two_reports, tmp_path):
     data["layers"] = [r for r in data["layers"] if r["name"] != "gap"]
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(data))
-    result = run(["compare", two_reports[0], str(edited)])
+    result = run_cli(["compare", two_reports[0], str(edited)])
     assert result.returncode == 0, result.stderr
     assert "Only in A (1): gap" in result.stdout
 
@@ -244,7 +234,7 @@ def test_compare_refuses_an_unknown_schema_version(two_reports, tmp_path):
     data["schema_version"] = 99
     future = tmp_path / "future.json"
     future.write_text(json.dumps(data))
-    result = run(["compare", two_reports[0], str(future)])
+    result = run_cli(["compare", two_reports[0], str(future)])
     assert result.returncode == 2
     assert "schema_version" in result.stderr and "Traceback" not in result.stderr
 
@@ -254,7 +244,7 @@ def test_compare_refuses_an_unknown_schema_version(two_reports, tmp_path):
 
 def test_sweep_cli_json_layout(model_file, tmp_path):
     out = tmp_path / "sweep.json"
-    result = run([model_file, "--no-timing", "--batch-sizes", "1,2", "--format", "json",
+    result = run_cli([model_file, "--no-timing", "--batch-sizes", "1,2", "--format", "json",
                   "--output", str(out)])  # fmt: skip
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
