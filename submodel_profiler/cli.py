@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="import custom layers a model file needs: MODULE:NAME passes that "
                         "object, MODULE alone imports a module that registers its objects "
                         "with keras.saving.register_keras_serializable; repeatable")  # fmt: skip
+    p.add_argument("--dtype-policy", metavar="POLICY",
+                   help="Keras dtype policy to build a keras.applications model with, e.g. "
+                        "mixed_float16 or bfloat16; rows are profiled in the compute dtype "
+                        "(model files keep the policies they were saved with)")  # fmt: skip
     p.add_argument("--no-timing", action="store_true",
                    help="count float ops only; skip isolated timing")
     timing = p.add_argument_group("timing (see README: how isolated time is measured)")
@@ -149,7 +153,8 @@ def run(args) -> int:
     if shapes:
         build_shape = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
     custom = import_custom_objects(args.custom_objects)
-    loaded = load_model(args.model, input_shape=build_shape, custom_objects=custom)
+    loaded = load_model(args.model, input_shape=build_shape, custom_objects=custom,
+                        dtype_policy=args.dtype_policy)  # fmt: skip
     settings = TimingSettings(
         warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.repeats,
         tolerance=args.tolerance, budget_s=args.time_budget,
@@ -281,6 +286,10 @@ def build_compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=COMPARE_FORMATS, default="table",
                    help="table (default) or json (per-row and total a, b, delta, ratio)")
     p.add_argument("--output", metavar="PATH", help="write to PATH instead of stdout")
+    p.add_argument("--match", choices=("name", "order"), default="name",
+                   help="pair rows by (name, call_index) (default), or by execution order and "
+                        "type: for the same architecture built in one process twice, where "
+                        "Keras' per-process name counter renamed its layers")  # fmt: skip
     return p
 
 
@@ -293,7 +302,8 @@ def compare_main(argv) -> int:
     try:
         if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
             raise UsageError(f"--output: the directory does not exist. Received: {args.output!r}.")
-        comparison = compare_reports(read_report(args.a), read_report(args.b), args.a, args.b)
+        comparison = compare_reports(read_report(args.a), read_report(args.b), args.a, args.b,
+                                     match=args.match)  # fmt: skip
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from submodel_profiler.errors import UsageError
-from submodel_profiler.report import SCHEMA_VERSION, LayerRow, Report, Totals
+from submodel_profiler.report import SCHEMA_VERSION, Report, Totals
 
 ROW_METRICS = {  # name -> the row's value (float ops: a count; times: µs per execution)
     "flops": lambda r: r.flops,
@@ -83,8 +83,18 @@ def delta(a, b) -> Delta:
     return Delta(a, b, b - a, b / a if a else None)
 
 
-def _key(row: LayerRow) -> tuple:
-    return (row.name, row.call_index)
+MATCH_MODES = ("name", "order")
+
+
+def _keys(report: Report, match: str) -> list:
+    """Row keys: (name, call_index), or (position, type) when matching by execution order.
+
+    Keras auto-names layers from a per-process counter, so the same architecture built twice in
+    one process gets other names (`re_lu_7` becomes `re_lu_26`); "order" pairs such reports.
+    """
+    if match == "order":
+        return [(i, r.type) for i, r in enumerate(report.layers)]
+    return [(r.name, r.call_index) for r in report.layers]
 
 
 def _side(report: Report, label: str) -> dict:
@@ -93,22 +103,26 @@ def _side(report: Report, label: str) -> dict:
             "device": report.environment.device}  # fmt: skip
 
 
-def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B") -> Comparison:
-    """Match rows of `a` and `b` by (name, call_index); deltas and ratios of every metric."""
-    b_rows = {_key(r): r for r in b.layers}
-    a_keys = {_key(r) for r in a.layers}
+def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B",
+                    match: str = "name") -> Comparison:  # fmt: skip
+    """Match rows of `a` and `b` by (name, call_index), or with match="order" by position and
+    type; deltas and ratios of every metric. Rows are named after A."""
+    if match not in MATCH_MODES:
+        raise ValueError(f"match must be one of {MATCH_MODES}. Received: match={match!r}.")
+    a_keys, b_keys = _keys(a, match), _keys(b, match)
+    b_rows, in_a = dict(zip(b_keys, b.layers)), set(a_keys)
     rows = tuple(
         RowComparison(r.name, r.call_index, r.type,
-                      {k: delta(f(r), f(b_rows[_key(r)])) for k, f in ROW_METRICS.items()})
-        for r in a.layers if _key(r) in b_rows
+                      {m: delta(f(r), f(b_rows[k])) for m, f in ROW_METRICS.items()})
+        for k, r in zip(a_keys, a.layers) if k in b_rows
     )  # fmt: skip
     return Comparison(
         a=_side(a, a_label),
         b=_side(b, b_label),
         rows=rows,
         totals=_totals(a.totals, b.totals),
-        only_in_a=tuple(r.label for r in a.layers if _key(r) not in b_rows),
-        only_in_b=tuple(r.label for r in b.layers if _key(r) not in a_keys),
+        only_in_a=tuple(r.label for k, r in zip(a_keys, a.layers) if k not in b_rows),
+        only_in_b=tuple(r.label for k, r in zip(b_keys, b.layers) if k not in in_a),
     )
 
 

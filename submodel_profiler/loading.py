@@ -86,7 +86,10 @@ def resolve_source(spec: str) -> str:
 
 
 def load_model(
-    spec: str, input_shape: tuple[int, ...] | None = None, custom_objects: dict | None = None
+    spec: str,
+    input_shape: tuple[int, ...] | None = None,
+    custom_objects: dict | None = None,
+    dtype_policy: str | None = None,
 ) -> LoadedModel:
     """Load a `.keras`/`.h5` file (safe_mode on) or build a `keras.applications` model.
 
@@ -96,13 +99,15 @@ def load_model(
             application's documented default size.
         custom_objects: name -> class/function for custom layers in a model file
             (see `import_custom_objects`).
+        dtype_policy: a Keras dtype policy name ("mixed_float16", "bfloat16", ...) to build an
+            application with; model files keep the policies they were saved with.
 
     Raises:
         UsageError: the file is missing or unreadable, or the name is not an application.
     """
     if resolve_source(spec) == "file":
         return LoadedModel(_load_file(spec, custom_objects), f"file:{os.path.abspath(spec)}")
-    return LoadedModel(_build_application(spec, input_shape), f"application:{spec}")
+    return LoadedModel(_build_application(spec, input_shape, dtype_policy), f"application:{spec}")
 
 
 def import_custom_objects(specs) -> dict:
@@ -158,7 +163,7 @@ def _load_file(path: str, custom_objects: dict | None = None):
         ) from e
 
 
-def _build_application(name: str, input_shape: tuple[int, ...] | None):
+def _build_application(name: str, input_shape: tuple[int, ...] | None, dtype_policy=None):
     import keras
 
     from submodel_profiler.errors import UsageError
@@ -172,12 +177,18 @@ def _build_application(name: str, input_shape: tuple[int, ...] | None):
         )
     shape = tuple(input_shape) if input_shape else default_input_shape(name)
     constructor = getattr(keras.applications, name)
+    previous = keras.config.dtype_policy()
     try:
+        if dtype_policy:
+            keras.config.set_dtype_policy(dtype_policy)
         return constructor(weights=None, input_shape=shape)
     except ValueError as e:
         raise UsageError(
-            f"Could not build {name} with input shape {shape}. Keras said: {_first_line(e)}"
+            f"Could not build {name} with input shape {shape} and dtype policy "
+            f"{dtype_policy or previous.name!r}. Keras said: {_first_line(e)}"
         ) from e
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _first_line(error: BaseException) -> str:

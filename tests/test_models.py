@@ -229,3 +229,32 @@ def test_subclassed_model_rows_and_inline_ops(keras):
     assert_exact(report)
     assert all(r.time_us is not None for r in report.layers if r.kind == "layer")
     assert all("call" not in layer.__dict__ for layer in model.layers)  # wrappers removed
+
+
+@pytest.mark.architecture
+def test_convnext_tiny_nested_blocks_both_modes(keras):
+    """Nested Sequential stem/downsampling blocks, 18 residual ghost adds, grouped convs."""
+    model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(224, 224, 3))
+    one_row = profile_model(model, timing=False)
+    expanded = profile_model(model, timing=False, expand_nested=True)
+    for report in (one_row, expanded):
+        assert_exact(report)
+        assert sum(r.kind == "op" for r in report.layers) == 18
+    assert expanded.totals.whole_graph_flops == one_row.totals.whole_graph_flops
+    assert any(r.name.startswith("convnext_tiny_stem/") for r in expanded.layers)
+
+
+def test_dtype_policy_builds_applications_in_that_policy(keras):
+    from submodel_profiler.loading import load_model
+
+    before = keras.config.dtype_policy().name
+    model = load_model("MobileNetV3Small", input_shape=(32, 32, 3), dtype_policy="mixed_float16").model
+    assert keras.config.dtype_policy().name == before  # restored
+    report = profile_model(model, timing=False)
+    assert any(dtype == "float16" for r in report.layers for dtype in _input_dtypes(model, r))
+    assert_exact(report)
+
+
+def _input_dtypes(model, row):
+    layer = next((ly for ly in model.layers if ly.name == row.name), None)
+    return [layer.compute_dtype] if layer is not None else []

@@ -269,3 +269,21 @@ def test_sweep_timed_table(tiny_cnn):
             tuple(r.time_us.median / b for r, b in zip(report_rows, (1, 2))))
     text = render_sweep(sweep, "table")
     assert "µs/sample @2" in text and "float ops/sample @1" in text
+
+
+def test_compare_by_order_pairs_a_model_renamed_by_the_keras_counter(keras):
+    from submodel_profiler.compare import compare_reports
+
+    def build():  # auto-named layers: the second build gets other names
+        inputs = keras.Input((6,))
+        x = keras.layers.Dense(4)(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.ReLU()(x)))
+
+    a = profile_model(build(), timing=False)
+    b = profile_model(build(), timing=False)
+    assert [r.name for r in a.layers] != [r.name for r in b.layers]
+    by_name = compare_reports(a, b)
+    assert by_name.rows == () and len(by_name.only_in_a) == 3
+    by_order = compare_reports(a, b, match="order")
+    assert len(by_order.rows) == 3 and not by_order.only_in_a and not by_order.only_in_b
+    assert all(row.metrics["flops"].ratio in (1.0, None) for row in by_order.rows)
