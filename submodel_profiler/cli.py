@@ -27,7 +27,8 @@ EPILOG = """\
 exit codes: 0 success; 1 the float-op cross-check found a disagreement (the report is still
 written); 2 bad arguments or a model that cannot be read; 3 partial: some rows could not be
 profiled (each carries its error; the rest is complete); 130 Ctrl-C during timing (the report
-holds the samples taken so far).
+holds the samples taken so far). A disagreement among rows that completed wins over partial;
+Ctrl-C wins over both; a sweep exits with the first of 130, 1, 3 any of its reports has.
 
 examples:
   python -m submodel_profiler MobileNetV3Large
@@ -178,9 +179,13 @@ def run(args) -> int:
 
 
 def exit_code(report) -> int:
-    """130 interrupted, 3 partial (some rows failed), 1 float-op disagreement, else 0."""
+    """130 interrupted; else 1 if rows that completed disagree with the whole graph (or float ops
+    went unclaimed); else 3 partial (some rows failed); else 1 if Σ rows misses the whole
+    graph; else 0."""
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
+    if report.cross_check.mismatched_rows or report.totals.unattributed_flops:
+        return EXIT_CROSS_CHECK_FAILED
     if report.status == "partial":
         return EXIT_PARTIAL
     return EXIT_OK if report.cross_check.flops_exact else EXIT_CROSS_CHECK_FAILED
@@ -259,7 +264,11 @@ def run_sweep(args, loaded, settings, progress: bool) -> int:
         callback_samples=args.callback_samples,
     )  # fmt: skip
     _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)
-    return max(exit_code(r) for r in sweep.reports)
+    codes = [exit_code(r) for r in sweep.reports]
+    for code in (EXIT_INTERRUPTED, EXIT_CROSS_CHECK_FAILED, EXIT_PARTIAL):
+        if code in codes:
+            return code
+    return EXIT_OK
 
 
 def _write(text: str, output: str | None) -> None:

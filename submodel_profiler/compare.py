@@ -1,6 +1,6 @@
 """Compare two reports row by row: float ops and every timing method, deltas and ratios.
 
-Rows are matched by (name, call_index). `delta` is B − A and `ratio` is B ÷ A (None when either
+Rows are matched by (name, call_index), or by execution order and type (`match="order"`). `delta` is B − A and `ratio` is B ÷ A (None when either
 side is missing or A is 0). Rows present in only one report are listed, never dropped.
 Rendering lives in `renderers.render_comparison`.
 """
@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from submodel_profiler.errors import UsageError
-from submodel_profiler.report import SCHEMA_VERSION, Report, Totals
+from submodel_profiler.report import SCHEMA_VERSION, Report, Totals, row_label
 
 ROW_METRICS = {  # name -> the row's value (float ops: a count; times: µs per execution)
     "flops": lambda r: r.flops,
@@ -48,7 +48,7 @@ class RowComparison:
 
     @property
     def label(self) -> str:
-        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+        return row_label(self.name, self.call_index)
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,12 @@ class Comparison:
     only_in_a: tuple  # row labels
     only_in_b: tuple
     schema_version: int = SCHEMA_VERSION
+    match: str = "name"  # rows paired by "name" (name, call_index) or "order" (position, type)
 
     def to_dict(self) -> dict:
         return {
             "schema_version": self.schema_version,
-            "comparison": {"a": self.a, "b": self.b},
+            "comparison": {"a": self.a, "b": self.b, "match": self.match},
             "rows": [{"name": r.name, "call_index": r.call_index, "type": r.type,
                       **{k: vars(d) for k, d in r.metrics.items()}} for r in self.rows],  # fmt: skip
             "totals": {k: vars(d) for k, d in self.totals.items()},
@@ -123,6 +124,7 @@ def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B"
         totals=_totals(a.totals, b.totals),
         only_in_a=tuple(r.label for k, r in zip(a_keys, a.layers) if k not in b_rows),
         only_in_b=tuple(r.label for k, r in zip(b_keys, b.layers) if k not in in_a),
+        match=match,
     )
 
 

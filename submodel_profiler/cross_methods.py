@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from submodel_profiler.report import row_label
+
 METHODS = ("unfused", "in_graph", "callback")
 
 
@@ -56,6 +58,24 @@ def _step_stats(whole, inputs, runs: int):
     optimized = in_graph_times(standalone, owner, inputs, optimized=True, runs=runs)
     unfused = in_graph_times(standalone, owner, inputs, optimized=False, runs=runs)
     return optimized, unfused
+
+
+def step_stats_leftovers(others: OtherMethods) -> dict:
+    """Per step-stats mode, the time no row could take: unattributed nodes (I/O, unmatched
+    grappler nodes) and rows grappler removed with no surviving node downstream."""
+    leftovers = {}
+    for mode, times in (("in_graph", others.in_graph), ("unfused", others.unfused)):
+        if times is not None:
+            leftovers[mode] = {
+                "unattributed_us": times.unattributed_us,
+                "unattributed_nodes": times.unattributed_nodes,
+                "eliminated_rows": [_label(k) for k in times.eliminated],
+            }
+    return leftovers
+
+
+def _label(key) -> str:
+    return row_label(*key)
 
 
 def rank_correlations(layers) -> dict:

@@ -7,10 +7,16 @@ only when asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 
-from submodel_profiler.cross_methods import OtherMethods, other_methods, rank_correlations
+from submodel_profiler.cross_methods import (
+    OtherMethods,
+    other_methods,
+    rank_correlations,
+    step_stats_leftovers,
+)
 from submodel_profiler.derived import finish_report
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.flops import tf_warnings_silenced
@@ -23,6 +29,7 @@ from submodel_profiler.report import (
     Settings,
     TensorInfo,
     Totals,
+    row_label,
 )
 from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
 from submodel_profiler.subclassed import is_functional, subclassed_input_specs, trace_subclassed
@@ -100,7 +107,11 @@ def profile_model(
         if timing:
             timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
         if timing and not timed.interrupted:
-            others = other_methods(model, whole, specs, step_stats_runs, callback_samples, int_high)
+            try:
+                others = other_methods(model, whole, specs, step_stats_runs, callback_samples,
+                                       int_high)  # fmt: skip
+            except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
+                timed = dataclasses.replace(timed, interrupted=True)
     layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others) for row in rows)
     report = Report(
         model=_model_info(model, source, batch_size, specs),
@@ -108,7 +119,7 @@ def profile_model(
         settings=_settings(timing, timing_settings, timed.overhead_us),
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time),
-        cross_check=_cross_check(layers, whole, others.errors),
+        cross_check=_cross_check(layers, whole, others),
         status=_status(layers, timed.interrupted),
     )
     with tf_warnings_silenced():  # the peak measurement creates tf.functions too
@@ -215,8 +226,7 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
 
 
 def _label(key) -> str:
-    name, index = key
-    return name if index == 0 else f"{name}[{index}]"
+    return row_label(*key)
 
 
 def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
@@ -232,6 +242,7 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         call_index=row.call_index,
         fused_ops=row.fused_ops,
         input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
+        input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
         params=_params(row),
         flops=_sub_model_flops(row, sub, whole),
@@ -284,7 +295,7 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
     )
 
 
-def _cross_check(layers, whole: WholeGraph, method_errors: dict) -> CrossCheck:
+def _cross_check(layers, whole: WholeGraph, others: OtherMethods) -> CrossCheck:
     mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
     failed = tuple(r.label for r in layers if r.error is not None)
     total = sum(r.flops or 0 for r in layers)
@@ -294,7 +305,8 @@ def _cross_check(layers, whole: WholeGraph, method_errors: dict) -> CrossCheck:
         mismatched_rows=mismatched,
         failed_rows=failed,
         rank_correlation=rank_correlations(layers),
-        method_errors=dict(method_errors),
+        method_errors=dict(others.errors),
+        step_stats=step_stats_leftovers(others),
     )
 
 

@@ -229,14 +229,20 @@ def _footer(report: Report) -> list[str]:
     return lines
 
 
+def _two_decimals(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def _timing_footer(report: Report) -> list[str]:
     t, check = report.totals, report.cross_check
+    errors = [f"The {method} cross-check did not run: {error}"
+              for method, error in check.method_errors.items()]  # fmt: skip
     if t.time_us is None or t.whole_model_time_us is None:
-        return []
+        return errors
     w = t.whole_model_time_us
     lines = [
         f"Isolated time: Σ rows {t.time_us:,.1f} µs   whole model (same method) "
-        f"{w.median:,.1f} ± {w.iqr:,.1f} µs   additivity (Σ rows / whole) {t.additivity:.2f}",
+        f"{w.median:,.1f} ± {w.iqr:,.1f} µs   additivity (Σ rows / whole) {_two_decimals(t.additivity)}",
     ]
     others = [(label, total) for label, total in (
         ("unfused step stats", t.unfused_time_us), ("in-graph step stats (as optimized)",
@@ -252,9 +258,7 @@ def _timing_footer(report: Report) -> list[str]:
         lines.append(f"{fused} row(s) fused into a neighbour by TF's optimizer (in-graph → row).")
     lines += _throughput_footer(report)
     lines += _fusion_footer(report)
-    for method, error in check.method_errors.items():
-        lines.append(f"The {method} cross-check did not run: {error}")
-    return lines
+    return lines + errors
 
 
 def _throughput_footer(report: Report) -> list[str]:
@@ -373,7 +377,8 @@ def _comparison_footer(c) -> list[str]:
         body.append([_TOTAL_LABELS[key], fmt(d.a), fmt(d.b), delta, _ratio(d)])
     lines = [tabulate(body, headers=["totals", "A", "B", "B − A", "B/A"], tablefmt="simple",
                       disable_numparse=True, colalign=("left",) + ("right",) * 4)]  # fmt: skip
-    lines.append(f"Rows matched by (name, call_index): {len(c.rows)}.")
+    how = "(name, call_index)" if c.match == "name" else "execution order and type"
+    lines.append(f"Rows matched by {how}: {len(c.rows)}.")
     for side, labels in (("A", c.only_in_a), ("B", c.only_in_b)):
         if labels:
             lines.append(f"Only in {side} ({len(labels)}): {', '.join(labels)}")
@@ -398,12 +403,13 @@ def render_sweep(sweep, fmt: str, *, top: int | None = None, sort: str = "order"
     for b in sweep.batch_sizes:
         headers += [f"float ops/sample @{b}"] + ([f"µs/sample @{b}"] if timed else [])
     rows = {(r.name, r.call_index): r for r in per_sample_rows(sweep)}
-    order = ordered_rows(sweep.reports[-1], sort, top)  # sorted by the largest batch
+    largest = max(sweep.reports, key=lambda r: r.model.batch_size)
+    order = ordered_rows(largest, sort, top)  # sorted by the largest batch
     body = [_sweep_row(i, rows[(r.name, r.call_index)], timed) for i, r in order
             if (r.name, r.call_index) in rows]  # fmt: skip
     table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
                      colalign=("right", "left", "left") + ("right",) * (len(headers) - 3))  # fmt: skip
-    shown = _shown_line(sweep.reports[-1], len(body), sort)
+    shown = _shown_line(largest, len(body), sort)
     return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *_sweep_footer(sweep), ""])
 
 
@@ -434,7 +440,7 @@ def _sweep_footer(sweep) -> list[str]:
         if t.whole_model_time_us is not None:
             line += (f"   whole model {t.whole_model_time_us.median / b:,.1f} µs/sample   "
                      f"{_gflops(t.flop_per_s)} GFLOP/s ({_fraction(t.peak_fraction)} of peak)   "
-                     f"additivity {t.additivity:.2f}")  # fmt: skip
+                     f"additivity {_two_decimals(t.additivity)}")  # fmt: skip
         verdict = "OK" if r.cross_check.flops_exact else "FAILED"
         lines.append(f"{line}   float-op cross-check {verdict}")
     lines.append(COUNTING_CONVENTION)

@@ -15,6 +15,11 @@ from submodel_profiler.timing import TimeStats
 SCHEMA_VERSION = 1
 
 
+def row_label(name: str, call_index: int) -> str:
+    """Display name of a row: `name`, or `name[k]` for the k-th call site (k > 0)."""
+    return name if call_index == 0 else f"{name}[{call_index}]"
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
@@ -77,6 +82,7 @@ class LayerRow:
     call_index: int
     fused_ops: tuple = ()
     input_shapes: tuple = ()
+    input_dtypes: tuple = ()  # per input, as traced (a mixed-precision model's compute dtype)
     output_shapes: tuple = ()
     params: int = 0
     flops: int | None = None
@@ -99,7 +105,7 @@ class LayerRow:
     @property
     def label(self) -> str:
         """Display name: `name`, or `name[k]` for the k-th call of a shared layer (k > 0)."""
-        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+        return row_label(self.name, self.call_index)
 
     @property
     def flops_match(self) -> bool:
@@ -146,6 +152,9 @@ class CrossCheck:
     # (keys: "unfused", "in_graph", "callback"; None where fewer than 3 rows have both).
     rank_correlation: dict = field(default_factory=dict)
     method_errors: dict = field(default_factory=dict)  # timing method -> why it did not run
+    # Per step-stats mode ("in_graph", "unfused"): what TF's step stats could not attribute:
+    # {unattributed_us, unattributed_nodes, eliminated_rows}.
+    step_stats: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,19 +190,27 @@ class Report:
                 f"Only schema_version {SCHEMA_VERSION} reports can be read. "
                 f"Received: schema_version={version!r}."
             )
-        model = dict(data["model"])
-        model["inputs"] = tuple(TensorInfo(**{**t, "shape": tuple(t["shape"])}) for t in model["inputs"])
-        totals = dict(data["totals"])
+        model = _known(ModelInfo, data["model"])
+        model["inputs"] = tuple(
+            TensorInfo(**{**_known(TensorInfo, t), "shape": tuple(t["shape"])})
+            for t in model["inputs"]
+        )
+        totals = _known(Totals, data["totals"])
         totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
+        check = {k: tuple(v) if isinstance(v, list) else v
+                 for k, v in _known(CrossCheck, data["cross_check"]).items()}  # fmt: skip
         return cls(
             model=ModelInfo(**model),
-            environment=Environment(**data["environment"]),
-            settings=Settings(**data["settings"]),
+            environment=Environment(**_known(Environment, data["environment"])),
+            settings=Settings(**_known(Settings, data["settings"])),
             layers=tuple(_row(r) for r in data["layers"]),
             totals=Totals(**totals),
-            cross_check=CrossCheck(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["cross_check"].items()}),
+            cross_check=CrossCheck(**check),
             schema_version=version,
-            summary_by_type=tuple(TypeSummary(**t) for t in data.get("summary_by_type", ())),
+            summary_by_type=tuple(
+                TypeSummary(**_known(TypeSummary, t)) for t in data.get("summary_by_type", ())
+            ),
+            status=data.get("status", "complete"),
         )
 
     @classmethod
@@ -201,17 +218,25 @@ class Report:
         return cls.from_dict(json.loads(text))
 
 
+def _known(cls, data: dict) -> dict:
+    """The keys of `data` that `cls` has fields for: a newer report (same schema_version, more
+    keys) still reads."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
 def _stats(data):
-    return None if data is None else TimeStats(**data)
+    return None if data is None else TimeStats(**_known(TimeStats, data))
 
 
 def _row(data: dict) -> LayerRow:
-    row = dict(data)
+    row = _known(LayerRow, data)
     row["fused_ops"] = tuple(row.get("fused_ops", ()))
     row["input_shapes"] = tuple(tuple(s) for s in row.get("input_shapes", ()))
     row["output_shapes"] = tuple(tuple(s) for s in row.get("output_shapes", ()))
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
+    row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
     return LayerRow(**row)
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from submodel_profiler.errors import UsageError
-from submodel_profiler.report import SCHEMA_VERSION, Report
+from submodel_profiler.report import SCHEMA_VERSION, Report, row_label
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class PerSampleRow:
 
     @property
     def label(self) -> str:
-        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+        return row_label(self.name, self.call_index)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,12 @@ def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=No
     from submodel_profiler.timing import TimingSettings
 
     settings = timing_settings or TimingSettings()
-    reports = [profile_model(model, batch_size=b, timing=timing, timing_settings=settings,
-                             measure_peak=False, **kwargs) for b in batch_sizes]  # fmt: skip
-    peak = measure_peak(settings) if timing else None
+    reports = []
+    for b in batch_sizes:
+        reports.append(profile_model(model, batch_size=b, timing=timing, timing_settings=settings,
+                                     measure_peak=False, **kwargs))  # fmt: skip
+        if reports[-1].status == "interrupted":  # Ctrl-C: keep what was measured, stop here
+            break
+    interrupted = reports[-1].status == "interrupted"
+    peak = measure_peak(settings) if timing and not interrupted else None
     return Sweep(tuple(add_derived_fields(r, peak) for r in reports))

@@ -2,16 +2,17 @@
 
 Calling a `tf.function` costs a few hundred microseconds of dispatch, more than most layers
 take, so timing calls from Python measures mostly overhead. Here the clock runs inside the graph.
-All computations to time (every distinct row's sub-model, the whole model, and an empty
-calibration body) become segments of ONE compiled `tf.function` whose `tf.while_loop` body runs
-the segments one after another, each bracketed by `tf.timestamp()`:
+The computations to time (every distinct row's sub-model, the whole model) become segments of
+compiled `tf.function`s (`SegmentTimer` chunks them, 32 per function by default, each function
+with an empty calibration body), whose `tf.while_loop` body runs the segments one after
+another, each bracketed by `tf.timestamp()`:
 
     t0 = timestamp; seg 1 (warm-up run, then timed run); t1 = timestamp; seg 2 ...; tK
 
 Control dependencies chain every segment after the previous timestamp, so segments never
 overlap, and each loop iteration yields one sample per segment: t_k - t_(k-1), minus the
-per-segment overhead L measured on the empty calibration body. Dispatch happens once per call for
-all segments together, so it is not in any sample.
+per-segment overhead L measured on the function's empty calibration body. Dispatch happens once
+per call for all of a function's segments together, so it is not in any sample.
 
 Each segment runs once untimed right before its timed run, so its inputs and weights are as warm
 in cache as they are inside the whole model, where a layer's input has just been written. Nothing
@@ -212,8 +213,11 @@ class SegmentTimer:
                   for g in groups]  # fmt: skip
         flat = [chunk for group in chunks for chunk in group]
         total = sum(len(g) for g in groups)
-        for chunk in flat:
-            chunk.sample(s.warmup, keep=False)
+        try:
+            for chunk in flat:  # also compiles each chunk's function: the longest phase
+                chunk.sample(s.warmup, keep=False)
+        except KeyboardInterrupt:
+            self.interrupted = True
         step = max(1, min(s.min_repeats, s.max_repeats))
         deadline = self.clock() + s.budget_s * total
         taken = 0

@@ -96,3 +96,55 @@ def test_table_marks_disagreement(timed_report):
     )
     text = render_table(broken)
     assert "≠" in text and "Cross-check: FAILED" in text
+
+
+def test_status_and_unknown_keys_survive_the_round_trip(timed_report):
+    import dataclasses
+
+    partial = dataclasses.replace(timed_report, status="partial")
+    assert Report.from_json(partial.to_json()).status == "partial"
+    data = timed_report.to_dict()
+    data["a_key_from_a_newer_tool"] = 1  # same schema_version, more keys: still readable
+    data["layers"][0]["another_new_key"] = "x"
+    data["totals"]["yet_another"] = 2.0
+    assert Report.from_dict(data) == timed_report
+
+
+def test_table_without_additivity_or_times_still_renders(timed_report):
+    import dataclasses
+
+    no_ratio = dataclasses.replace(
+        timed_report, totals=dataclasses.replace(timed_report.totals, additivity=None)
+    )
+    assert "additivity (Σ rows / whole) n/a" in render_table(no_ratio)
+    no_times = dataclasses.replace(
+        timed_report,
+        totals=dataclasses.replace(timed_report.totals, time_us=None),
+        cross_check=dataclasses.replace(timed_report.cross_check,
+                                        method_errors={"callback": "EagerTimingError: refused"}),
+    )  # fmt: skip
+    assert "The callback cross-check did not run: EagerTimingError: refused" in render_table(no_times)
+
+
+def test_exit_code_precedence(timed_report):
+    import dataclasses
+
+    from submodel_profiler.cli import (
+        EXIT_CROSS_CHECK_FAILED,
+        EXIT_INTERRUPTED,
+        EXIT_OK,
+        EXIT_PARTIAL,
+        exit_code,
+    )
+
+    check = timed_report.cross_check
+    mismatch = dataclasses.replace(check, flops_exact=False, mismatched_rows=("conv",))
+    failed = dataclasses.replace(check, flops_exact=False, failed_rows=("bn",))
+    cases = [
+        (dict(), EXIT_OK),
+        (dict(status="partial", cross_check=failed), EXIT_PARTIAL),
+        (dict(status="partial", cross_check=mismatch), EXIT_CROSS_CHECK_FAILED),
+        (dict(status="interrupted", cross_check=mismatch), EXIT_INTERRUPTED),
+    ]
+    for change, expected in cases:
+        assert exit_code(dataclasses.replace(timed_report, **change)) == expected, change
