@@ -15,7 +15,7 @@ from submodel_profiler.summaries import ordered_rows
 FORMATS = ("table", "json", "csv")
 
 CSV_COLUMNS = (
-    "index", "name", "type", "kind", "call_index", "fused_ops", "input_shapes",
+    "index", "name", "type", "kind", "call_index", "fused_ops", "input_shapes", "input_dtypes",
     "output_shapes", "params", "flops", "whole_graph_flops", "flops_match", "time_us_median",
     "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
     "in_graph_time_us", "fused_into", "callback_time_us_median", "uncounted_ops", "same_as",
@@ -55,6 +55,7 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "call_index": row.call_index,
         "fused_ops": " ".join(row.fused_ops),
         "input_shapes": " ".join(_shape(s) for s in row.input_shapes),
+        "input_dtypes": " ".join(row.input_dtypes),
         "output_shapes": " ".join(_shape(s) for s in row.output_shapes),
         "params": row.params,
         "flops": row.flops,
