@@ -63,20 +63,27 @@ def unique_tensors(tensors) -> list:
     return out
 
 
+def graph_of(model):
+    """The Functional object that owns a Keras model's graph of layers (a Sequential delegates
+    to one), or None: not a model, a subclassed model, or an unbuilt Sequential."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        return None
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    return graph if hasattr(graph, "_nodes_by_depth") else None
+
+
 def functional_graph(model):
-    """The Functional object that owns `model`'s graph (a Sequential delegates to one).
+    """`graph_of(model)`, for a model that must have one.
 
     Raises:
         UsageError: the model has no functional graph (an unbuilt Sequential or a subclassed model).
     """
-    import keras
-
     from submodel_profiler.errors import UsageError
 
-    graph = model
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-    if graph is None or not hasattr(graph, "_nodes_by_depth"):
+    graph = graph_of(model)
+    if graph is None:
         raise UsageError(
             "The model must be a built Functional or Sequential Keras model with a graph of "
             f"layers. Received: model={getattr(model, 'name', model)!r} "
@@ -144,7 +151,7 @@ def _plan_graph(graph, prefix: str, expand: bool) -> list[RowPlan]:
         if id(node) in fusion.absorbed:
             continue
         op = node.operation
-        if expand and calls_per_op[id(op)] == 1 and _nested_graph(op) is not None:
+        if expand and calls_per_op[id(op)] == 1 and graph_of(op) is not None:
             inner = _expand(node, prefix, expand)
             if inner:
                 rows.extend(inner)
@@ -167,22 +174,12 @@ def _plan_graph(graph, prefix: str, expand: bool) -> list[RowPlan]:
     return rows
 
 
-def _nested_graph(operation):
-    """The functional graph of a nested Functional/Sequential model, else None."""
-    import keras
-
-    if not isinstance(operation, keras.Model):
-        return None
-    graph = operation._functional if isinstance(operation, keras.Sequential) else operation
-    return graph if hasattr(graph, "_nodes_by_depth") else None
-
-
 def _expand(node, prefix: str, expand: bool) -> list[RowPlan]:
     """Rows of the nested model called at `node`, bound to the outer graph's tensors."""
     import dataclasses
 
     op = node.operation
-    graph = _nested_graph(op)
+    graph = graph_of(op)
     outer_inputs = unique_tensors(node.arguments.keras_tensors)
     if len(outer_inputs) != len(graph.inputs) or len(node.outputs) != len(graph.outputs):
         return []

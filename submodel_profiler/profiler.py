@@ -20,7 +20,7 @@ from submodel_profiler.cross_methods import (
 from submodel_profiler.derived import finish_report
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.flops import tf_warnings_silenced
-from submodel_profiler.graph_walk import RowPlan, functional_graph, plan_rows
+from submodel_profiler.graph_walk import RowPlan, graph_of, plan_rows
 from submodel_profiler.report import (
     CrossCheck,
     LayerRow,
@@ -32,7 +32,7 @@ from submodel_profiler.report import (
     row_label,
 )
 from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
-from submodel_profiler.subclassed import is_functional, subclassed_input_specs, trace_subclassed
+from submodel_profiler.subclassed import subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
 from submodel_profiler.timing import (
     Segment,
@@ -92,7 +92,7 @@ def profile_model(
     Raises:
         UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...).
     """
-    if is_functional(model):
+    if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes)
         rows = plan_rows(model, expand_nested=expand_nested)
         whole = profile_whole_graph(model, rows, specs)
@@ -311,7 +311,8 @@ def _cross_check(layers, whole: WholeGraph, others: OtherMethods) -> CrossCheck:
 
 
 def _model_info(model, source, batch_size: int, specs) -> ModelInfo:
-    inputs = functional_graph(model).inputs if is_functional(model) else specs
+    graph = graph_of(model)
+    inputs = graph.inputs if graph is not None else specs
     return ModelInfo(
         name=model.name,
         source=source or "python",

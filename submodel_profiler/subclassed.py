@@ -28,13 +28,6 @@ class TensorSlot:
     index: int
 
 
-def is_functional(model) -> bool:
-    import keras
-
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
-    return graph is not None and hasattr(graph, "_nodes_by_depth")
-
-
 def subclassed_input_specs(model, batch_size: int, input_shapes) -> list:
     """Static specs for a subclassed model: its inputs are only known from --input-shape."""
     import tensorflow as tf
