@@ -15,10 +15,10 @@ from submodel_profiler.report import SCHEMA_VERSION, Report, Totals, row_label
 
 ROW_METRICS = {  # name -> the row's value (float ops: a count; times: µs per execution)
     "flops": lambda r: r.flops,
-    "time_us": lambda r: r.time_us.median if r.time_us else None,  # isolated median
+    "time_us": lambda r: r.time_median_us,  # isolated median
     "unfused_time_us": lambda r: r.unfused_time_us,
     "in_graph_time_us": lambda r: r.in_graph_time_us,
-    "callback_time_us": lambda r: r.callback_time_us.median if r.callback_time_us else None,
+    "callback_time_us": lambda r: r.callback_median_us,
 }
 TOTAL_METRICS = {
     "flops": lambda t: t.flops,

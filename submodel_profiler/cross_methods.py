@@ -87,7 +87,7 @@ def rank_correlations(layers) -> dict:
     columns = {
         "unfused": lambda r: r.unfused_time_us,
         "in_graph": lambda r: r.in_graph_time_us,
-        "callback": lambda r: r.callback_time_us.median if r.callback_time_us else None,
+        "callback": lambda r: r.callback_median_us,
     }
     result = {}
     for method in METHODS:

@@ -74,7 +74,7 @@ def _title(report: Report) -> str:
 
 
 def _time(row: LayerRow):
-    return row.time_us.median if row.time_us else None
+    return row.time_median_us
 
 
 def _no_data(ax, text: str) -> None:
@@ -159,7 +159,7 @@ _METHODS = (
     ("step stats, unfused", "unfused_time_us", lambda r: r.unfused_time_us),
     ("step stats, as optimized", "in_graph_time_us", lambda r: r.in_graph_time_us),
     ("callback, eager", "callback_time_us",
-     lambda r: r.callback_time_us.median if r.callback_time_us else None),
+     lambda r: r.callback_median_us),
 )  # fmt: skip
 
 

@@ -277,7 +277,7 @@ def _sum(values) -> float | None:
 
 
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
-    time_us = _sum(r.time_us.median if r.time_us else None for r in layers)
+    time_us = _sum(r.time_median_us for r in layers)
     additivity = None
     if whole_time is not None and time_us is not None and whole_time.median > 0:
         additivity = time_us / whole_time.median
@@ -290,8 +290,7 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
         additivity=additivity,
         in_graph_time_us=_sum(r.in_graph_time_us for r in layers),
         unfused_time_us=_sum(r.unfused_time_us for r in layers),
-        callback_time_us=_sum(r.callback_time_us.median if r.callback_time_us else None
-                              for r in layers),  # fmt: skip
+        callback_time_us=_sum(r.callback_median_us for r in layers),
     )
 
 

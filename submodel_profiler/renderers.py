@@ -69,7 +69,7 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "unfused_time_us": _round(row.unfused_time_us),
         "in_graph_time_us": _round(row.in_graph_time_us),
         "fused_into": row.fused_into,
-        "callback_time_us_median": _round(row.callback_time_us.median if row.callback_time_us else None),
+        "callback_time_us_median": _round(row.callback_median_us),
         "uncounted_ops": " ".join(f"{k}:{v}" for k, v in row.uncounted_ops.items()),
         "same_as": row.same_as,
         "error": row.error,
@@ -174,7 +174,6 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
     ]
     if timed:
         t = row.time_us
-        cb = row.callback_time_us
         cells += [
             "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}",
             "" if t is None or not total_time else _percent(t.median, total_time),
@@ -182,7 +181,7 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
             _fraction(row.peak_fraction),
             _us(row.unfused_time_us),
             f"→ {row.fused_into}" if row.fused_into else _us(row.in_graph_time_us),
-            _us(cb.median if cb else None),
+            _us(row.callback_median_us),
             _fusion_cell(row),
         ]
     return cells
@@ -462,7 +461,7 @@ def _sweep_csv(sweep) -> str:
     for report in sweep.reports:
         b = report.model.batch_size
         for index, row in enumerate(report.layers):
-            median = row.time_us.median if row.time_us else None
+            median = row.time_median_us
             writer.writerow({"batch_size": b, "index": index, "name": row.name, "type": row.type,
                              "call_index": row.call_index, "flops": row.flops,
                              "flops_per_sample": None if row.flops is None else row.flops / b,

@@ -108,6 +108,16 @@ class LayerRow:
         return row_label(self.name, self.call_index)
 
     @property
+    def time_median_us(self) -> float | None:
+        """Median isolated time in µs, or None when the row was not timed."""
+        return None if self.time_us is None else self.time_us.median
+
+    @property
+    def callback_median_us(self) -> float | None:
+        """Median callback (eager) time in µs, or None."""
+        return None if self.callback_time_us is None else self.callback_time_us.median
+
+    @property
     def flops_match(self) -> bool:
         return self.flops is not None and self.flops == self.whole_graph_flops
 

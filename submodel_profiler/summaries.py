@@ -13,7 +13,7 @@ def _sort_value(row: LayerRow, key: str) -> float:
     if key == "flops":
         return row.flops or 0
     if key == "time":
-        return row.time_us.median if row.time_us else -1.0
+        return -1.0 if row.time_median_us is None else row.time_median_us
     return row.params
 
 

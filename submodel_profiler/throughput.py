@@ -83,7 +83,7 @@ def add_throughput(report: Report, peak: Peak | None) -> Report:
 
 
 def _row(row: LayerRow, peak: float | None) -> LayerRow:
-    value = rate(row.flops, row.time_us.median if row.time_us else None)
+    value = rate(row.flops, row.time_median_us)
     return dataclasses.replace(row, flop_per_s=value, peak_fraction=fraction(value, peak))
 
 
