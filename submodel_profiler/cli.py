@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING
 from submodel_profiler.errors import UsageError
 from submodel_profiler.renderers import FORMATS
 
@@ -21,7 +22,11 @@ layer (and per Keras op that is not a layer), cross-checked float op by float op
 whole model's graph. MODEL is a .keras/.h5 file or a keras.applications name (e.g.
 MobileNetV3Large, ResNet50), built with weights=None; nothing is ever downloaded.
 
-Float ops are counted by TensorFlow's profiler: a multiply-add counts as 2 float ops."""
+Float ops (a multiply-add counts as 2) follow --counting: "complete" (default) keeps TensorFlow's
+profiler count wherever TF has one and adds our rules for what TF skips (einsum, elementwise math,
+reductions, loop bodies × trip count); "tf" is TF's profiler alone. MACs (multiply-accumulates of
+convolutions, matmuls and einsums, the "MAdds" papers publish) and TF's own count are reported
+either way."""
 
 EPILOG = """\
 exit codes: 0 success; 1 the float-op cross-check found a disagreement (the report is still
@@ -77,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Keras dtype policy to build a keras.applications model with, e.g. "
                         "mixed_float16 or bfloat16; rows are profiled in the compute dtype "
                         "(model files keep the policies they were saved with)")  # fmt: skip
+    p.add_argument("--counting", choices=COUNTINGS, default=DEFAULT_COUNTING,
+                   help="what the float-op column counts: complete = TF's profiler where TF "
+                        "counts an op, our rules (README: counting rules) for what it skips; "
+                        "tf = TF's profiler alone, a lower bound (the count of reports before "
+                        "schema 2). Rows carry tf_flops and macs either way (default: complete)")
     p.add_argument("--no-timing", action="store_true",
                    help="count float ops only; skip isolated timing")
     timing = p.add_argument_group("timing (see README: how isolated time is measured)")
@@ -167,7 +177,7 @@ def run(args) -> int:
         loaded.model, batch_size=args.batch_size, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
         progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
-        callback_samples=args.callback_samples,
+        callback_samples=args.callback_samples, counting=args.counting,
     )  # fmt: skip
     text = render(report, args.format, top=args.top, sort=args.sort)
     if args.plot:
@@ -184,7 +194,9 @@ def exit_code(report) -> int:
     graph; else 0."""
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
-    if report.cross_check.mismatched_rows or report.totals.unattributed_flops:
+    t = report.totals
+    if report.cross_check.mismatched_rows or t.unattributed_flops or t.unattributed_tf_flops \
+            or t.unattributed_macs:
         return EXIT_CROSS_CHECK_FAILED
     if report.status == "partial":
         return EXIT_PARTIAL
@@ -261,7 +273,7 @@ def run_sweep(args, loaded, settings, progress: bool) -> int:
         loaded.model, args.batch_sizes, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
         progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
-        callback_samples=args.callback_samples,
+        callback_samples=args.callback_samples, counting=args.counting,
     )  # fmt: skip
     _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)
     codes = [exit_code(r) for r in sweep.reports]

@@ -1,49 +1,41 @@
-"""Count float ops in a TensorFlow graph with TF's own profiler.
+"""Count float ops and MACs in a TensorFlow graph: TF's profiler plus our rules (counting.py).
 
-Counting convention (stated once, used everywhere): these are the float ops TensorFlow's
-profiler (`tf.compat.v1.profiler`, `ProfileOptionBuilder.float_operation()`) registers for
-each op type. A multiply-add counts as 2 float ops, so a Conv2D counts 2·K²·Cin·Cout·Hout·Wout.
-Op types with no registered count (Relu, Sigmoid, Erf, FusedBatchNormV3, ...) count 0: every
-figure is a lower bound, and `GraphFlops.uncounted_ops` names the op types that were skipped.
+Per node, three figures (`counting.Count`): `tf_flops`, exactly TF's profiler (the seed method:
+`model_analyzer.profile` with `ProfileOptionBuilder.float_operation()`); `flops` in the complete
+convention (TF's number where TF registers one, our rules elsewhere); `macs`.
 
-TF's profiler also counts nothing inside function-call nodes (`PartitionedCall`,
-`StatefulPartitionedCall`: Keras 3 runs grouped convolutions in one). Their bodies are taken
-from the graph's function library, rebuilt with the call's static input shapes, profiled the
-same way and added to the call node, so a call node's count is its whole body's.
+Function bodies are counted by rebuilding them from the graph's function library with the
+caller's static input shapes:
+- `PartitionedCall`/`StatefulPartitionedCall` (Keras 3 runs grouped convolutions in one): the
+  body's counts, in both conventions (TF's profiler itself counts nothing inside a call).
+- `While`/`StatelessWhile`: body × static trip count + cond × (trip count + 1), complete
+  convention only; a loop without a static trip count stays uncounted, with the reason in
+  `notes`. TF counts no loop (its `tf_flops` is 0, the op uncounted in that convention).
+- `If`/`Case`: the largest branch by complete float ops, marked in `notes`.
+
+The complete convention counts only the nodes that run: those some graph output or control
+output depends on (TF prunes the rest; Keras RNNs trace one step outside their loop only to learn
+its output shapes). TF's convention counts every node, as TF's profiler does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-COUNTING_CONVENTION = (
-    "Float ops are counted by TensorFlow's profiler: a multiply-add counts as 2 float ops. "
-    "Op types TF does not count (e.g. Relu, Sigmoid, FusedBatchNormV3) add 0, so counts are lower "
-    "bounds; rows marked * contain such ops."
+from submodel_profiler.counting import (
+    BRANCH_OP_TYPES,
+    CALL_OP_TYPES,
+    NON_ARITHMETIC_OPS,
+    WHILE_OP_TYPES,
+    ZERO,
+    Count,
+    op_macs,
+    rule_flops,
 )
-
-# Op types that move, reshape, read or route data and do no arithmetic. They are neither
-# counted nor reported as uncounted.
-NON_ARITHMETIC_OPS = frozenset(
-    """
-    Placeholder Const Identity IdentityN NoOp ReadVariableOp VarHandleOp AssignVariableOp
-    Reshape Shape ShapeN Size Rank Squeeze ExpandDims StridedSlice Slice ConcatV2 Concat Pack
-    Unpack Transpose Pad PadV2 MirrorPad Fill Range GatherV2 GatherNd Gather Tile Split SplitV
-    StopGradient PreventGradient BroadcastTo BroadcastArgs ZerosLike OnesLike Cast Bitcast
-    Snapshot DepthToSpace SpaceToDepth ResizeNearestNeighbor Select SelectV2 Where Enter Exit
-    Merge Switch NextIteration LoopCond _Arg _Retval EnsureShape CheckNumerics Assert
-    """.split()
-)
-
-
-# Op types that call a function from the graph's library with their inputs as its arguments.
-# TF's profiler counts nothing inside them (Keras 3 runs grouped convolutions in such a call), so
-# their bodies are counted separately and added to the call node. Other function-calling ops
-# (If, While, Case, ...) stay uncounted and are reported under their own type.
-CALL_OP_TYPES = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
 
 # The profiler's notice (on stderr) that it skipped ops whose shapes are not fully defined.
 _INCOMPLETE_SHAPES_NOTICE = "no flops stats due to incomplete shapes"
@@ -51,69 +43,187 @@ _INCOMPLETE_SHAPES_NOTICE = "no flops stats due to incomplete shapes"
 
 @dataclass(frozen=True)
 class GraphFlops:
-    """Float ops of one graph: the profiler's total and its per-node split.
+    """Float ops (both conventions) and MACs of one graph, per node.
 
-    `per_node` maps graph node names to float ops (nodes with 0 are omitted); a function-call
-    node (`CALL_OP_TYPES`) carries the float ops of its function body, nested calls included.
-    `total` is the sum of `per_node`.
-    `uncounted_nodes` maps the names of arithmetic nodes TF's profiler assigns no float-op
-    count to, to their op type; a call node whose body could not be counted is one of them.
-    `uncounted_in_calls` maps the name of a call node whose body was counted to the uncounted
-    op types inside that body ({op type: count}), so filtering by outer node names finds them.
+    `per_node` maps node names to a `Count` (nodes counting nothing are omitted); a function
+    node carries its bodies' counts. `total` is the sum of `per_node`.
+    `uncounted` / `tf_uncounted` map node names to {op type: n}: the arithmetic ops without a
+    count in the complete / tf convention (for a function node, the ones inside its bodies).
+    `notes` maps node names to remarks on how a node was counted (loops, branches).
     """
 
-    total: int
+    total: Count
     per_node: dict
-    uncounted_nodes: dict
-    uncounted_in_calls: dict = field(default_factory=dict)
+    uncounted: dict = field(default_factory=dict)
+    tf_uncounted: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
 
-    def flops_of(self, names) -> int:
-        """Float ops of the named nodes."""
-        return sum(self.per_node.get(name, 0) for name in names)
+    def count_of(self, names) -> Count:
+        """Counts of the named nodes, summed."""
+        total = ZERO
+        for name in names:
+            total = total + self.per_node.get(name, ZERO)
+        return total
 
-    def uncounted_ops(self, names=None) -> dict:
-        """Per op type, how many uncounted nodes there are (among `names`, if given).
-
-        Uncounted ops inside a counted call's body are included when the call node is.
-        """
-        nodes, inner = self.uncounted_nodes, self.uncounted_in_calls
+    def uncounted_ops(self, names=None, counting: str = "complete") -> dict:
+        """Per op type, how many ops have no count in `counting` (among `names`, if given)."""
+        table = self.tf_uncounted if counting == "tf" else self.uncounted
         counts: Counter = Counter()
-        for name in (nodes.keys() | inner.keys()) if names is None else names:
-            if name in nodes:
-                counts[nodes[name]] += 1
-            if name in inner:
-                counts.update(inner[name])
+        for name in table if names is None else names:
+            counts.update(table.get(name, {}))
         return dict(sorted(counts.items()))
+
+    def notes_of(self, names=None) -> tuple:
+        """The distinct notes of the named nodes (all nodes when None), sorted."""
+        found = set()
+        for name in self.notes if names is None else names:
+            found.update(self.notes.get(name, ()))
+        return tuple(sorted(found))
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One node's count, what it leaves uncounted in each convention, and notes."""
+
+    count: Count = ZERO
+    uncounted: dict = field(default_factory=dict)
+    tf_uncounted: dict = field(default_factory=dict)
+    notes: tuple = ()
 
 
 def count_graph_flops(graph) -> GraphFlops:
-    """Profile `graph` with TF's float-op profiler, function-call bodies included; prints nothing.
+    """Count `graph`'s float ops (both conventions) and MACs, function bodies included; prints
+    nothing.
 
-    Shapes in `graph` must be fully defined: TF counts 0 for ops with unknown dims (they are
-    then reported in `uncounted_nodes`). The body of each `CALL_OP_TYPES` node is looked up in
-    the graph's function library, rebuilt with the call's static input shapes, profiled the same
-    way (recursively) and added to the call node.
+    Shapes in `graph` must be fully defined: ops with unknown dims are reported as uncounted.
+    For a `FuncGraph`, nodes no output depends on are left out of the complete convention.
     """
     with quiet_tf():
-        return _count(graph, _FunctionLibrary(graph), active=())
+        return _count(graph, _FunctionLibrary(graph), (), _graph_roots(graph))
 
 
-def _count(graph, library: _FunctionLibrary, active: tuple) -> GraphFlops:
-    """`count_graph_flops` of `graph`, with `active` the names of the enclosing function bodies."""
-    total, per_node, incomplete_shapes = _profile(graph)
-    uncounted = uncounted_nodes(graph, per_op=incomplete_shapes)
-    in_calls = {}
-    for name in [n for n, op_type in uncounted.items() if op_type in CALL_OP_TYPES]:
-        body = _call_body(graph.get_operation_by_name(name), library, active)
+def _graph_roots(graph) -> list | None:
+    """Names of the nodes a function graph must run (its outputs and control outputs), or None
+    for a graph without declared outputs (every node then counts as run)."""
+    outputs = getattr(graph, "outputs", None)
+    if outputs is None:
+        return None
+    roots = [t.op.name for t in outputs if t is not None]
+    return roots + [op.name for op in getattr(graph, "control_outputs", ())]
+
+
+def _live(graph, roots) -> set | None:
+    """Names of the nodes `roots` depend on (data and control inputs); None: all."""
+    if roots is None:
+        return None
+    seen, todo = set(), [graph.get_operation_by_name(r) for r in roots if _has_op(graph, r)]
+    while todo:
+        op = todo.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        todo.extend(t.op for t in op.inputs)
+        todo.extend(op.control_inputs)
+    return seen
+
+
+def _has_op(graph, name: str) -> bool:
+    try:
+        graph.get_operation_by_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _count(graph, library: _FunctionLibrary, active: tuple, roots) -> GraphFlops:
+    """`count_graph_flops` of `graph`, with `active` the names of the enclosing function bodies
+    and `roots` the nodes whose dependencies run."""
+    _, tf_per_node, incomplete_shapes = _profile(graph)
+    live = _live(graph, roots)
+    registered: dict = {}
+    per_node, uncounted, tf_uncounted, notes = {}, {}, {}, {}
+    total = ZERO
+    for op in graph.get_operations():
+        if op.type in NON_ARITHMETIC_OPS:
+            continue
+        if incomplete_shapes:
+            is_registered = _has_flops_statistic(graph, op)
+        else:
+            if op.type not in registered:
+                registered[op.type] = _has_flops_statistic(graph, op)
+            is_registered = registered[op.type]
+        node = _count_node(op, tf_per_node.get(op.name, 0), is_registered, library, active)
+        if live is not None and op.name not in live:  # never runs: TF's convention only
+            node = _Node(Count(0, node.count.tf_flops, 0), {}, node.tf_uncounted)
+        if node.count:
+            per_node[op.name] = node.count
+            total = total + node.count
+        if node.uncounted:
+            uncounted[op.name] = node.uncounted
+        if node.tf_uncounted:
+            tf_uncounted[op.name] = node.tf_uncounted
+        if node.notes:
+            notes[op.name] = node.notes
+    return GraphFlops(total, per_node, uncounted, tf_uncounted, notes)
+
+
+def _count_node(op, tf_flops: int, is_registered: bool, library, active: tuple) -> _Node:
+    """The counts of one arithmetic node."""
+    if op.type in CALL_OP_TYPES:
+        body = _function_count(op.get_attr("f").name, op.inputs, library, active)
         if body is None:
-            continue  # Stays uncounted under its call type.
-        del uncounted[name]
-        if body.flops:
-            per_node[name] = per_node.get(name, 0) + body.flops
-            total += body.flops
-        if body.uncounted:
-            in_calls[name] = body.uncounted
-    return GraphFlops(total, per_node, uncounted, in_calls)
+            return _Node(uncounted={op.type: 1}, tf_uncounted={op.type: 1})
+        return body
+    if op.type in WHILE_OP_TYPES:
+        return _while_count(op, library, active)
+    if op.type in BRANCH_OP_TYPES:
+        return _branch_count(op, library, active)
+    macs = op_macs(op)
+    if is_registered:
+        return _Node(Count(tf_flops, tf_flops, macs))
+    flops = rule_flops(op)
+    if flops is None:
+        return _Node(Count(0, 0, macs), {op.type: 1}, {op.type: 1})
+    return _Node(Count(flops, 0, macs), tf_uncounted={op.type: 1})
+
+
+def _while_count(op, library, active: tuple) -> _Node:
+    """A loop: body × trip count + cond × (trip count + 1), complete convention only."""
+    unknown = {op.type: 1}
+    body = _function_count(op.get_attr("body").name, op.inputs, library, active)
+    cond = _function_count(op.get_attr("cond").name, op.inputs, library, active)
+    if body is None or cond is None:
+        note = f"{op.type}: its body could not be rebuilt, so it is not counted"
+        return _Node(uncounted=unknown, tf_uncounted=unknown, notes=(note,))
+    trips = trip_count(op, library)
+    if trips is None:
+        note = f"{op.type}: trip count not static, its body is not counted"
+        return _Node(uncounted=unknown, tf_uncounted=unknown, notes=(note,))
+    count = Count(
+        flops=body.count.flops * trips + cond.count.flops * (trips + 1),
+        tf_flops=0,  # TF's profiler counts no loop
+        macs=body.count.macs * trips + cond.count.macs * (trips + 1),
+    )
+    inner = Counter(body.uncounted) + Counter(cond.uncounted) if trips else Counter()
+    note = f"{op.type}: body × {trips} iterations (static trip count)"
+    return _Node(count, dict(inner), unknown, (note, *body.notes, *cond.notes))
+
+
+def _branch_count(op, library, active: tuple) -> _Node:
+    """If/Case: the branch with the most complete float ops (an upper bound of what runs)."""
+    unknown = {op.type: 1}
+    if op.type in ("If", "StatelessIf"):
+        names = [op.get_attr("then_branch").name, op.get_attr("else_branch").name]
+    else:
+        names = [f.name for f in op.get_attr("branches")]
+    branches = [_function_count(name, op.inputs[1:], library, active) for name in names]
+    if any(b is None for b in branches):
+        note = f"{op.type}: a branch could not be rebuilt, so it is not counted"
+        return _Node(uncounted=unknown, tf_uncounted=unknown, notes=(note,))
+    largest = max(branches, key=lambda b: (b.count.flops, b.count.macs))
+    note = f"{op.type}: largest of {len(branches)} branches counted"
+    return _Node(Count(largest.count.flops, 0, largest.count.macs), largest.uncounted, unknown,
+                 (note, *largest.notes))  # fmt: skip
 
 
 def _profile(graph):
@@ -139,43 +249,14 @@ def _profile(graph):
     return int(proto.total_float_ops), per_node, _INCOMPLETE_SHAPES_NOTICE in notices.getvalue()
 
 
-def uncounted_nodes(graph, per_op: bool = False) -> dict:
-    """Names (and op types) of the arithmetic nodes TF's profiler has no float-op count for.
-
-    By default one node per op type is asked (fast); `per_op=True` asks every node, which also
-    finds nodes of a counted type skipped for incomplete shapes.
-    """
+def _has_flops_statistic(graph, op) -> bool:
+    """Whether TF's profiler has a float-op count for this node."""
     from tensorflow.python.framework import ops as tf_ops
 
-    registered: dict = {}
-    found = {}
-    for op in graph.get_operations():
-        if op.type in NON_ARITHMETIC_OPS:
-            continue
-        if per_op:
-            counted = _has_flops_statistic(tf_ops, graph, op)
-        else:
-            if op.type not in registered:
-                registered[op.type] = _has_flops_statistic(tf_ops, graph, op)
-            counted = registered[op.type]
-        if not counted:
-            found[op.name] = op.type
-    return found
-
-
-def _has_flops_statistic(tf_ops, graph, op) -> bool:
     try:
         return tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value is not None
     except Exception:  # A registered statistic that fails on this node counts as uncounted.
         return False
-
-
-@dataclass(frozen=True)
-class _Body:
-    """Float ops of one function body for one set of argument specs, nested calls included."""
-
-    flops: int
-    uncounted: dict  # {op type: count}
 
 
 # Counted bodies by (digest of the body and the functions it calls, argument specs). Function
@@ -185,26 +266,26 @@ _BODY_CACHE: dict = {}
 _BODY_CACHE_SIZE = 4096
 
 
-def _call_body(op, library: _FunctionLibrary, active: tuple) -> _Body | None:
-    """Float ops of the body a call node runs, or None if the body cannot be counted."""
-    name = op.get_attr("f").name
+def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple) -> _Node | None:
+    """Counts of function `name` run on `inputs`, or None if it cannot be rebuilt."""
     functions = library.closure(name)
     if functions is None or name in active:  # Missing from the library, or recursive.
         return None
     fdef = functions[0]
-    if len(fdef.signature.input_arg) != len(op.inputs):
+    if len(fdef.signature.input_arg) != len(inputs):
         return None
-    specs = tuple(_arg_spec(t) for t in op.inputs)
+    specs = tuple(_arg_spec(t) for t in inputs)
     key = (_digest(functions), specs)
     if key not in _BODY_CACHE:
         try:
-            body_graph = _body_graph(functions, op.inputs)
+            body_graph, roots = _body_graph(functions, inputs)
         except Exception:  # Any failure to rebuild the body leaves the call uncounted.
             return None
-        flops = _count(body_graph, library, active + (name,))
+        counted = _count(body_graph, library, active + (name,), roots)
         if len(_BODY_CACHE) >= _BODY_CACHE_SIZE:
             _BODY_CACHE.clear()
-        _BODY_CACHE[key] = _Body(flops.total, flops.uncounted_ops())
+        _BODY_CACHE[key] = _Node(counted.total, counted.uncounted_ops(),
+                                 counted.uncounted_ops(counting="tf"), counted.notes_of())  # fmt: skip
     return _BODY_CACHE[key]
 
 
@@ -232,8 +313,12 @@ def _digest(functions) -> bytes:
     return digest.digest()
 
 
+_BODY_SCOPE = "body"
+
+
 def _body_graph(functions, call_inputs):
-    """A graph of the body `functions[0]` with placeholders shaped like `call_inputs`.
+    """A graph of the body `functions[0]` with placeholders shaped like `call_inputs`, and the
+    names of its nodes that must run (those its outputs and control outputs come from).
 
     Resource and variant arguments (variables, tensor lists) get the call input's handle data,
     so that reading a variable inside the body has a static shape.
@@ -247,6 +332,9 @@ def _body_graph(functions, call_inputs):
     graph = tf.Graph()
     with graph.as_default():
         library = graph_pb2.GraphDef()
+        # A GraphDef without versions reads as producer 0, for which TF treats scalar
+        # placeholder shapes as unknown: keep this graph's versions.
+        library.versions.CopyFrom(graph.graph_def_versions)
         library.library.function.extend(functions)
         importer.import_graph_def(library, name="")  # Nested calls need their functions.
         args = {}
@@ -257,31 +345,38 @@ def _body_graph(functions, call_inputs):
                 handle_data_util.set_handle_data(placeholder, data)
             args[f"{arg.name}:0"] = placeholder
         graph_def, _ = function_def_to_graph.function_def_to_graph_def(fdef)
-        importer.import_graph_def(graph_def, input_map=args, name="body")
-    return graph
+        importer.import_graph_def(graph_def, input_map=args, name=_BODY_SCOPE)
+    returned = [ref.split(":")[0] for ref in fdef.ret.values()]
+    roots = [f"{_BODY_SCOPE}/{name}" for name in [*returned, *fdef.control_ret.values()]]
+    return graph, roots
 
 
 class _FunctionLibrary:
-    """The FunctionDefs of a graph's library by name, read only when a call node needs it."""
+    """The FunctionDefs of a graph's library by name, read only when a node needs it."""
 
     def __init__(self, graph):
         self._graph = graph
         self._functions = None
 
-    def closure(self, name: str) -> list | None:
-        """FunctionDef `name` first, then every function it calls (transitively); None if
-        `name` or a function it calls is not in the library."""
+    def get(self, name: str):
+        """FunctionDef `name`, or None."""
         if self._functions is None:
             library = self._graph.as_graph_def().library
             self._functions = {f.signature.name: f for f in library.function}
+        return self._functions.get(name)
+
+    def closure(self, name: str) -> list | None:
+        """FunctionDef `name` first, then every function it calls (transitively); None if
+        `name` or a function it calls is not in the library."""
         found, todo = {}, [name]
         while todo:
             fname = todo.pop()
             if fname in found:
                 continue
-            if fname not in self._functions:
+            fdef = self.get(fname)
+            if fdef is None:
                 return None
-            found[fname] = fdef = self._functions[fname]
+            found[fname] = fdef
             todo.extend(_called_functions(fdef, self._functions))
         return list(found.values())
 
@@ -296,6 +391,143 @@ def _called_functions(fdef, functions: dict):
                 yield value.func.name
             elif value.HasField("list"):
                 yield from (f.name for f in value.list.func)
+
+
+# --- static trip counts of While loops ---------------------------------------------------------
+
+_COMPARISONS = {"Less": False, "LessEqual": True, "Greater": False, "GreaterEqual": True}
+_PASS_THROUGH = frozenset({"Identity", "Squeeze", "StopGradient"})
+
+
+def trip_count(op, library: _FunctionLibrary) -> int | None:
+    """The static trip count of a While node, or None when it is not static.
+
+    The loop's condition is read as a conjunction of comparisons `i < limit` (≤, >, ≥ alike),
+    one of them being while_v2's own `loop_counter < maximum_iterations`. Each comparison
+    bounds the trip count when `i` is a loop variable with a constant-foldable start that the
+    body steps by a constant, and `limit` is a constant, or a loop-invariant variable with a
+    constant-foldable initial value. The smallest bound is the trip count.
+    """
+    cond, body = library.get(op.get_attr("cond").name), library.get(op.get_attr("body").name)
+    if cond is None or body is None or not cond.signature.output_arg:
+        return None
+    loop = _Loop(op, cond, body)
+    bounds = loop.bounds(cond.ret[cond.signature.output_arg[0].name])
+    return min(bounds) if bounds else None
+
+
+class _Loop:
+    """Reads a While node's cond and body FunctionDefs for `trip_count`."""
+
+    def __init__(self, op, cond, body):
+        self.op, self.cond, self.body = op, cond, body
+        self.cond_args = [a.name for a in cond.signature.input_arg]
+        self.cond_nodes = {n.name: n for n in cond.node_def}
+        self.body_args = [a.name for a in body.signature.input_arg]
+        self.body_nodes = {n.name: n for n in body.node_def}
+
+    def bounds(self, ref: str, depth: int = 0) -> list:
+        """Trip-count bounds from the boolean that `ref` (in cond) names."""
+        node = self.cond_nodes.get(ref.split(":")[0])
+        if node is None or depth > 32:
+            return []
+        inputs = [x for x in node.input if not x.startswith("^")]
+        if node.op in _PASS_THROUGH:
+            return self.bounds(inputs[0], depth + 1)
+        if node.op == "LogicalAnd":
+            return self.bounds(inputs[0], depth + 1) + self.bounds(inputs[1], depth + 1)
+        if node.op not in _COMPARISONS:
+            return []
+        counter, limit = inputs if node.op.startswith("Less") else inputs[::-1]
+        bound = self._bound(counter, limit, inclusive=_COMPARISONS[node.op])
+        return [] if bound is None else [bound]
+
+    def _bound(self, counter: str, limit: str, inclusive: bool) -> int | None:
+        if counter not in self.cond_args:
+            return None
+        k = self.cond_args.index(counter)
+        start, step, end = fold(self.op.inputs[k]), self._step(k), self._limit(limit)
+        if start is None or step is None or end is None or step <= 0:
+            return None
+        span = end - start + (1 if inclusive else 0)
+        return max(0, math.ceil(span / step))
+
+    def _limit(self, ref: str):
+        if ref in self.cond_args:
+            j = self.cond_args.index(ref)
+            return fold(self.op.inputs[j]) if self._invariant(j) else None
+        node = self.cond_nodes.get(ref.split(":")[0])
+        return _const(node)
+
+    def _body_output(self, k: int):
+        """The body node (or arg name) that loop variable k's next value comes from."""
+        ref = self.body.ret[self.body.signature.output_arg[k].name]
+        for _ in range(32):
+            name = ref.split(":")[0]
+            node = self.body_nodes.get(name)
+            if node is None or node.op not in _PASS_THROUGH:
+                return node if node is not None else name
+            ref = node.input[0]
+        return None
+
+    def _invariant(self, k: int) -> bool:
+        return self._body_output(k) == self.body_args[k]
+
+    def _step(self, k: int):
+        node = self._body_output(k)
+        if node is None or isinstance(node, str) or node.op not in ("AddV2", "Add"):
+            return None
+        a, b = node.input[0], node.input[1]
+        other = b if a == self.body_args[k] else a if b == self.body_args[k] else None
+        return None if other is None else _const(self.body_nodes.get(other.split(":")[0]))
+
+
+def _const(node):
+    """The scalar value of a Const NodeDef, else None."""
+    if node is None or node.op != "Const":
+        return None
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.MakeNdarray(node.attr["value"].tensor)
+    return value.item() if value.size == 1 else None
+
+
+_FOLDABLE_REDUCTIONS = {"Max": "max", "Min": "min", "Sum": "sum", "Prod": "prod"}
+
+
+def fold(tensor, depth: int = 0):
+    """The scalar value of a graph tensor computed from constants only, else None.
+
+    TF's own folding (`tf.get_static_value`) first, then reductions of folded values (Keras
+    RNNs bound their loops by `reduce_max` of the sequence length).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    try:
+        value = tf.get_static_value(tensor)
+    except Exception:  # some op types make TF's folder raise rather than give up
+        value = None
+    if value is None and tensor.op.type in _FOLDABLE_REDUCTIONS and depth < 8:
+        data, axes = (fold_array(t, depth + 1) for t in tensor.op.inputs[:2])
+        if data is not None and axes is not None:
+            reduce = getattr(np, _FOLDABLE_REDUCTIONS[tensor.op.type])
+            axis = tuple(int(a) for a in np.atleast_1d(axes)) or None
+            value = reduce(np.asarray(data), axis=axis) if np.size(data) else None
+    if value is None or np.size(value) != 1:
+        return None
+    return np.asarray(value).item()
+
+
+def fold_array(tensor, depth: int = 0):
+    """`tf.get_static_value`, with `fold` for scalars it cannot fold."""
+    import tensorflow as tf
+
+    try:
+        value = tf.get_static_value(tensor)
+    except Exception:
+        value = None
+    return value if value is not None else fold(tensor, depth)
 
 
 @contextlib.contextmanager

@@ -57,7 +57,8 @@ def write_plot(report: Report, path: str) -> None:
     try:
         _per_row(axes[0][0], report, lambda r: _time(r) and _time(r) * 1e-6,
                  "isolated time per execution", "tab:blue", "s")  # fmt: skip
-        _per_row(axes[1][0], report, lambda r: r.flops, "float ops (count)", "tab:orange", "")
+        _per_row(axes[1][0], report, lambda r: r.macs, "MACs (multiply-accumulates, the "
+                 "MAdds papers publish)", "tab:orange", "")  # fmt: skip
         _flops_vs_time(axes[0][1], report)
         _methods(axes[1][1], report)
         fig.suptitle(_title(report), fontsize=13)

@@ -11,6 +11,7 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 
+from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
 from submodel_profiler.cross_methods import (
     OtherMethods,
     other_methods,
@@ -19,6 +20,7 @@ from submodel_profiler.cross_methods import (
 )
 from submodel_profiler.derived import finish_report
 from submodel_profiler.environment import collect_environment
+from submodel_profiler.errors import UsageError
 from submodel_profiler.flops import tf_warnings_silenced
 from submodel_profiler.graph_walk import RowPlan, graph_of, plan_rows
 from submodel_profiler.report import (
@@ -66,6 +68,7 @@ def profile_model(
     callback_samples: int = 5,
     expand_nested: bool = False,
     measure_peak: bool = True,
+    counting: str = DEFAULT_COUNTING,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -85,13 +88,19 @@ def profile_model(
             for its own layers, named by path (`backbone/conv`).
         measure_peak: time a large float32 matmul for the machine's peak float ops per second
             (environment.peak_flop_per_s, rows' peak_fraction); only with timing.
+        counting: what `flops` means: "complete" (TF's count where TF has one, our rules for
+            the rest; counting.py) or "tf" (TF's profiler only). Rows and totals carry
+            `tf_flops` and `macs` either way.
 
     Returns:
-        A Report; float ops follow TF's convention (a multiply-add is 2 float ops).
+        A Report; a multiply-add is 2 float ops in both conventions.
 
     Raises:
-        UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...).
+        UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...),
+            or `counting` is not one of COUNTINGS.
     """
+    if counting not in COUNTINGS:
+        raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes)
         rows = plan_rows(model, expand_nested=expand_nested)
@@ -112,14 +121,15 @@ def profile_model(
                                        int_high)  # fmt: skip
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
-    layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others) for row in rows)
+    layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others, counting)
+                   for row in rows)  # fmt: skip
     report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
-        settings=_settings(timing, timing_settings, timed.overhead_us),
+        settings=_settings(timing, timing_settings, timed.overhead_us, counting),
         layers=layers,
-        totals=_totals(layers, whole, timed.whole_time),
-        cross_check=_cross_check(layers, whole, others),
+        totals=_totals(layers, whole, timed.whole_time, counting),
+        cross_check=_cross_check(layers, whole, others, counting),
         status=_status(layers, timed.interrupted),
     )
     with tf_warnings_silenced():  # the peak measurement creates tf.functions too
@@ -230,11 +240,12 @@ def _label(key) -> str:
 
 
 def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
-               others: OtherMethods) -> LayerRow:  # fmt: skip
+               others: OtherMethods, counting: str) -> LayerRow:  # fmt: skip
     trace = whole.row_traces[row.key]
-    sub = result.submodel
     same_as = None if result.representative == row.key else _label(result.representative)
     fused_into = others.in_graph.fused_into.get(row.key) if others.in_graph else None
+    whole_count = whole.row_count(row.key)
+    count = _sub_model_count(row, result.submodel, whole_count)
     return LayerRow(
         name=row.name,
         type=row.type,
@@ -245,11 +256,16 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
         params=_params(row),
-        flops=_sub_model_flops(row, sub, whole),
-        whole_graph_flops=whole.row_flops[row.key],
+        flops=None if count is None else count.of(counting),
+        whole_graph_flops=whole_count.of(counting),
+        tf_flops=None if count is None else count.tf_flops,
+        whole_graph_tf_flops=whole_count.tf_flops,
+        macs=None if count is None else count.macs,
+        whole_graph_macs=whole_count.macs,
         time_us=times.get(result.representative),
         error=result.error,
-        uncounted_ops=whole.row_uncounted[row.key],
+        uncounted_ops=whole.row_uncounted(row.key, counting),
+        count_notes=whole.row_notes(row.key) if counting == "complete" else (),
         same_as=same_as,
         in_graph_time_us=others.in_graph.times_us.get(row.key) if others.in_graph else None,
         unfused_time_us=others.unfused.times_us.get(row.key) if others.unfused else None,
@@ -258,9 +274,9 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
     )
 
 
-def _sub_model_flops(row: RowPlan, sub, whole: WholeGraph):
-    if row.kind == "inline":  # not isolable: its float ops are its whole-graph count
-        return whole.row_flops[row.key]
+def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:
+    if row.kind == "inline":  # not isolable: its counts are its whole-graph counts
+        return whole_count
     return None if sub is None else sub.flops.total
 
 
@@ -276,15 +292,22 @@ def _sum(values) -> float | None:
     return float(sum(values)) if values else None
 
 
-def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
+def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: str) -> Totals:
     time_us = _sum(r.time_median_us for r in layers)
     additivity = None
     if whole_time is not None and time_us is not None and whole_time.median > 0:
         additivity = time_us / whole_time.median
+    reference = whole.reference.total
     return Totals(
         flops=sum(r.flops or 0 for r in layers),
-        whole_graph_flops=whole.reference.total,
-        unattributed_flops=whole.reference.total - sum(r.whole_graph_flops for r in layers),
+        whole_graph_flops=reference.of(counting),
+        unattributed_flops=reference.of(counting) - sum(r.whole_graph_flops for r in layers),
+        tf_flops=sum(r.tf_flops or 0 for r in layers),
+        whole_graph_tf_flops=reference.tf_flops,
+        unattributed_tf_flops=reference.tf_flops - sum(r.whole_graph_tf_flops for r in layers),
+        macs=sum(r.macs or 0 for r in layers),
+        whole_graph_macs=reference.macs,
+        unattributed_macs=reference.macs - sum(r.whole_graph_macs for r in layers),
         time_us=time_us,
         whole_model_time_us=whole_time,
         additivity=additivity,
@@ -294,15 +317,23 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None) -> Totals:
     )
 
 
-def _cross_check(layers, whole: WholeGraph, others: OtherMethods) -> CrossCheck:
+def _cross_check(layers, whole: WholeGraph, others: OtherMethods, counting: str) -> CrossCheck:
     mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
     failed = tuple(r.label for r in layers if r.error is not None)
-    total = sum(r.flops or 0 for r in layers)
-    exact = not mismatched and not failed and total == whole.reference.total
+    reference = whole.reference.total
+    sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
+                  and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
+                  and sum(r.macs or 0 for r in layers) == reference.macs)  # fmt: skip
+    uncounted: dict = {}
+    for row in layers:
+        for op_type, n in row.uncounted_ops.items():
+            uncounted[op_type] = uncounted.get(op_type, 0) + n
     return CrossCheck(
-        flops_exact=exact,
+        flops_exact=not mismatched and not failed and sums_equal,
         mismatched_rows=mismatched,
         failed_rows=failed,
+        lower_bound_rows=tuple(r.label for r in layers if r.uncounted_ops),
+        uncounted_ops=dict(sorted(uncounted.items())),
         rank_correlation=rank_correlations(layers),
         method_errors=dict(others.errors),
         step_stats=step_stats_leftovers(others),
@@ -324,9 +355,10 @@ def _model_info(model, source, batch_size: int, specs) -> ModelInfo:
     )
 
 
-def _settings(timing: bool, s: TimingSettings, loop_us) -> Settings:
+def _settings(timing: bool, s: TimingSettings, loop_us, counting: str) -> Settings:
     return Settings(
         timing=timing,
+        counting=counting,
         warmup=s.warmup,
         min_repeats=s.min_repeats,
         max_repeats=s.max_repeats,

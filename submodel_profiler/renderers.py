@@ -7,7 +7,7 @@ import io
 
 from tabulate import tabulate
 
-from submodel_profiler.flops import COUNTING_CONVENTION
+from submodel_profiler.counting import COUNTING_CONVENTIONS
 from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER
 from submodel_profiler.report import LayerRow, Report
 from submodel_profiler.summaries import ordered_rows
@@ -16,7 +16,8 @@ FORMATS = ("table", "json", "csv")
 
 CSV_COLUMNS = (
     "index", "name", "type", "kind", "call_index", "fused_ops", "input_shapes", "input_dtypes",
-    "output_shapes", "params", "flops", "whole_graph_flops", "flops_match", "time_us_median",
+    "output_shapes", "params", "flops", "whole_graph_flops", "tf_flops", "whole_graph_tf_flops",
+    "macs", "whole_graph_macs", "flops_match", "count_notes", "time_us_median",
     "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
     "in_graph_time_us", "fused_into", "callback_time_us_median", "uncounted_ops", "same_as",
     "error", "flop_per_s", "peak_fraction", "fusion_flag", "isolated_over_in_graph",
@@ -60,7 +61,12 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "params": row.params,
         "flops": row.flops,
         "whole_graph_flops": row.whole_graph_flops,
+        "tf_flops": row.tf_flops,
+        "whole_graph_tf_flops": row.whole_graph_tf_flops,
+        "macs": row.macs,
+        "whole_graph_macs": row.whole_graph_macs,
         "flops_match": row.flops_match,
+        "count_notes": "; ".join(row.count_notes),
         "time_us_median": _round(t and t.median),
         "time_us_min": _round(t and t.min),
         "time_us_max": _round(t and t.max),
@@ -90,7 +96,7 @@ def render_table(report: Report, *, top: int | None = None, sort: str = "order")
     first; `top` keeps the first N (the summary and totals still cover every row)."""
     timed = report.settings.timing
     headers = ["#", "name", "type", "fused ops", "output shape", "params", "float ops",
-               "whole graph", "% flops"]  # fmt: skip
+               "whole graph", "% flops", "MACs"]  # fmt: skip
     if timed:
         headers += ["time µs (median ± IQR)", "% time", "GFLOP/s", "% peak", "unfused µs",
                     "in-graph µs", "callback µs", "fusion"]  # fmt: skip
@@ -106,8 +112,8 @@ def render_table(report: Report, *, top: int | None = None, sort: str = "order")
 
 
 def _alignment(headers) -> tuple:
-    right = {"#", "params", "float ops", "whole graph", "% flops", "% time", "GFLOP/s", "% peak",
-             "rows", "fusion"}  # fmt: skip
+    right = {"#", "params", "float ops", "whole graph", "% flops", "MACs", "% MACs", "% time",
+             "GFLOP/s", "% peak", "rows", "fusion"}  # fmt: skip
     return tuple("right" if h in right or "µs" in h else "left" for h in headers)
 
 
@@ -123,13 +129,14 @@ def _type_summary(report: Report) -> list[str]:
     if not report.summary_by_type:
         return []
     timed = report.settings.timing
-    headers = ["type", "rows", "float ops", "% flops"]
+    headers = ["type", "rows", "float ops", "% flops", "MACs", "% MACs"]
     if timed:
         headers += ["time µs", "% time", "GFLOP/s"]
     body = []
     for s in report.summary_by_type:
         cells = [s.type if s.kind == "layer" else f"{s.type} (op)", s.count, _int(s.flops),
-                 f"{100.0 * s.flops_share:.1f}%"]  # fmt: skip
+                 f"{100.0 * s.flops_share:.1f}%", _int(s.macs),
+                 f"{100.0 * s.macs_share:.1f}%"]  # fmt: skip
         if timed:
             share = "" if s.time_share is None else f"{100.0 * s.time_share:.1f}%"
             cells += [_us(s.time_us), share, _gflops(s.flop_per_s)]
@@ -157,7 +164,7 @@ def _fusion_cell(row: LayerRow) -> str:
 
 
 def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
-    name = row.label + ("*" if row.uncounted_ops else "")
+    name = row.label + ("*" if row.uncounted_ops else "") + ("†" if _branch_rule(row) else "")
     whole = _int(row.whole_graph_flops)
     if row.error is None and not row.flops_match:
         whole += " ≠"
@@ -171,6 +178,7 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
         "error" if row.error else _int(row.flops),
         whole,
         _percent(row.flops or 0, total_flops),
+        "error" if row.error else _int(row.macs),
     ]
     if timed:
         t = row.time_us
@@ -189,6 +197,11 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
 
 def _us(value) -> str:
     return "" if value is None else f"{value:,.1f}"
+
+
+def _branch_rule(row: LayerRow) -> bool:
+    """The row holds an If/Case counted by its largest branch (an upper bound of what runs)."""
+    return any(" branches counted" in note for note in row.count_notes)
 
 
 def _header(report: Report) -> str:
@@ -211,18 +224,23 @@ _STATUS_TEXT = {
 
 def _footer(report: Report) -> list[str]:
     t = report.totals
+    counting = report.settings.counting
     lines = [
         f"Rows: {len(report.layers)}   params: {report.model.params:,}",
-        f"Float ops: Σ rows (sub-models) {t.flops:,}   whole graph {t.whole_graph_flops:,}   "
-        f"unattributed {t.unattributed_flops:,}",
+        f"Float ops ({counting}): Σ rows (sub-models) {t.flops:,}   whole graph "
+        f"{t.whole_graph_flops:,}   unattributed {t.unattributed_flops:,}",
     ]
+    if t.macs is not None:
+        lines.append(f"MACs: Σ rows {t.macs:,}   whole graph {_int(t.whole_graph_macs)}   "
+                     f"unattributed {_int(t.unattributed_macs)}")  # fmt: skip
+    if counting != "tf" and t.tf_flops is not None:
+        lines.append(f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
+                     f"{_int(t.whole_graph_tf_flops)}   unattributed {_int(t.unattributed_tf_flops)}")
     lines += _timing_footer(report)
     lines.append(_verdict(report))
     lines += [f"  error in {r.label}: {r.error}" for r in report.layers if r.error]
-    lines.append(COUNTING_CONVENTION)
-    uncounted = _uncounted_summary(report)
-    if uncounted:
-        lines.append(f"Op types TF counted no float ops for: {uncounted}.")
+    lines.append(COUNTING_CONVENTIONS.get(counting, ""))
+    lines += _notes_footer(report)
     if any(r.same_as for r in report.layers):
         lines.append("Rows identical to an earlier row (same config and input specs) reuse its "
                      "sub-model measurements; see same_as in the JSON.")  # fmt: skip
@@ -285,20 +303,54 @@ def _fusion_footer(report: Report) -> list[str]:
     ]
 
 
+def _notes_footer(report: Report) -> list[str]:
+    """Counting remarks: loops and branches, and what no rule counts."""
+    lines = []
+    noted = [r for r in report.layers if r.count_notes]
+    for row in noted[:_NOTED_ROWS]:
+        lines.append(f"  {row.label}: {'; '.join(row.count_notes)}")
+    if len(noted) > _NOTED_ROWS:
+        lines.append(f"  ... and {len(noted) - _NOTED_ROWS} more row(s) with counting notes "
+                     "(count_notes in the JSON/CSV)")  # fmt: skip
+    if noted:
+        lines.insert(0, "How loops and branches were counted (rows marked † count the largest "
+                        "If/Case branch):" if any(map(_branch_rule, noted)) else
+                        "How loops and branches were counted:")  # fmt: skip
+    uncounted = _uncounted_summary(report)
+    if uncounted:
+        lines.append(f"Op types without a float-op count ({report.settings.counting} "
+                     f"convention; rows marked * are lower bounds): {uncounted}.")  # fmt: skip
+    return lines
+
+
+_NOTED_ROWS = 10
+
+
 def _verdict(report: Report) -> str:
     check, n = report.cross_check, len(report.layers)
+    if check.flops_exact and check.lower_bound_rows:
+        rows = check.lower_bound_rows
+        listed = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        return (f"Cross-check: exact but a LOWER BOUND — every one of {n} rows' sub-model float "
+                "ops (both conventions) and MACs equal the whole graph's and sum to it exactly, "
+                f"but {len(rows)} row(s) hold op types without a count in the "
+                f"{report.settings.counting} convention ({_uncounted_summary(report)}): {listed}. "
+                "Their float ops are lower bounds; their GFLOP/s and % peak are left out.")
     if check.flops_exact:
-        return (f"Cross-check: OK — every one of {n} rows' sub-model float ops equals its "
-                "whole-graph float ops, and the rows sum exactly to the whole graph.")  # fmt: skip
+        return (f"Cross-check: OK — every one of {n} rows' sub-model float ops (both "
+                "conventions) and MACs equal the whole graph's, the rows sum exactly to the "
+                "whole graph, and every arithmetic op is counted.")  # fmt: skip
     problems = []
     if check.mismatched_rows:
         problems.append(f"{len(check.mismatched_rows)} row(s) differ from the whole graph "
                         f"(marked ≠): {', '.join(check.mismatched_rows[:10])}")  # fmt: skip
     if check.failed_rows:
         problems.append(f"{len(check.failed_rows)} row(s) failed: {', '.join(check.failed_rows[:10])}")
-    if report.totals.unattributed_flops:
-        problems.append(f"{report.totals.unattributed_flops:,} whole-graph float ops are not "
-                        "claimed by any row")  # fmt: skip
+    t = report.totals
+    for what, value in (("float ops", t.unattributed_flops), ("TF float ops", t.unattributed_tf_flops),
+                        ("MACs", t.unattributed_macs)):  # fmt: skip
+        if value:
+            problems.append(f"{value:,} whole-graph {what} are not claimed by any row")
     if report.totals.flops != report.totals.whole_graph_flops:
         problems.append("Σ rows ≠ whole graph")
     return "Cross-check: FAILED — " + "; ".join(problems) + "."
@@ -363,6 +415,7 @@ def _comparison_row(index: int, r) -> list:
 
 _TOTAL_LABELS = {
     "flops": "float ops, Σ rows", "whole_graph_flops": "float ops, whole graph",
+    "tf_flops": "TF float ops, Σ rows", "macs": "MACs, Σ rows",
     "time_us": "isolated µs, Σ rows", "whole_model_time_us": "isolated µs, whole model",
     "unfused_time_us": "unfused µs, Σ rows", "in_graph_time_us": "in-graph µs, Σ rows",
     "callback_time_us": "callback µs, Σ rows",
@@ -372,7 +425,7 @@ _TOTAL_LABELS = {
 def _comparison_footer(c) -> list[str]:
     body = []
     for key, d in c.totals.items():
-        fmt = _int if "flops" in key else _us
+        fmt = _int if "flops" in key or key == "macs" else _us
         delta = "" if d.delta is None else ("+" if d.delta >= 0 else "") + fmt(d.delta)
         body.append([_TOTAL_LABELS[key], fmt(d.a), fmt(d.b), delta, _ratio(d)])
     lines = [tabulate(body, headers=["totals", "A", "B", "B − A", "B/A"], tablefmt="simple",
@@ -443,7 +496,7 @@ def _sweep_footer(sweep) -> list[str]:
                      f"additivity {_two_decimals(t.additivity)}")  # fmt: skip
         verdict = "OK" if r.cross_check.flops_exact else "FAILED"
         lines.append(f"{line}   float-op cross-check {verdict}")
-    lines.append(COUNTING_CONVENTION)
+    lines.append(COUNTING_CONVENTIONS.get(sweep.reports[0].settings.counting, ""))
     lines.append("Each batch size's full report (all columns, cross-checks) is in the JSON "
                  "(--format json): sweep[k].")  # fmt: skip
     return lines

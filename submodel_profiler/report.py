@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from submodel_profiler.timing import TimeStats
 
-SCHEMA_VERSION = 1
+# 2: `flops` follows `settings.counting` ("complete" by default; version 1 reports held TF's
+# profiler count, now `tf_flops`); rows and totals carry `tf_flops` and `macs`.
+SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 
 def row_label(name: str, call_index: int) -> str:
@@ -59,6 +62,7 @@ class Settings:
     max_repeats: int
     tolerance: float
     budget_s: float
+    counting: str = "complete"  # what `flops` means: "complete" or "tf" (counting.py)
     timing_method: str = (
         "in-graph: all segments in one tf.while_loop, each warmed then bracketed by "
         "tf.timestamp; per-segment overhead of an empty body subtracted"
@@ -70,8 +74,9 @@ class Settings:
 class LayerRow:
     """One report row: a layer call site, or a ghost op that is not fused into an activation.
 
-    `flops` is the sub-model's float-op count, `whole_graph_flops` the float ops the whole
-    graph's trace attributes to this row. `time_us` is the sub-model's isolated time.
+    `flops` is the sub-model's float-op count in `settings.counting`, `tf_flops` TF's profiler
+    count and `macs` its multiply-accumulates; `whole_graph_*` are the same figures as the
+    whole graph's trace attributes them to this row. `time_us` is the sub-model's isolated time.
     `same_as` names the row whose sub-model was measured when this row's computation is
     identical (same layer config and input specs).
     """
@@ -87,15 +92,22 @@ class LayerRow:
     params: int = 0
     flops: int | None = None
     whole_graph_flops: int | None = None
+    tf_flops: int | None = None  # TF's profiler, as the seed method counts
+    whole_graph_tf_flops: int | None = None
+    macs: int | None = None  # multiply-accumulates of contraction ops
+    whole_graph_macs: int | None = None
     time_us: TimeStats | None = None
     error: str | None = None
+    # {op type: n} of arithmetic ops without a count in settings.counting: flops is a lower bound
     uncounted_ops: dict = field(default_factory=dict)
+    count_notes: tuple = ()  # how loops and branches were counted ("While: body × 16 ...")
     same_as: str | None = None
     in_graph_time_us: float | None = None  # TF step stats, whole model as optimized
     unfused_time_us: float | None = None  # TF step stats, whole model without node-merging rewrites
     fused_into: str | None = None  # as optimized, this row's work runs in that row's node
     callback_time_us: TimeStats | None = None  # LayerTimingCallback, eager predict
-    flop_per_s: float | None = None  # flops / isolated median time (a rate)
+    # flops / isolated median time (a rate); None where flops is a lower bound (uncounted_ops)
+    flop_per_s: float | None = None
     peak_fraction: float | None = None  # flop_per_s / environment.peak_flop_per_s
     # "fused_into" (its work runs inside a neighbour's node, as optimized) or "isolated_slower"
     # (isolated median ≥ FUSION_RATIO × its in-graph time); None when not flagged (fusion.py).
@@ -119,21 +131,31 @@ class LayerRow:
 
     @property
     def flops_match(self) -> bool:
-        return self.flops is not None and self.flops == self.whole_graph_flops
+        """The sub-model's float ops (both conventions) and MACs equal the whole graph's."""
+        return (self.flops is not None and self.flops == self.whole_graph_flops
+                and self.tf_flops == self.whole_graph_tf_flops
+                and self.macs == self.whole_graph_macs)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Totals:
-    flops: int  # Σ rows' sub-model float ops
+    flops: int  # Σ rows' sub-model float ops (settings.counting)
     whole_graph_flops: int  # float ops of the ordinary trace of model(x)
     unattributed_flops: int  # whole_graph_flops - Σ rows' whole-graph float ops
+    tf_flops: int | None = None  # the same three in TF's profiler convention
+    whole_graph_tf_flops: int | None = None
+    unattributed_tf_flops: int | None = None
+    macs: int | None = None  # the same three for multiply-accumulates
+    whole_graph_macs: int | None = None
+    unattributed_macs: int | None = None
     time_us: float | None = None  # Σ rows' median isolated times
     whole_model_time_us: TimeStats | None = None
     additivity: float | None = None  # time_us / whole_model_time_us.median
     in_graph_time_us: float | None = None  # Σ rows, as optimized (step stats)
     unfused_time_us: float | None = None  # Σ rows, unfused (step stats)
     callback_time_us: float | None = None  # Σ rows' median callback times
-    flop_per_s: float | None = None  # whole_graph_flops / whole_model_time_us.median
+    # whole_graph_flops / whole_model_time_us.median; None when some op is uncounted
+    flop_per_s: float | None = None
     peak_fraction: float | None = None  # flop_per_s / environment.peak_flop_per_s
 
 
@@ -146,6 +168,8 @@ class TypeSummary:
     count: int  # rows
     flops: int  # Σ rows' sub-model float ops
     flops_share: float  # flops / totals.flops (0 when the total is 0)
+    macs: int = 0  # Σ rows' MACs
+    macs_share: float = 0.0  # macs / totals.macs
     time_us: float | None = None  # Σ rows' median isolated times, µs
     time_share: float | None = None  # time_us / totals.time_us
     flop_per_s: float | None = None  # flops / time_us
@@ -153,11 +177,19 @@ class TypeSummary:
 
 @dataclass(frozen=True)
 class CrossCheck:
-    """Verdict of the float-op cross-check between the sub-model and whole-graph methods."""
+    """Verdict of the float-op cross-check between the sub-model and whole-graph methods.
+
+    `flops_exact`: every row's float ops (both conventions) and MACs equal the whole graph's,
+    and the rows sum exactly to the whole graph in all three. Exact is not complete: rows in
+    `lower_bound_rows` hold op types no rule counts (`uncounted_ops`), so their float ops and
+    the totals are lower bounds.
+    """
 
     flops_exact: bool
-    mismatched_rows: tuple = ()  # labels of rows whose two counts differ
+    mismatched_rows: tuple = ()  # labels of rows whose counts differ
     failed_rows: tuple = ()  # labels of rows that could not be profiled
+    lower_bound_rows: tuple = ()  # labels of rows with uncounted ops
+    uncounted_ops: dict = field(default_factory=dict)  # {op type: n} over all rows
     # Spearman correlation of rows' isolated times with each other method's times
     # (keys: "unfused", "in_graph", "callback"; None where fewer than 3 rows have both).
     rank_correlation: dict = field(default_factory=dict)
@@ -195,11 +227,13 @@ class Report:
             ValueError: the data has another schema version.
         """
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise ValueError(
-                f"Only schema_version {SCHEMA_VERSION} reports can be read. "
+                f"Only schema_version {READABLE_SCHEMA_VERSIONS} reports can be read. "
                 f"Received: schema_version={version!r}."
             )
+        if version == 1:
+            data = _from_version_1(data)
         model = _known(ModelInfo, data["model"])
         model["inputs"] = tuple(
             TensorInfo(**{**_known(TensorInfo, t), "shape": tuple(t["shape"])})
@@ -216,7 +250,7 @@ class Report:
             layers=tuple(_row(r) for r in data["layers"]),
             totals=Totals(**totals),
             cross_check=CrossCheck(**check),
-            schema_version=version,
+            schema_version=SCHEMA_VERSION,
             summary_by_type=tuple(
                 TypeSummary(**_known(TypeSummary, t)) for t in data.get("summary_by_type", ())
             ),
@@ -226,6 +260,19 @@ class Report:
     @classmethod
     def from_json(cls, text: str) -> Report:
         return cls.from_dict(json.loads(text))
+
+
+def _from_version_1(data: dict) -> dict:
+    """A version 1 report in version 2 terms: its `flops` were TF's profiler count."""
+    data = {**data, "settings": {**data["settings"], "counting": "tf"}}
+    data["layers"] = [{**r, "tf_flops": r.get("flops"),
+                       "whole_graph_tf_flops": r.get("whole_graph_flops")}
+                      for r in data["layers"]]  # fmt: skip
+    t = data["totals"]
+    data["totals"] = {**t, "tf_flops": t.get("flops"),
+                      "whole_graph_tf_flops": t.get("whole_graph_flops"),
+                      "unattributed_tf_flops": t.get("unattributed_flops")}  # fmt: skip
+    return data
 
 
 def _known(cls, data: dict) -> dict:
@@ -247,6 +294,7 @@ def _row(data: dict) -> LayerRow:
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
+    row["count_notes"] = tuple(row.get("count_notes", ()))
     return LayerRow(**row)
 
 

@@ -56,8 +56,6 @@ def trace_subclassed(model, specs) -> tuple[list[RowPlan], WholeGraph]:
     rows, traces = recorder.rows_and_traces(concrete.graph)
     return rows, WholeGraph(
         row_traces=traces,
-        row_flops={k: flops.flops_of(t.op_names) for k, t in traces.items()},
-        row_uncounted={k: flops.uncounted_ops(t.op_names) for k, t in traces.items()},
         instrumented=flops,
         reference=flops,
         instrumented_function=concrete,

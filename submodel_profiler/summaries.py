@@ -50,6 +50,7 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
     from submodel_profiler.throughput import rate
 
     flops = sum(r.flops or 0 for r in rows)
+    macs = sum(r.macs or 0 for r in rows)
     medians = [r.time_us.median for r in rows if r.time_us is not None]
     time_us = float(sum(medians)) if medians else None
     return TypeSummary(
@@ -58,9 +59,11 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
         count=len(rows),
         flops=flops,
         flops_share=flops / totals.flops if totals.flops else 0.0,
+        macs=macs,
+        macs_share=macs / totals.macs if totals.macs else 0.0,
         time_us=time_us,
         time_share=time_us / totals.time_us if time_us is not None and totals.time_us else None,
-        flop_per_s=rate(flops, time_us),
+        flop_per_s=None if any(r.uncounted_ops for r in rows) else rate(flops, time_us),
     )
 
 

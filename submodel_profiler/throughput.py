@@ -78,16 +78,18 @@ def add_throughput(report: Report, peak: Peak | None) -> Report:
     environment = dataclasses.replace(
         report.environment, peak_flop_per_s=peak_rate, peak_method=peak and peak.method
     )
+    complete = not report.cross_check.uncounted_ops
     return dataclasses.replace(report, layers=layers, environment=environment,
-                               totals=_totals(report.totals, peak_rate))  # fmt: skip
+                               totals=_totals(report.totals, peak_rate, complete))  # fmt: skip
 
 
 def _row(row: LayerRow, peak: float | None) -> LayerRow:
-    value = rate(row.flops, row.time_median_us)
+    """A rate of a lower-bound count (a row with uncounted ops) would mislead: left out."""
+    value = None if row.uncounted_ops else rate(row.flops, row.time_median_us)
     return dataclasses.replace(row, flop_per_s=value, peak_fraction=fraction(value, peak))
 
 
-def _totals(totals: Totals, peak: float | None) -> Totals:
+def _totals(totals: Totals, peak: float | None, complete: bool) -> Totals:
     whole = totals.whole_model_time_us
-    value = rate(totals.whole_graph_flops, whole.median if whole else None)
+    value = rate(totals.whole_graph_flops, whole.median if whole and complete else None)
     return dataclasses.replace(totals, flop_per_s=value, peak_fraction=fraction(value, peak))

@@ -6,14 +6,15 @@ The split is right by construction: the model is traced by running its Keras nod
 row's nodes run is recorded as belonging to that row. Node names are never parsed (Keras and TF
 uniquify name scopes, so `conv_1` may appear as `conv_1_2` and ghost ops as `Add_6`).
 
-The model is also traced the ordinary way, `model(x, training=False)`, and that graph's total is
-the reference the per-row split must add up to.
+The model is also traced the ordinary way, `model(x, training=False)`, and that graph's totals
+(float ops in both conventions, MACs) are the reference the per-row split must add up to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from submodel_profiler.counting import Count
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, bind, call_node, functional_graph
 
@@ -29,15 +30,25 @@ class RowTrace:
 
 @dataclass(frozen=True)
 class WholeGraph:
-    """Per-row float ops of the instrumented trace and the reference total of `model(x)`."""
+    """The instrumented trace's counts split per row, and the reference count of `model(x)`."""
 
     row_traces: dict  # RowPlan.key -> RowTrace
-    row_flops: dict  # RowPlan.key -> float ops in the whole graph
-    row_uncounted: dict  # RowPlan.key -> {op type: count}
-    instrumented: GraphFlops
-    reference: GraphFlops
-    instrumented_function: object  # ConcreteFunction traced node by node (op names -> rows)
+    instrumented: GraphFlops  # counts of the trace run node by node (op names -> rows)
+    reference: GraphFlops  # counts of the ordinary trace of model(x, training=False)
+    instrumented_function: object  # ConcreteFunction traced node by node
     reference_function: object  # ConcreteFunction of model(x, training=False)
+
+    def row_count(self, key) -> Count:
+        """Float ops (both conventions) and MACs the whole graph attributes to a row."""
+        return self.instrumented.count_of(self.row_traces[key].op_names)
+
+    def row_uncounted(self, key, counting: str) -> dict:
+        """{op type: n} of the row's ops without a count in `counting`."""
+        return self.instrumented.uncounted_ops(self.row_traces[key].op_names, counting)
+
+    def row_notes(self, key) -> tuple:
+        """How the row's loops and branches were counted."""
+        return self.instrumented.notes_of(self.row_traces[key].op_names)
 
     def node_owner(self) -> dict:
         """Graph node name of the instrumented trace -> key of the row that created it."""
@@ -97,17 +108,10 @@ def trace_reference(model, input_specs: list):
 def profile_whole_graph(model, rows: list[RowPlan], input_specs: list) -> WholeGraph:
     """Run the whole-graph method: instrumented trace, per-row split, reference total."""
     concrete, traces = trace_rows(model, rows, input_specs)
-    instrumented = count_graph_flops(concrete.graph)
     reference = trace_reference(model, input_specs)
-    row_flops, row_uncounted = {}, {}
-    for key, trace in traces.items():
-        row_flops[key] = instrumented.flops_of(trace.op_names)
-        row_uncounted[key] = instrumented.uncounted_ops(trace.op_names)
     return WholeGraph(
         row_traces=traces,
-        row_flops=row_flops,
-        row_uncounted=row_uncounted,
-        instrumented=instrumented,
+        instrumented=count_graph_flops(concrete.graph),
         reference=count_graph_flops(reference.graph),
         instrumented_function=concrete,
         reference_function=reference,

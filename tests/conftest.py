@@ -24,12 +24,18 @@ def rows_by_label(report) -> dict:
 
 
 def assert_exact(report):
-    """Every row's two counts agree and the rows sum exactly to the whole graph."""
+    """Every row's counts (float ops in both conventions, MACs) agree between the sub-model and
+    the whole graph, and the rows sum exactly to the whole graph in all three."""
+    t = report.totals
     for row in report.layers:
         assert row.error is None, row.error
         assert row.flops == row.whole_graph_flops, row.label
-    assert sum(r.flops for r in report.layers) == report.totals.whole_graph_flops
-    assert report.totals.unattributed_flops == 0
+        assert row.tf_flops == row.whole_graph_tf_flops, row.label
+        assert row.macs == row.whole_graph_macs, row.label
+    assert sum(r.flops for r in report.layers) == t.whole_graph_flops
+    assert sum(r.tf_flops for r in report.layers) == t.whole_graph_tf_flops
+    assert sum(r.macs for r in report.layers) == t.whole_graph_macs
+    assert t.unattributed_flops == t.unattributed_tf_flops == t.unattributed_macs == 0
     assert report.cross_check.flops_exact
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from submodel_profiler import profile_model
 
+from conftest import assert_exact
+
 pytestmark = pytest.mark.architecture
 
 
@@ -31,14 +33,14 @@ def mobilenet(keras):
 def test_mobilenet_v3_small_rows_match_the_whole_graph(mobilenet):
     import tensorflow as tf
 
-    report = profile_model(mobilenet, timing=False)
     expected = independent_whole_graph_flops(mobilenet, tf.TensorSpec((1, 224, 224, 3)))
-    assert report.totals.whole_graph_flops == expected
-    assert sum(r.flops for r in report.layers) == expected
-    assert report.totals.unattributed_flops == 0
-    for row in report.layers:
-        assert row.flops == row.whole_graph_flops, row.label
-    assert report.cross_check.flops_exact
+    for counting in ("complete", "tf"):
+        report = profile_model(mobilenet, timing=False, counting=counting)
+        assert report.totals.whole_graph_tf_flops == expected
+        assert sum(r.tf_flops for r in report.layers) == expected
+        assert_exact(report)
+    assert report.totals.flops == expected  # the tf convention is TF's profiler
+    assert report.cross_check.uncounted_ops  # TF counts no Relu, Sigmoid, ...
 
 
 def test_mobilenet_v3_se_gates_carry_their_ghost_ops(mobilenet):
@@ -51,5 +53,6 @@ def test_mobilenet_v3_se_gates_carry_their_ghost_ops(mobilenet):
         assert row.type == "ReLU"
         assert [op.split("_")[0] for op in row.fused_ops] == ["add", "multiply"]
         channels = row.output_shapes[0][-1]
-        assert row.flops == 2 * channels  # + 3 and * 1/6 on a 1x1xC tensor
+        assert row.tf_flops == 2 * channels  # + 3 and * 1/6 on a 1x1xC tensor
+        assert row.flops == 3 * channels  # and the Relu6 TF does not count
     assert not [r for r in report.layers if r.kind == "op"]

@@ -63,11 +63,21 @@ def test_tiny_cnn_rows_sum_to_whole_graph(tiny_cnn):
     assert report.cross_check.flops_exact
 
 
-def test_relu_is_reported_as_uncounted(tiny_cnn):
+def test_relu_is_one_float_op_per_element(tiny_cnn):
     report = _profile(tiny_cnn)
+    relu = rows_by_label(report)["relu"]
+    assert relu.flops == 16 * 16 * 8
+    assert relu.tf_flops == 0
+    assert relu.uncounted_ops == {}
+
+
+def test_relu_is_uncounted_in_the_tf_convention(tiny_cnn):
+    report = _profile(tiny_cnn, counting="tf")
     relu = rows_by_label(report)["relu"]
     assert relu.flops == 0
     assert relu.uncounted_ops == {"Relu": 1}
+    assert report.cross_check.lower_bound_rows == ("relu",)
+    assert relu.flop_per_s is None
 
 
 @pytest.mark.parametrize("batch", [1, 4])

@@ -84,12 +84,15 @@ def test_nested_function_calls_are_counted_recursively():
     graph = _concrete_graph(outer, tf.TensorSpec((4, 5)))
     counted = count_graph_flops(graph)
     (call,) = _call_nodes(graph)
-    assert counted.per_node[call] == 2 * 4 * 5 * 3 + 4 * 3
-    assert counted.total == 2 * 4 * 5 * 3 + 4 * 3 + 4 * 3
-    assert counted.total == sum(counted.per_node.values())
-    assert counted.uncounted_nodes == {}
-    assert counted.uncounted_ops([call]) == {"Relu": 1}  # found by the outer call's name
-    assert counted.uncounted_ops() == {"Relu": 1}
+    assert counted.per_node[call].tf_flops == 2 * 4 * 5 * 3 + 4 * 3
+    assert counted.total.tf_flops == 2 * 4 * 5 * 3 + 4 * 3 + 4 * 3
+    assert counted.total.flops == counted.total.tf_flops + 4 * 3  # and the Relu: 4·3
+    assert counted.total.macs == 4 * 5 * 3
+    assert counted.total == counted.count_of(counted.per_node)
+    # found by the outer call's name
+    assert counted.uncounted_ops([call], counting="tf") == {"Relu": 1}
+    assert counted.uncounted_ops(counting="tf") == {"Relu": 1}
+    assert counted.uncounted_ops() == {}
 
 
 def test_same_body_is_counted_with_each_calls_shapes():
@@ -107,8 +110,9 @@ def test_same_body_is_counted_with_each_calls_shapes():
     calls = _call_nodes(graph)
     assert len(calls) == 2
     counted = count_graph_flops(graph)
-    assert sorted(counted.flops_of([c]) for c in calls) == [2 * 4 * 5 * 3, 2 * 6 * 5 * 3]
-    assert counted.total == 2 * (4 + 6) * 5 * 3
+    assert sorted(counted.count_of([c]).flops for c in calls) == [2 * 4 * 5 * 3, 2 * 6 * 5 * 3]
+    assert counted.total.tf_flops == counted.total.flops == 2 * (4 + 6) * 5 * 3
+    assert counted.total.macs == (4 + 6) * 5 * 3
 
 
 def test_body_with_unknown_shapes_reports_its_ops_and_prints_nothing(capfd):
@@ -122,8 +126,8 @@ def test_body_with_unknown_shapes_reports_its_ops_and_prints_nothing(capfd):
     capfd.readouterr()
     counted = count_graph_flops(graph)
     assert capfd.readouterr() == ("", "")
-    assert counted.total == 0
-    assert counted.uncounted_ops() == {"MatMul": 1}
+    assert not counted.total
+    assert counted.uncounted_ops() == counted.uncounted_ops(counting="tf") == {"MatMul": 1}
 
 
 def test_grouped_conv_counting_prints_nothing(keras, capfd):
@@ -149,8 +153,8 @@ def test_body_missing_from_library_is_reported_as_uncounted_call(monkeypatch):
     call_type = graph.get_operation_by_name(call).type
     monkeypatch.setattr(flops_module._FunctionLibrary, "closure", lambda self, name: None)
     counted = count_graph_flops(graph)
-    assert counted.total == 2 * 2  # only the outer + 1
-    assert counted.uncounted_nodes == {call: call_type}
+    assert counted.total.flops == counted.total.tf_flops == 2 * 2  # only the outer + 1
+    assert counted.uncounted == counted.tf_uncounted == {call: {call_type: 1}}
     assert counted.uncounted_ops([call]) == {call_type: 1}
 
 
@@ -178,4 +182,4 @@ def test_convnext_tiny_counts_its_grouped_convs(keras):
     ]
     assert len(grouped) == 18  # one 7x7 depthwise conv per ConvNeXt block (3 + 3 + 9 + 3)
     inner = sum(_grouped_conv_flops(layer) for layer in grouped)
-    assert report.totals.whole_graph_flops - plain == inner
+    assert report.totals.whole_graph_tf_flops - plain == inner

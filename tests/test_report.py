@@ -78,8 +78,9 @@ def test_table_shows_rows_totals_and_verdict(timed_report):
         assert row.name in text
     assert f"{timed_report.totals.whole_graph_flops:,}" in text
     assert "Cross-check: OK" in text
-    assert "a multiply-add counts as 2 float ops" in text
-    assert "relu*" in text  # Relu is uncounted by TF: marked
+    assert "a multiply-add = 2 float ops" in text
+    assert "every arithmetic op is counted" in text
+    assert "relu*" not in text  # Relu is counted by our rule: not a lower bound
 
 
 def test_table_marks_disagreement(timed_report):

@@ -39,15 +39,21 @@ def test_random_inputs_match_specs():
     assert np.all((values[1].numpy() >= 0) & (values[1].numpy() < 10))
 
 
-def test_segment_timer_respects_repeat_bounds():
+def test_segment_timer_respects_repeat_bounds(monkeypatch):
     import tensorflow as tf
+
+    from submodel_profiler import timing
+
+    # Never stable: neither the relative nor the absolute (1 µs) tolerance can be met, so a quiet
+    # machine cannot stop sampling at min_repeats.
+    monkeypatch.setattr(timing, "ABSOLUTE_TOLERANCE_US", -1.0)
 
     settings = TimingSettings(warmup=1, min_repeats=4, max_repeats=6, budget_s=10.0, tolerance=1e-9)
     spec = (tf.TensorSpec((64, 64), tf.float32),)
     segments = [Segment(lambda x: tf.matmul(x, x), spec), Segment(lambda x: x, spec)]
     (stats,) = SegmentTimer(settings).time([segments])
     assert len(stats) == 2
-    # tolerance ~0 is never met, so sampling runs to max_repeats.
+    # tolerance ~0 (and no absolute floor) is never met, so sampling runs to max_repeats.
     assert [s.repeats for s in stats] == [6, 6]
     assert all(s.min >= 0 for s in stats)
 

@@ -1,0 +1,345 @@
+"""Our counting rules: float ops for the op types TF's profiler skips, and MACs.
+
+Conventions (stated once, used everywhere):
+
+- `tf_flops`: exactly what TensorFlow's profiler registers per op type (`RegisterStatistics(...,
+  "flops")`), function-call bodies included (flops.py). A multiply-add is 2 float ops.
+- `flops` in the "complete" convention (the default): TF's number wherever TF registers one, and
+  the rules in `RULES` below for what TF skips; `While` bodies × their static trip count, the
+  largest `If`/`Case` branch, and only the ops that run (nodes no output depends on are left out).
+- `macs`: multiply-accumulates of contraction ops only (`MAC_RULES`: convolutions, matmuls,
+  einsums), the figure papers publish as "MAdds". Elementwise work has no MACs.
+
+Every rule is a small pure function of static shapes (and attributes), with its rule in its
+docstring. Nothing is registered into TF's global statistics registry. Op types that are neither
+registered by TF, nor covered here, nor data movement (`NON_ARITHMETIC_OPS`) are reported as
+uncounted by name, never silently 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+COUNTINGS = ("complete", "tf")
+DEFAULT_COUNTING = "complete"
+
+COUNTING_CONVENTIONS = {
+    "complete": (
+        "Float ops (complete convention): TF's profiler count wherever TF registers one "
+        "(a multiply-add = 2 float ops), our rules for what TF skips (einsum, elementwise math, "
+        "reductions, While bodies × trip count, largest If/Case branch; README 'Counting rules'), "
+        "ops no output depends on left out. MACs: multiply-accumulates of contractions only."
+    ),
+    "tf": (
+        "Float ops (tf convention): exactly TensorFlow's profiler, a multiply-add = 2 float ops; "
+        "op types TF does not count (Relu, Sigmoid, Einsum, While bodies, ...) add 0, so counts "
+        "are lower bounds. MACs: multiply-accumulates of contractions only."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Count:
+    """Float ops in both conventions and MACs of some ops; adds up and scales."""
+
+    flops: int = 0  # complete convention
+    tf_flops: int = 0  # TF's profiler
+    macs: int = 0
+
+    def __add__(self, other: Count) -> Count:
+        return Count(self.flops + other.flops, self.tf_flops + other.tf_flops,
+                     self.macs + other.macs)  # fmt: skip
+
+    def times(self, n: int) -> Count:
+        """This count n times over (a loop body), TF's count unchanged (TF counts no loop)."""
+        return Count(self.flops * n, self.tf_flops, self.macs * n)
+
+    def __bool__(self) -> bool:
+        return bool(self.flops or self.tf_flops or self.macs)
+
+    def of(self, counting: str) -> int:
+        """`flops` as `counting` ("complete" or "tf") means it."""
+        return self.tf_flops if counting == "tf" else self.flops
+
+
+ZERO = Count()
+
+# Op types that move, reshape, read, route or generate data and do no arithmetic. They are
+# neither counted nor reported as uncounted.
+NON_ARITHMETIC_OPS = frozenset(
+    """
+    Placeholder Const Identity IdentityN NoOp ReadVariableOp VarHandleOp AssignVariableOp
+    Reshape Shape ShapeN Size Rank Squeeze ExpandDims StridedSlice Slice ConcatV2 Concat Pack
+    Unpack Transpose Pad PadV2 MirrorPad Fill Range GatherV2 GatherNd Gather ResourceGather
+    ResourceGatherNd Tile Split SplitV StopGradient PreventGradient BroadcastTo BroadcastArgs
+    ZerosLike OnesLike Cast Bitcast Snapshot DepthToSpace SpaceToDepth ResizeNearestNeighbor
+    Select SelectV2 Where Enter Exit Merge Switch NextIteration LoopCond _Arg _Retval EnsureShape
+    CheckNumerics Assert ReverseV2 ReverseSequence OneHot InvertPermutation Unique
+    LogicalAnd LogicalOr LogicalNot TensorListReserve TensorListFromTensor TensorListGetItem
+    TensorListSetItem TensorListStack TensorListElementShape TensorListLength TensorListPushBack
+    TensorListPopBack TensorListConcatV2 TensorListSplit TensorListResize TensorListGather
+    TensorListScatterIntoExistingList MatrixBandPart MatrixDiag MatrixDiagV3 MatrixDiagPartV3
+    MatrixSetDiagV3 SpaceToBatchND BatchToSpaceND UnsortedSegmentSum RandomUniform
+    RandomStandardNormal StatelessRandomUniformV2 StatelessRandomNormalV2 PlaceholderWithDefault
+    """.split()
+)
+
+# Function-calling op types with their own rule in flops.py (bodies counted there).
+CALL_OP_TYPES = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
+WHILE_OP_TYPES = frozenset({"While", "StatelessWhile"})
+BRANCH_OP_TYPES = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
+
+
+def elements(shape) -> int:
+    """Number of elements of a static shape (a tuple of ints)."""
+    return math.prod(shape)
+
+
+# --- float-op rules for op types TF's profiler skips ------------------------------------------
+
+# Elementwise math: 1 float op per output element.
+ELEMENTWISE_OPS = frozenset(
+    """
+    Relu Relu6 Elu Selu LeakyRelu Gelu Tanh Sigmoid Exp Expm1 Log1p Erf Erfc Sqrt Softplus
+    Softsign Abs Sign Floor Ceil Round Rint Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh Acosh
+    Atanh Atan2 Inv Reciprocal FloorDiv FloorMod Mod TruncateDiv TruncateMod DivNoNan Div
+    MulNoNan Xdivy Xlogy Xlog1py IsNan IsInf IsFinite Lgamma Digamma ClipByValue
+    """.split()
+)
+
+# Reductions: 1 float op per input element.
+REDUCTION_OPS = frozenset({"Max", "Min", "Prod", "EuclideanNorm", "Cumsum", "Cumprod",
+                           "Cummax", "Cummin"})  # fmt: skip
+
+# Softmax-like: TF counts Softmax as 5 per element (max, subtract, exp, sum, divide); the same
+# for its log form.
+SOFTMAX_LIKE_OPS = frozenset({"LogSoftmax"})
+
+# Batch norm as one op (inference): a scale and a shift per element once the statistics are
+# folded (fvcore's convention for an affine batch norm).
+BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+
+# Pooling TF skips (TF counts AvgPool and MaxPool): window size per output element.
+POOL_3D_OPS = frozenset({"AvgPool3D", "MaxPool3D"})
+
+
+def elementwise_flops(output_shape) -> int:
+    """Elementwise math: 1 per output element. # output: [...]"""
+    return elements(output_shape)
+
+
+def reduction_flops(input_shape) -> int:
+    """Reductions TF skips (Max, Min, Prod, Cumsum, ...): 1 per input element. # input: [...]"""
+    return elements(input_shape)
+
+
+def softmax_like_flops(input_shape) -> int:
+    """LogSoftmax: 5 per element, as TF counts Softmax. # input: [..., classes]"""
+    return 5 * elements(input_shape)
+
+
+def batch_norm_flops(input_shape) -> int:
+    """FusedBatchNorm (inference): 2 per element, y = x·scale' + shift'. # x: [N, H, W, C]"""
+    return 2 * elements(input_shape)
+
+
+def pool_3d_flops(output_shape, ksize) -> int:
+    """AvgPool3D/MaxPool3D: window volume per output element. # ksize: [1, kd, kh, kw, 1]"""
+    return elements(output_shape) * elements(ksize)
+
+
+# --- MACs of contraction ops -----------------------------------------------------------------
+
+
+def matmul_macs(a_shape, output_shape, transpose_a: bool) -> int:
+    """MatMul: M·N·K. # a: [M, K] (or [K, M] transposed), output: [M, N]"""
+    k = a_shape[0] if transpose_a else a_shape[1]
+    return elements(output_shape) * k
+
+
+def batch_matmul_macs(a_shape, output_shape, adj_x: bool) -> int:
+    """BatchMatMul: B·M·N·K (broadcast batch). # a: [..., M, K] (or [..., K, M]), out: [..., M, N]"""
+    k = a_shape[-2] if adj_x else a_shape[-1]
+    return elements(output_shape) * k
+
+
+def conv_macs(filter_shape, output_shape) -> int:
+    """Conv2D/Conv3D: output elements · kernel volume · input channels per group.
+    # filter: [kh, kw, cin/groups, cout], output: [N, H, W, cout]"""
+    return elements(output_shape) * elements(filter_shape[:-1])
+
+
+def depthwise_conv_macs(filter_shape, output_shape) -> int:
+    """DepthwiseConv2dNative: output elements · kh · kw. # filter: [kh, kw, cin, multiplier]"""
+    return elements(output_shape) * elements(filter_shape[:-2])
+
+
+def conv_transpose_macs(filter_shape, out_backprop_shape) -> int:
+    """Conv2DBackpropInput/Conv3DBackpropInputV2 (a transposed conv): each input element times
+    the kernel volume and its output channels. # filter: [kh, kw, cout, cin], x: [N, H, W, cin]"""
+    return elements(out_backprop_shape) * elements(filter_shape[:-1])
+
+
+def einsum_macs(equation: str, shapes) -> int:
+    """Einsum: ∏ of every distinct index size (one multiply-add per point of the joint index
+    space) for two operands; 0 for one operand (a transpose, a sum or a trace: no multiply).
+
+    More than two operands (TF's kernel takes two; `tf.einsum` splits longer equations into
+    pairwise Einsum nodes along opt_einsum's path): contracted left to right, each intermediate
+    keeping the indices that later operands or the output need.
+    # equation: "bqhd,bkhd->bhqk", shapes: one static shape per operand, "..." broadcast
+    """
+    terms, output = parse_einsum(equation, shapes)
+    if len(terms) < 2:
+        return 0
+    sizes: dict = {}
+    for term, shape in zip(terms, shapes):
+        for index, dim in zip(term, shape):
+            sizes[index] = max(sizes.get(index, 1), dim)  # broadcasting: 1 against n
+    macs, left = 0, terms[0]
+    for i, right in enumerate(terms[1:], start=1):
+        joint = list(dict.fromkeys(left + right))
+        macs += math.prod(sizes[x] for x in joint)
+        later = set(output).union(*terms[i + 1:]) if i + 1 < len(terms) else set(output)
+        left = [x for x in joint if x in later]
+    return macs
+
+
+def einsum_single_operand_flops(equation: str, shapes) -> int:
+    """One-operand Einsum: 1 per input element when an index is summed away, else 0 (data
+    movement: a transpose or a diagonal)."""
+    terms, output = parse_einsum(equation, shapes)
+    summed = set(terms[0]) - set(output)
+    return elements(shapes[0]) if summed else 0
+
+
+def parse_einsum(equation: str, shapes) -> tuple[list, list]:
+    """(operand index lists, output index list), with "..." expanded to one index per
+    broadcast dim (right-aligned) and an implicit output (no "->") in NumPy's order."""
+    equation = equation.replace(" ", "")
+    lhs, arrow, rhs = equation.partition("->")
+    raw_terms = lhs.split(",")
+    if len(raw_terms) != len(shapes):
+        raise ValueError(f"Einsum equation {equation!r} has {len(raw_terms)} operands, "
+                         f"received {len(shapes)} shapes.")  # fmt: skip
+    terms, ellipsis_rank = [], 0
+    for term, shape in zip(raw_terms, shapes):
+        expanded, rank = _expand_ellipsis(term, len(shape))
+        terms.append(expanded)
+        ellipsis_rank = max(ellipsis_rank, rank)
+    broadcast = [f"...{i}" for i in range(ellipsis_rank)]
+    if arrow:
+        output, _ = _expand_ellipsis(rhs, None, broadcast)
+    else:
+        counts: dict = {}
+        for term in terms:
+            for x in term:
+                counts[x] = counts.get(x, 0) + 1
+        output = broadcast + sorted(x for x, n in counts.items() if n == 1 and len(x) == 1)
+    return terms, output
+
+
+def _expand_ellipsis(term: str, rank: int | None, broadcast=None) -> tuple[list, int]:
+    """Index list of one term; "..." becomes the trailing `rank - letters` broadcast indices."""
+    head, dots, tail = term.partition("...")
+    if not dots:
+        return list(term), 0
+    if broadcast is None:
+        n = rank - len(head) - len(tail)
+        broadcast = [f"...{i}" for i in range(n)]
+    else:
+        n = len(broadcast)
+    # Right-aligned: an operand with fewer broadcast dims takes the last ones.
+    return list(head) + broadcast[len(broadcast) - n:] + list(tail), n
+
+
+# --- applying the rules to a graph op ---------------------------------------------------------
+
+
+def static_shape(tensor) -> tuple | None:
+    """A tensor's shape as a tuple of ints, or None when any dim is unknown."""
+    shape = tensor.shape
+    if shape.rank is None or not shape.is_fully_defined():
+        return None
+    return tuple(int(d) for d in shape.as_list())
+
+
+def is_float(tensor) -> bool:
+    return tensor.dtype.is_floating or tensor.dtype.is_complex
+
+
+def rule_flops(op) -> int | None:
+    """Float ops of `op` by our rules (op types TF's profiler skips), or None: no rule applies
+    or the shapes are not static. Non-float elementwise ops (integer indices) count 0."""
+    t = op.type
+    if t == "Einsum":
+        return _einsum_flops(op)
+    if t in ELEMENTWISE_OPS:
+        if not op.outputs or not is_float(op.outputs[0]):
+            return 0
+        shape = static_shape(op.outputs[0])
+        return None if shape is None else elementwise_flops(shape)
+    shape = static_shape(op.inputs[0]) if op.inputs else None
+    if t in REDUCTION_OPS:
+        if not is_float(op.inputs[0]):
+            return 0
+        return None if shape is None else reduction_flops(shape)
+    if t in SOFTMAX_LIKE_OPS:
+        return None if shape is None else softmax_like_flops(shape)
+    if t in BATCH_NORM_OPS:
+        return None if shape is None else batch_norm_flops(shape)
+    if t in POOL_3D_OPS:
+        out = static_shape(op.outputs[0])
+        return None if out is None else pool_3d_flops(out, list(op.get_attr("ksize")))
+    return None
+
+
+def has_rule(op_type: str) -> bool:
+    return op_type == "Einsum" or op_type in (ELEMENTWISE_OPS | REDUCTION_OPS | SOFTMAX_LIKE_OPS
+                                              | BATCH_NORM_OPS | POOL_3D_OPS)  # fmt: skip
+
+
+def _einsum_flops(op) -> int | None:
+    shapes = [static_shape(x) for x in op.inputs]
+    if any(s is None for s in shapes):
+        return None
+    equation = op.get_attr("equation").decode()
+    if len(shapes) == 1:
+        return einsum_single_operand_flops(equation, shapes)
+    return 2 * einsum_macs(equation, shapes)
+
+
+def op_macs(op) -> int:
+    """Multiply-accumulates of a contraction op (0 for every other op type, and for shapes
+    that are not static)."""
+    t = op.type
+    try:
+        if t == "Einsum":
+            shapes = [static_shape(x) for x in op.inputs]
+            if any(s is None for s in shapes):
+                return 0
+            return einsum_macs(op.get_attr("equation").decode(), shapes)
+        if t not in MAC_OP_TYPES:
+            return 0
+        a, b, out = (static_shape(op.inputs[0]), static_shape(op.inputs[1]),
+                     static_shape(op.outputs[0]))  # fmt: skip
+        if t == "MatMul":
+            return 0 if a is None or out is None else matmul_macs(a, out, op.get_attr("transpose_a"))
+        if t.startswith("BatchMatMul"):
+            adj = op.get_attr("adj_x") if t != "BatchMatMul" or "adj_x" in op.node_def.attr else False
+            return 0 if a is None or out is None else batch_matmul_macs(a, out, adj)
+        if t in ("Conv2D", "Conv3D"):
+            return 0 if b is None or out is None else conv_macs(b, out)
+        if t == "DepthwiseConv2dNative":
+            return 0 if b is None or out is None else depthwise_conv_macs(b, out)
+        # Conv2DBackpropInput(input_sizes, filter, out_backprop), Conv3DBackpropInputV2 alike.
+        x = static_shape(op.inputs[2])
+        return 0 if b is None or x is None else conv_transpose_macs(b, x)
+    except (ValueError, TypeError, IndexError):  # an attr or input this op version lacks
+        return 0
+
+
+MAC_OP_TYPES = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D",
+                          "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
+                          "Conv3DBackpropInputV2", "Einsum"})  # fmt: skip

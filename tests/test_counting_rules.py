@@ -1,0 +1,298 @@
+"""Our counting rules (counting.py) against formulas written here, fvcore style.
+
+Conventions: a multiply-add is 2 float ops; MACs count the multiply-accumulates of contractions
+only. TF's own count (`tf_flops`) is anchored on TF's profiler run the seed's way on the whole
+graph (`seed_tf_flops`), independently of this tool.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from submodel_profiler import profile_model
+from submodel_profiler.counting import einsum_macs, parse_einsum
+
+from conftest import assert_exact, rows_by_label
+
+T, D, H = 16, 64, 32  # sequence length, features, hidden units
+
+
+def _profile(model, **kw):
+    return profile_model(model, timing=False, **kw)
+
+
+def seed_tf_flops(model, specs) -> int:
+    """TF's profiler on `model(x)` traced the ordinary way, as one would without this tool."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    graph = fn.get_concrete_function(*specs).graph
+    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return model_analyzer.profile(graph, options=options).total_float_ops
+
+
+def _single_row(keras, layer, shape, batch=1, **kw):
+    inputs = keras.Input(shape)
+    outputs = layer(inputs)
+    model = keras.Model(inputs, outputs)
+    return model, _profile(model, batch_size=batch, **kw)
+
+
+# --- recurrent layers: the While body × the sequence length ---------------------------------
+
+RNN_MACS = {  # per step, per sample: gates × H × (D + H)
+    "LSTM": lambda d, h: 4 * h * (d + h),
+    "GRU": lambda d, h: 3 * h * (d + h),
+    "SimpleRNN": lambda d, h: h * (d + h),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RNN_MACS))
+def test_recurrent_layer_counts_every_step(keras, kind):
+    import tensorflow as tf
+
+    b = 2
+    model, report = _single_row(keras, getattr(keras.layers, kind)(H), (T, D), batch=b)
+    (row,) = report.layers
+    assert_exact(report)
+    gt = b * T * RNN_MACS[kind](D, H)
+    assert row.macs == gt
+    # 2 float ops per MAC, plus a few elementwise ops (gates, biases) per hidden unit and step.
+    assert 2 * gt <= row.flops <= 2 * gt + b * T * H * 20
+    assert row.uncounted_ops == {}
+    assert any("× 16 iterations" in note for note in row.count_notes)
+    # TF's own count is kept, exactly as TF's profiler gives it for the whole graph.
+    assert row.tf_flops == seed_tf_flops(model, [tf.TensorSpec((b, T, D))])
+    assert row.tf_flops < row.flops / 10  # TF counts one step, outside the loop
+
+
+def test_recurrent_count_is_linear_in_the_trip_count(keras):
+    """The body counted once per step: f(16) − f(8) = 2 · (f(8) − f(4))."""
+    counts = {}
+    for steps in (4, 8, 16):
+        _, report = _single_row(keras, keras.layers.LSTM(H), (steps, D))
+        counts[steps] = report.layers[0].flops
+    per_step = (counts[8] - counts[4]) / 4
+    assert counts[16] - counts[8] == 8 * per_step
+    assert per_step >= 2 * 4 * H * (D + H)
+
+
+def test_bidirectional_lstm_counts_both_directions(keras):
+    layer = keras.layers.Bidirectional(keras.layers.LSTM(H))
+    _, report = _single_row(keras, layer, (T, D))
+    (row,) = report.layers
+    assert_exact(report)
+    assert row.macs == 2 * T * 4 * H * (D + H)
+    assert row.uncounted_ops == {}
+
+
+def test_rnn_with_a_cell_counts_every_step(keras):
+    layer = keras.layers.RNN(keras.layers.GRUCell(H))
+    _, report = _single_row(keras, layer, (T, D))
+    assert report.layers[0].macs == T * 3 * H * (D + H)
+    assert report.layers[0].uncounted_ops == {}
+
+
+def test_tf_convention_reports_the_loop_as_uncounted(keras):
+    _, report = _single_row(keras, keras.layers.SimpleRNN(H), (T, D), counting="tf")
+    (row,) = report.layers
+    assert row.flops == row.tf_flops
+    assert "While" in row.uncounted_ops and "Tanh" in row.uncounted_ops
+    assert row.macs == T * H * (D + H)  # MACs do not depend on the convention
+    assert report.cross_check.flops_exact and report.cross_check.lower_bound_rows == (row.label,)
+    assert report.settings.counting == "tf"
+
+
+# --- attention: einsums --------------------------------------------------------------------
+
+
+def test_multi_head_attention_projections_scores_and_combine(keras):
+    import tensorflow as tf
+
+    s, e, heads, dk = 64, 64, 4, 16
+    inputs = keras.Input((s, e))
+    outputs = keras.layers.MultiHeadAttention(heads, dk, name="mha")(inputs, inputs)
+    model = keras.Model(inputs, outputs)
+    report = _profile(model)
+    row = rows_by_label(report)["mha"]
+    assert_exact(report)
+    projections = 3 * s * e * heads * dk + s * heads * dk * e  # query, key, value; output
+    scores = heads * s * s * dk  # BTNH,BSNH->BNTS
+    combine = heads * s * s * dk  # BNTS,BSNH->BTNH
+    assert row.macs == projections + scores + combine
+    # 2 per MAC, plus the four biases, scaling the scores by 1/√dk, TF's 5 per element softmax.
+    extra = 3 * heads * dk * s + e * s + heads * s * s + 5 * heads * s * s
+    assert row.flops == 2 * row.macs + extra
+    assert row.uncounted_ops == {}
+    assert row.tf_flops == seed_tf_flops(model, [tf.TensorSpec((1, s, e))])
+    assert row.flops - row.tf_flops == 2 * (scores + combine)  # what TF leaves at 0
+
+
+def test_einsum_dense_matches_its_equation(keras):
+    t, din, dout = 8, 16, 32
+    layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(t, dout), bias_axes="d")
+    _, report = _single_row(keras, layer, (t, din), batch=3)
+    (row,) = report.layers
+    assert row.macs == 3 * t * din * dout
+    assert row.flops == 2 * row.macs + 3 * t * dout
+    assert_exact(report)
+
+
+@pytest.mark.parametrize("equation, shapes, gt", [
+    ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 7, 3, 4)], 2 * 5 * 3 * 4 * 7),
+    ("...ij,...jk->...ik", [(6, 2, 3), (3, 4)], 6 * 2 * 3 * 4),  # broadcast batch
+    ("ij,ij->ij", [(3, 4), (3, 4)], 12),  # elementwise product: one multiply each
+    ("ii->", [(5, 5)], 0),  # one operand: no multiply
+    ("ij,jk,kl->il", [(1, 128), (128, 128), (128, 64)], 1 * 128 * 128 + 1 * 128 * 64),
+])  # fmt: skip
+def test_einsum_rule(equation, shapes, gt):
+    assert einsum_macs(equation, shapes) == gt
+
+
+def test_einsum_implicit_output_is_numpy_order():
+    _, output = parse_einsum("ba,ac", [(2, 3), (3, 4)])
+    assert output == ["b", "c"]
+
+
+def test_three_operand_einsum_uses_the_cheap_order(keras):
+    import tensorflow as tf
+
+    class Chain(keras.layers.Layer):
+        def build(self, shape):
+            self.w1 = self.add_weight(shape=(128, 128))
+            self.w2 = self.add_weight(shape=(128, 64))
+
+        def call(self, x):
+            return tf.einsum("bi,ij,jk->bk", x, self.w1, self.w2)
+
+    _, report = _single_row(keras, Chain(name="chain"), (128,))
+    row = rows_by_label(report)["chain"]
+    # TF contracts pairwise along opt_einsum's path; (x·w1)·w2 is the optimal one here.
+    assert row.macs == 128 * 128 + 128 * 64
+    assert row.flops == 2 * row.macs
+    assert_exact(report)
+
+
+# --- elementwise math TF skips --------------------------------------------------------------
+
+
+def test_gelu_counts_its_erf(keras):
+    b, n_in, n_out = 2, 64, 64
+    _, report = _single_row(keras, keras.layers.Dense(n_out, activation="gelu"), (n_in,), batch=b)
+    (row,) = report.layers
+    assert row.macs == b * n_in * n_out
+    assert row.uncounted_ops == {}
+    assert row.flops - row.tf_flops == b * n_out  # one per element of Erf(c), which TF skips
+    _, tf_report = _single_row(keras, keras.layers.Dense(n_out, activation="gelu"), (n_in,),
+                               batch=b, counting="tf")  # fmt: skip
+    assert set(tf_report.layers[0].uncounted_ops) & {"Erf", "Erfc"}
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "exponential", "softplus"])
+def test_elementwise_activation_is_one_per_element(keras, activation):
+    _, report = _single_row(keras, keras.layers.Activation(activation), (5, 7), batch=2)
+    (row,) = report.layers
+    assert row.uncounted_ops == {}
+    assert row.flops >= 2 * 5 * 7
+    assert row.macs == 0
+
+
+def test_max_reduction_is_one_per_input_element(keras):
+    _, report = _single_row(keras, keras.layers.GlobalMaxPooling1D(), (9, 4), batch=3)
+    (row,) = report.layers
+    assert row.uncounted_ops == {}
+    assert row.flops == 3 * 9 * 4
+
+
+# --- control flow written in a custom layer -------------------------------------------------
+
+
+def test_loop_with_a_constant_limit_counts_every_iteration(keras):
+    import tensorflow as tf
+
+    steps, n = 5, 8
+
+    class Power(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(n, n))
+
+        def call(self, x):
+            _, y = tf.while_loop(lambda i, h: i < steps, lambda i, h: (i + 1, h @ self.w),
+                                 (tf.constant(0), x))  # fmt: skip
+            return y
+
+    _, report = _single_row(keras, Power(name="power"), (n,), batch=2)
+    row = rows_by_label(report)["power"]
+    assert row.macs == steps * 2 * n * n
+    assert row.uncounted_ops == {}
+    assert_exact(report)
+
+
+def test_loop_without_a_static_trip_count_stays_uncounted(keras):
+    import tensorflow as tf
+
+    n = 8
+
+    class DataDependent(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(n, n))
+
+        def call(self, x):
+            limit = tf.reduce_sum(tf.cast(x > 0, tf.int32))  # depends on the data
+            _, y = tf.while_loop(lambda i, h: i < limit, lambda i, h: (i + 1, h @ self.w),
+                                 (tf.constant(0), x))  # fmt: skip
+            return y
+
+    _, report = _single_row(keras, DataDependent(name="dd"), (n,))
+    row = rows_by_label(report)["dd"]
+    assert row.uncounted_ops.get("While") == 1
+    assert any("trip count not static" in note for note in row.count_notes)
+    assert report.cross_check.lower_bound_rows == ("dd",)
+    assert report.cross_check.uncounted_ops == {"While": 1}
+    assert report.cross_check.flops_exact  # still exact between methods, but a lower bound
+
+
+def test_branch_counts_the_largest_branch(keras):
+    import tensorflow as tf
+
+    n = 16
+
+    class Either(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(n, n))
+
+        def call(self, x):
+            return tf.cond(tf.reduce_sum(x) > 0, lambda: x @ self.w, lambda: x * 2.0)
+
+    _, report = _single_row(keras, Either(name="either"), (n,))
+    row = rows_by_label(report)["either"]
+    assert row.macs == n * n
+    assert any("largest of 2 branches" in note for note in row.count_notes)
+    assert row.uncounted_ops == {}
+    assert_exact(report)
+
+
+# --- a transformer nobody here wrote --------------------------------------------------------
+
+
+@pytest.mark.architecture
+def test_keras_hub_bert_attention_matches_the_textbook(keras):
+    keras_hub = pytest.importorskip("keras_hub")  # a test extra: see pyproject.toml
+    s, hdim, heads, inter, layers = 16, 32, 2, 64, 2
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=100, num_layers=layers, num_heads=heads, hidden_dim=hdim,
+        intermediate_dim=inter, max_sequence_length=s,
+    )  # fmt: skip
+    shapes = {name: (s,) for name in ("token_ids", "segment_ids", "padding_mask")}
+    report = _profile(model, input_shapes=shapes)
+    assert_exact(report)
+    assert report.cross_check.uncounted_ops == {}
+    per_layer = (4 * s * hdim * hdim  # query, key, value, output projections
+                 + 2 * s * s * hdim  # scores and combine, over all heads
+                 + 2 * s * hdim * inter)  # the two feed-forward denses  # fmt: skip
+    encoder = [r for r in report.layers if r.type == "TransformerEncoder"]
+    assert len(encoder) == layers
+    assert all(r.macs == per_layer for r in encoder)
+    assert report.totals.macs == layers * per_layer + hdim * hdim  # + the pooler dense
