@@ -1,10 +1,15 @@
 """Benchmarks for the profiler's timing claims (issue 3). Not a test: prints a report.
 
 Runs side by side, in one process run, for each model:
-  * the seed method alone: trace model(x) with a static signature and count whole-graph float ops;
-  * our full default profile (float ops, isolated timing, step-stats and callback cross-checks);
+  * the seed method alone: trace model(x) with a static signature and count whole-graph float ops
+    with TF's profiler (independently of this tool's counter);
+  * our full default profile (float ops, isolated timing, step-stats and callback cross-checks),
+    with the time spent counting measured inside it: all of `flops._count` (every graph and body
+    the profile counts) and, of that, TF's own profiler (`flops._profile`); what remains is the
+    cost of our own rules (complete convention, MACs, loop bodies);
   * a second full profile, to see whether two runs rank their rows alike.
-and reports wall times, time per row, additivity, identity-layer times and rank correlations.
+and reports wall times, time per row, both counting conventions and MACs, additivity,
+identity-layer times and rank correlations.
 
 With --processes it also times, alternately, two fresh processes: the seed method alone and
 `python -m submodel_profiler MODEL` (the default run), which is what a user waits for.
@@ -43,16 +48,54 @@ print(model_analyzer.profile(graph, options=opts).total_float_ops)
 
 
 def seed_method(model) -> tuple[int, float]:
-    """Whole-graph float ops the seed's way; returns (float ops, seconds)."""
+    """Whole-graph float ops the seed's way (TF's profiler); returns (float ops, seconds)."""
     import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
 
-    from submodel_profiler.flops import count_graph_flops
+    from submodel_profiler.flops import quiet_tf
 
     start = time.perf_counter()
     spec = tf.TensorSpec((1, *model.inputs[0].shape[1:]), model.inputs[0].dtype)
     graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-    total = count_graph_flops(graph).total
+    opts = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    with quiet_tf():
+        total = model_analyzer.profile(graph, options=opts).total_float_ops
     return total, time.perf_counter() - start
+
+
+class CountingClock:
+    """Seconds spent in flops._count (outermost calls) and in flops._profile (TF's profiler)."""
+
+    def __init__(self):
+        from submodel_profiler import flops
+
+        self.flops, self.count_s, self.tf_s, self._depth = flops, 0.0, 0.0, 0
+        self._count, self._profile = flops._count, flops._profile
+
+    def __enter__(self):
+        def count(*args):
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return self._count(*args)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.count_s += time.perf_counter() - start
+
+        def profile(graph):
+            start = time.perf_counter()
+            try:
+                return self._profile(graph)
+            finally:
+                self.tf_s += time.perf_counter() - start
+
+        self.flops._count, self.flops._profile = count, profile
+        return self
+
+    def __exit__(self, *exc):
+        self.flops._count, self.flops._profile = self._count, self._profile
 
 
 def spearman(a, b) -> float:
@@ -68,19 +111,34 @@ def bench_model(name: str) -> dict:
     model = load_model(name).model
     flops, seed_s = seed_method(model)
     start = time.perf_counter()
-    first = profile_model(model)
+    with CountingClock() as clock:
+        first = profile_model(model)
     full_s = time.perf_counter() - start
     second = profile_model(model)
-    a = [r.time_us.median for r in first.layers if r.time_us]
-    b = [r.time_us.median for r in second.layers if r.time_us]
-    big = [(x, y) for x, y in zip(a, b) if max(x, y) > 50.0]
+    times = {(r.name, r.call_index): r.time_us.median for r in second.layers if r.time_us}
+    # Pair the two runs' rows by key (name, call index), then keep the rows above 50 µs.
+    pairs = [(r.time_us.median, times[(r.name, r.call_index)]) for r in first.layers
+             if r.time_us and (r.name, r.call_index) in times]  # fmt: skip
+    big = [(x, y) for x, y in pairs if max(x, y) > 50.0]
     identity = [r.time_us.median for r in first.layers if r.type in IDENTITY_TYPES and r.time_us]
+    t = first.totals
     return {
         "model": name,
         "rows": len(first.layers),
-        "flops_exact": first.cross_check.flops_exact and first.totals.whole_graph_flops == flops,
+        # the tool's cross-check, and its TF count against TF's profiler run the seed's way
+        "cross_check_exact": first.cross_check.flops_exact,
+        "tf_flops_equal_seed": t.whole_graph_tf_flops == flops,
+        "flops_complete": t.flops,
+        "tf_flops": t.tf_flops,
+        "seed_tf_flops": flops,
+        "macs": t.macs,
+        "uncounted_ops": first.cross_check.uncounted_ops,
         "seed_s": seed_s,
         "profile_s": full_s,
+        "counting_s": clock.count_s,
+        "tf_profiler_s": clock.tf_s,
+        "our_rules_s": clock.count_s - clock.tf_s,
+        "our_rules_share_of_profile": (clock.count_s - clock.tf_s) / full_s,
         "ms_per_row": 1e3 * full_s / len(first.layers),
         "additivity": first.totals.additivity,
         "additivity_2nd": second.totals.additivity,

@@ -57,7 +57,7 @@ class RowComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    a: dict  # {label, model, batch_size, device}
+    a: dict  # {label, model, batch_size, device, counting}
     b: dict
     rows: tuple  # of RowComparison, in A's order
     totals: dict  # TOTAL_METRICS name -> Delta
@@ -105,7 +105,7 @@ def _keys(report: Report, match: str) -> list:
 def _side(report: Report, label: str) -> dict:
     m = report.model
     return {"label": label, "model": m.name, "batch_size": m.batch_size,
-            "device": report.environment.device}  # fmt: skip
+            "device": report.environment.device, "counting": report.settings.counting}  # fmt: skip
 
 
 def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B",

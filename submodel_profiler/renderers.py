@@ -397,8 +397,12 @@ def render_comparison(comparison, fmt: str = "table") -> str:
 
 
 def _comparison_header(c) -> list[str]:
-    return [f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}"
-            for side, d in (("A", c.a), ("B", c.b))]  # fmt: skip
+    lines = [f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}, "
+             f"{d.get('counting', 'tf')} counting" for side, d in (("A", c.a), ("B", c.b))]
+    if c.a.get("counting") != c.b.get("counting"):
+        lines.append("WARNING: A and B count float ops in different conventions: compare their "
+                     "tf_flops (both have TF's count) or MACs, not flops.")  # fmt: skip
+    return lines
 
 
 def _ratio(d) -> str:

@@ -37,6 +37,30 @@ def test_json_to_file(model_file, tmp_path):
     assert all(row["time_us"] is None for row in data["layers"])
 
 
+def test_counting_flag_picks_what_flops_means(model_file, tmp_path):
+    """tiny_cnn: conv 3x3 3→8 on 16x16 (+bias), BN, ReLU, GAP, Dense 8→4 (+bias)."""
+    data = {}
+    for counting in ("complete", "tf"):
+        out = tmp_path / f"{counting}.json"
+        result = run_cli([model_file, "--no-timing", "--counting", counting, "--format", "json",
+                          "--output", str(out)])  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        data[counting] = json.loads(out.read_text())
+        assert data[counting]["settings"]["counting"] == counting
+        assert data[counting]["schema_version"] == 2
+    complete, tf = data["complete"]["totals"], data["tf"]["totals"]
+    assert tf["flops"] == tf["tf_flops"] == complete["tf_flops"]
+    assert complete["flops"] - complete["tf_flops"] >= 16 * 16 * 8  # the ReLU TF skips
+    assert complete["macs"] == tf["macs"] == 9 * 3 * 8 * 16 * 16 + 8 * 4
+    relu = {r["name"]: r for r in data["tf"]["layers"]}["relu"]
+    assert relu["uncounted_ops"] == {"Relu": 1} and relu["flops"] == 0
+
+
+def test_unknown_counting_is_refused(model_file):
+    result = run_cli([model_file, "--no-timing", "--counting", "fvcore"])
+    assert result.returncode == 2 and "--counting" in result.stderr
+
+
 def test_csv_to_stdout(model_file):
     result = run_cli([model_file, "--no-timing", "--format", "csv", "--batch-size", "2"])
     assert result.returncode == 0, result.stderr

@@ -241,6 +241,23 @@ def test_compare_refuses_an_unknown_schema_version(two_reports, tmp_path):
     assert "schema_version" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_version_1_report_reads_as_tf_counting_and_compare_warns(two_reports, tmp_path):
+    data = json.loads(open(two_reports[0]).read())
+    old = {**data, "schema_version": 1}  # version 1: flops was TF's count; no tf_flops, no macs
+    old["settings"] = {k: v for k, v in data["settings"].items() if k != "counting"}
+    old["layers"] = [{k: v for k, v in r.items() if "tf_flops" not in k and "macs" not in k}
+                     for r in data["layers"]]  # fmt: skip
+    report = Report.from_dict(old)
+    assert report.settings.counting == "tf" and report.schema_version == 2
+    for row, raw in zip(report.layers, old["layers"]):
+        assert row.tf_flops == raw["flops"] and row.macs is None
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps(old))
+    result = run_cli(["compare", str(path), two_reports[0]])
+    assert result.returncode == 0, result.stderr
+    assert "different conventions" in result.stdout
+
+
 # --- batch sweep --------------------------------------------------------------------------------
 
 
