@@ -53,7 +53,7 @@ def seed_method(model) -> tuple[int, float]:
     from tensorflow.python.profiler import model_analyzer
     from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
 
-    from submodel_profiler.flops import quiet_tf
+    from submodel_profiler.tf_logging import quiet_tf
 
     start = time.perf_counter()
     spec = tf.TensorSpec((1, *model.inputs[0].shape[1:]), model.inputs[0].dtype)

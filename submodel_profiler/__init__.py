@@ -1,12 +1,14 @@
 """submodel_profiler: per-layer float ops and isolated times of Keras models, cross-checked.
 
-Float ops follow TensorFlow's profiler convention: a multiply-add counts as 2 float ops.
+A multiply-add counts as 2 float ops. `flops` follows the counting convention a report names
+(`settings.counting`: "complete" by default, or "tf", TensorFlow's profiler alone); rows also
+carry `tf_flops` and `macs` (counting.py states the conventions).
 """
 
 from submodel_profiler.errors import UsageError
 from submodel_profiler.profiler import profile_model
-from submodel_profiler.report import SCHEMA_VERSION, LayerRow, Report
-from submodel_profiler.timing import TimeStats, TimingSettings
+from submodel_profiler.report import SCHEMA_VERSION, LayerRow, Report, TimeStats
+from submodel_profiler.timing import TimingSettings
 
 __version__ = "0.1.0"
 

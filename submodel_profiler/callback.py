@@ -58,10 +58,10 @@ import keras
 import tensorflow as tf
 
 from submodel_profiler.errors import UsageError
-from submodel_profiler.timing import TimeStats
+from submodel_profiler.patching import Patches
+from submodel_profiler.report import TimeStats
 
 US_PER_S = 1e6
-_MISSING = object()
 
 
 class EagerTimingError(RuntimeError):
@@ -128,25 +128,6 @@ def is_compiled(fn) -> bool:
     )
 
 
-def replace_attribute(owner, name: str, value) -> Callable[[], None]:
-    """Set `owner.name = value` as an instance attribute; return the function undoing it.
-
-    Keras' attribute tracking is bypassed in both directions, so nothing else is recorded on
-    `owner`. An attribute the instance did not hold (a method) is deleted again on undo.
-    """
-    before = vars(owner).get(name, _MISSING)
-    object.__setattr__(owner, name, value)
-
-    def undo() -> None:
-        if before is _MISSING:
-            if name in vars(owner):
-                object.__delattr__(owner, name)
-        else:
-            object.__setattr__(owner, name, before)
-
-    return undo
-
-
 class LayerTimingCallback(keras.callbacks.Callback):
     """Records the wall time of each top-level layer execution during `model.predict`.
 
@@ -172,7 +153,7 @@ class LayerTimingCallback(keras.callbacks.Callback):
         self._clock = clock
         self._sync = default_sync() if sync is None else sync
         self._executions: list[Execution] = []
-        self._undo: list[Callable[[], None]] = []
+        self._undo = Patches()
         self._site_counts: dict[str, int] = defaultdict(int)
         self._in_step = False
         self._step_ran = False
@@ -222,11 +203,9 @@ class LayerTimingCallback(keras.callbacks.Callback):
 
     def restore(self) -> None:
         """Put back every patched attribute and `run_eagerly`; safe to call any time."""
-        undo, self._undo = self._undo, []
         self._in_step = False
         self._depth = 0
-        for step in reversed(undo):
-            step()
+        self._undo.restore()
 
     def __enter__(self) -> LayerTimingCallback:
         return self
@@ -279,14 +258,11 @@ class LayerTimingCallback(keras.callbacks.Callback):
         """Make predict's step eager and time every top-level layer; record how to undo."""
         saved_run_eagerly = model.run_eagerly
         model.run_eagerly = True
-        self._undo.append(lambda: setattr(model, "run_eagerly", saved_run_eagerly))
-        self._undo.append(replace_attribute(model, "call", self._forward_pass(model.call)))
+        self._undo.add(lambda: setattr(model, "run_eagerly", saved_run_eagerly))
+        self._undo.replace(model, "call", self._forward_pass(model.call))
         for layer in timed_layers(model):
-            self._undo.append(
-                replace_attribute(layer, "call", self._timed(layer.name, layer.call))
-            )
-        undo_step = replace_attribute(model, "predict_function", model.predict_function)
-        self._undo.append(undo_step)
+            self._undo.replace(layer, "call", self._timed(layer.name, layer.call))
+        self._undo.replace(model, "predict_function", model.predict_function)
         model.make_predict_function(force=True)
         step = model.predict_function
         if is_compiled(step):

@@ -11,7 +11,7 @@ import os
 import sys
 
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING
-from submodel_profiler.errors import UsageError
+from submodel_profiler.errors import UsageError, check_output_folder
 from submodel_profiler.renderers import FORMATS
 
 EXIT_OK, EXIT_CROSS_CHECK_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -145,9 +145,7 @@ def validate(args) -> None:
         if not value > 0:
             raise UsageError(f"{flag} must be a positive number. Received: {value}.")
     if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise UsageError(f"--output: the directory {folder!r} does not exist. Received: {args.output!r}.")
+        check_output_folder("--output", args.output)
     validate_research(args)
     resolve_source(args.model)
 
@@ -307,7 +305,9 @@ def build_compare_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=COMPARE_FORMATS, default="table",
                    help="table (default) or json (per-row and total a, b, delta, ratio)")
     p.add_argument("--output", metavar="PATH", help="write to PATH instead of stdout")
-    p.add_argument("--match", choices=("name", "order"), default="name",
+    from submodel_profiler.compare import MATCH_MODES
+
+    p.add_argument("--match", choices=MATCH_MODES, default="name",
                    help="pair rows by (name, call_index) (default), or by execution order and "
                         "type: for the same architecture built in one process twice, where "
                         "Keras' per-process name counter renamed its layers")  # fmt: skip
@@ -321,8 +321,8 @@ def compare_main(argv) -> int:
 
     args = build_compare_parser().parse_args(argv)
     try:
-        if args.output and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-            raise UsageError(f"--output: the directory does not exist. Received: {args.output!r}.")
+        if args.output:
+            check_output_folder("--output", args.output)
         comparison = compare_reports(read_report(args.a), read_report(args.b), args.a, args.b,
                                      match=args.match)  # fmt: skip
     except UsageError as e:

@@ -11,27 +11,22 @@ import json
 from dataclasses import dataclass
 
 from submodel_profiler.errors import UsageError
+from submodel_profiler.methods import TIMING_METHODS
 from submodel_profiler.report import SCHEMA_VERSION, Report, Totals, row_label
 
+COUNT_FIELDS = ("flops", "tf_flops", "macs")
 ROW_METRICS = {  # name -> the row's value (float ops, MACs: counts; times: µs per execution)
-    "flops": lambda r: r.flops,
-    "tf_flops": lambda r: r.tf_flops,
-    "macs": lambda r: r.macs,
-    "time_us": lambda r: r.time_median_us,  # isolated median
-    "unfused_time_us": lambda r: r.unfused_time_us,
-    "in_graph_time_us": lambda r: r.in_graph_time_us,
-    "callback_time_us": lambda r: r.callback_median_us,
+    **{name: (lambda r, name=name: getattr(r, name)) for name in COUNT_FIELDS},
+    **{m.field: m.row_us for m in TIMING_METHODS},  # medians where a method has statistics
 }
 TOTAL_METRICS = {
     "flops": lambda t: t.flops,
     "whole_graph_flops": lambda t: t.whole_graph_flops,
     "tf_flops": lambda t: t.tf_flops,
     "macs": lambda t: t.macs,
-    "time_us": lambda t: t.time_us,  # Σ rows' isolated medians
     "whole_model_time_us": lambda t: t.whole_model_time_us.median if t.whole_model_time_us else None,
-    "unfused_time_us": lambda t: t.unfused_time_us,
-    "in_graph_time_us": lambda t: t.in_graph_time_us,
-    "callback_time_us": lambda t: t.callback_time_us,
+    # Σ rows per timing method (time_us: the isolated medians)
+    **{m.field: (lambda t, f=m.field: getattr(t, f)) for m in TIMING_METHODS},
 }
 
 

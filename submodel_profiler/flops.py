@@ -36,6 +36,7 @@ from submodel_profiler.counting import (
     op_macs,
     rule_flops,
 )
+from submodel_profiler.tf_logging import quiet_tf
 
 # The profiler's notice (on stderr) that it skipped ops whose shapes are not fully defined.
 _INCOMPLETE_SHAPES_NOTICE = "no flops stats due to incomplete shapes"
@@ -528,32 +529,3 @@ def fold_array(tensor, depth: int = 0):
     except Exception:
         value = None
     return value if value is not None else fold(tensor, depth)
-
-
-@contextlib.contextmanager
-def quiet_tf():
-    """Silence TF's Python logger, the profiler's deprecation notices and stdout for a block."""
-    from tensorflow.python.util import deprecation
-
-    was_printing = deprecation._PRINT_DEPRECATION_WARNINGS
-    deprecation._PRINT_DEPRECATION_WARNINGS = False
-    try:
-        with tf_warnings_silenced(), contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        deprecation._PRINT_DEPRECATION_WARNINGS = was_printing
-
-
-@contextlib.contextmanager
-def tf_warnings_silenced():
-    """TF's Python logger at ERROR for a block: the profiler creates many tf.functions on
-    purpose, and TF's "triggered tf.function retracing" notices would only mislead users."""
-    import tensorflow as tf
-
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

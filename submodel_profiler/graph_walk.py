@@ -45,13 +45,29 @@ class RowPlan:
         return (self.name, self.call_index)
 
     @property
+    def source(self) -> str:
+        """Where the row comes from: "functional" (Keras nodes of a layer graph), "call_site"
+        (a subclassed model's recorded layer call) or "inline" (ops a subclassed model's
+        `call` runs itself). Only functional rows have Keras nodes and tensors."""
+        if self.kind == "inline":
+            return "inline"
+        return "functional" if self.nodes else "call_site"
+
+    @property
     def input_tensors(self) -> list:
-        """Distinct KerasTensors the row consumes, in argument order."""
-        return unique_tensors(self.nodes[0].arguments.keras_tensors)
+        """Distinct KerasTensors the row consumes, in argument order (functional rows only)."""
+        return unique_tensors(self._functional_nodes()[0].arguments.keras_tensors)
 
     @property
     def output_tensors(self) -> list:
-        return list(self.nodes[-1].outputs)
+        """KerasTensors the row produces (functional rows only)."""
+        return list(self._functional_nodes()[-1].outputs)
+
+    def _functional_nodes(self) -> tuple:
+        if not self.nodes:
+            raise TypeError(f"Row {self.name!r} is a {self.source} row: it has no Keras nodes, "
+                            "so no input or output KerasTensors; its specs are in its RowTrace.")
+        return self.nodes
 
 
 def unique_tensors(tensors) -> list:

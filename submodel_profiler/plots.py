@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 
-from submodel_profiler.errors import UsageError
+from submodel_profiler.errors import UsageError, check_output_folder
+from submodel_profiler.methods import TIMING_METHODS
 from submodel_profiler.report import LayerRow, Report
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -38,9 +39,7 @@ def check_plot_path(path: str) -> None:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PLOT_FORMATS:
         raise UsageError(f"--plot must end in one of {', '.join(PLOT_FORMATS)}. Received: {path!r}.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"--plot: the directory {folder!r} does not exist. Received: {path!r}.")
+    check_output_folder("--plot", path)
 
 
 def write_plot(report: Report, path: str) -> None:
@@ -155,13 +154,7 @@ def _peak_lines(ax, report: Report, points) -> None:
                 bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
 
 
-_METHODS = (
-    ("isolated", "time_us", _time),
-    ("step stats, unfused", "unfused_time_us", lambda r: r.unfused_time_us),
-    ("step stats, as optimized", "in_graph_time_us", lambda r: r.in_graph_time_us),
-    ("callback, eager", "callback_time_us",
-     lambda r: r.callback_median_us),
-)  # fmt: skip
+_METHODS = tuple((m.label, m.field, m.row_us) for m in TIMING_METHODS)
 
 
 def _methods(ax, report: Report) -> None:

@@ -12,19 +12,13 @@ import sys
 from dataclasses import dataclass, field
 
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
-from submodel_profiler.cross_methods import (
-    OtherMethods,
-    other_methods,
-    rank_correlations,
-    step_stats_leftovers,
-)
-from submodel_profiler.derived import finish_report
+from submodel_profiler.cross_checks import OtherMethods, cross_check, other_methods
+from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.errors import UsageError
-from submodel_profiler.flops import tf_warnings_silenced
 from submodel_profiler.graph_walk import RowPlan, graph_of, plan_rows
+from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
 from submodel_profiler.report import (
-    CrossCheck,
     LayerRow,
     ModelInfo,
     Report,
@@ -36,6 +30,8 @@ from submodel_profiler.report import (
 from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
 from submodel_profiler.subclassed import subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
+from submodel_profiler.tf_logging import tf_warnings_silenced
+from submodel_profiler.throughput import measure_peak as measure_machine_peak
 from submodel_profiler.timing import (
     Segment,
     SegmentTimer,
@@ -129,11 +125,14 @@ def profile_model(
         settings=_settings(timing, timing_settings, timed.overhead_us, counting),
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time, counting),
-        cross_check=_cross_check(layers, whole, others, counting),
+        cross_check=cross_check(layers, whole.reference.total, others, counting),
         status=_status(layers, timed.interrupted),
     )
-    with tf_warnings_silenced():  # the peak measurement creates tf.functions too
-        return finish_report(report, timing_settings if timing and measure_peak else None)
+    peak = None
+    if timing and measure_peak and report.status != "interrupted":
+        with tf_warnings_silenced():  # the peak measurement creates tf.functions too
+            peak = measure_machine_peak(timing_settings)
+    return add_derived_fields(report, peak)
 
 
 def _progress_bar(items, enabled: bool, desc: str):
@@ -147,7 +146,7 @@ def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool) -
     results: dict = {}
     by_signature: dict = {}
     for row in _progress_bar(rows, progress, "sub-models"):
-        if row.kind == "inline":  # ops written in a subclassed model's call: not isolable
+        if row.source == "inline":  # ops written in a subclassed model's call: not isolable
             results[row.key] = _RowResult(None, row.key)
             continue
         specs = whole.row_traces[row.key].input_specs
@@ -174,7 +173,7 @@ def computation_signature(row: RowPlan, specs) -> str | None:
     from keras import KerasTensor
 
     parts = [tuple((tuple(s.shape), s.dtype.name) for s in specs)]
-    if row.call_template is not None:  # a subclassed model's call site
+    if row.source == "call_site":  # a subclassed model's call site
         parts.append(repr(row.call_template))
     for node in row.nodes or [_StandIn(row.operation)]:
         try:
@@ -235,14 +234,10 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
     return _Timing(times, model_stats, timer.overhead_us, timer.interrupted)
 
 
-def _label(key) -> str:
-    return row_label(*key)
-
-
 def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
                others: OtherMethods, counting: str) -> LayerRow:  # fmt: skip
     trace = whole.row_traces[row.key]
-    same_as = None if result.representative == row.key else _label(result.representative)
+    same_as = None if result.representative == row.key else row_label(*result.representative)
     fused_into = others.in_graph.fused_into.get(row.key) if others.in_graph else None
     whole_count = whole.row_count(row.key)
     count = _sub_model_count(row, result.submodel, whole_count)
@@ -269,13 +264,13 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         same_as=same_as,
         in_graph_time_us=others.in_graph.times_us.get(row.key) if others.in_graph else None,
         unfused_time_us=others.unfused.times_us.get(row.key) if others.unfused else None,
-        fused_into=None if fused_into is None else _label(fused_into),
+        fused_into=None if fused_into is None else row_label(*fused_into),
         callback_time_us=others.callback.get(row.key),
     )
 
 
 def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:
-    if row.kind == "inline":  # not isolable: its counts are its whole-graph counts
+    if row.source == "inline":  # not isolable: its counts are its whole-graph counts
         return whole_count
     return None if sub is None else sub.flops.total
 
@@ -287,18 +282,14 @@ def _params(row: RowPlan) -> int:
     return int(row.operation.count_params()) if row.operation.built else 0
 
 
-def _sum(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(sum(values)) if values else None
-
-
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: str) -> Totals:
-    time_us = _sum(r.time_median_us for r in layers)
+    time_us = total_us(ISOLATED, layers)
     additivity = None
     if whole_time is not None and time_us is not None and whole_time.median > 0:
         additivity = time_us / whole_time.median
     reference = whole.reference.total
     return Totals(
+        **{m.field: total_us(m, layers) for m in CROSS_CHECK_METHODS},
         flops=sum(r.flops or 0 for r in layers),
         whole_graph_flops=reference.of(counting),
         unattributed_flops=reference.of(counting) - sum(r.whole_graph_flops for r in layers),
@@ -311,32 +302,6 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
         time_us=time_us,
         whole_model_time_us=whole_time,
         additivity=additivity,
-        in_graph_time_us=_sum(r.in_graph_time_us for r in layers),
-        unfused_time_us=_sum(r.unfused_time_us for r in layers),
-        callback_time_us=_sum(r.callback_median_us for r in layers),
-    )
-
-
-def _cross_check(layers, whole: WholeGraph, others: OtherMethods, counting: str) -> CrossCheck:
-    mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
-    failed = tuple(r.label for r in layers if r.error is not None)
-    reference = whole.reference.total
-    sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
-                  and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
-                  and sum(r.macs or 0 for r in layers) == reference.macs)  # fmt: skip
-    uncounted: dict = {}
-    for row in layers:
-        for op_type, n in row.uncounted_ops.items():
-            uncounted[op_type] = uncounted.get(op_type, 0) + n
-    return CrossCheck(
-        flops_exact=not mismatched and not failed and sums_equal,
-        mismatched_rows=mismatched,
-        failed_rows=failed,
-        lower_bound_rows=tuple(r.label for r in layers if r.uncounted_ops),
-        uncounted_ops=dict(sorted(uncounted.items())),
-        rank_correlation=rank_correlations(layers),
-        method_errors=dict(others.errors),
-        step_stats=step_stats_leftovers(others),
     )
 
 

@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from submodel_profiler.counting import COUNTING_CONVENTIONS
 from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER
+from submodel_profiler.methods import CROSS_CHECK_METHODS, IN_GRAPH, ISOLATED, TIMING_METHODS
 from submodel_profiler.report import LayerRow, Report
 from submodel_profiler.summaries import ordered_rows
 
@@ -98,8 +99,8 @@ def render_table(report: Report, *, top: int | None = None, sort: str = "order")
     headers = ["#", "name", "type", "fused ops", "output shape", "params", "float ops",
                "whole graph", "% flops", "MACs"]  # fmt: skip
     if timed:
-        headers += ["time µs (median ± IQR)", "% time", "GFLOP/s", "% peak", "unfused µs",
-                    "in-graph µs", "callback µs", "fusion"]  # fmt: skip
+        headers += [ISOLATED.column, "% time", "GFLOP/s", "% peak",
+                    *(m.column for m in CROSS_CHECK_METHODS), "fusion"]  # fmt: skip
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
@@ -187,9 +188,7 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
             "" if t is None or not total_time else _percent(t.median, total_time),
             _gflops(row.flop_per_s),
             _fraction(row.peak_fraction),
-            _us(row.unfused_time_us),
-            f"→ {row.fused_into}" if row.fused_into else _us(row.in_graph_time_us),
-            _us(row.callback_median_us),
+            *(_method_cell(m, row) for m in CROSS_CHECK_METHODS),
             _fusion_cell(row),
         ]
     return cells
@@ -197,6 +196,13 @@ def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
 
 def _us(value) -> str:
     return "" if value is None else f"{value:,.1f}"
+
+
+def _method_cell(method, row: LayerRow) -> str:
+    """A cross-check method's time of a row; as optimized, a fused row names its host."""
+    if method is IN_GRAPH and row.fused_into:
+        return f"→ {row.fused_into}"
+    return _us(method.row_us(row))
 
 
 def _branch_rule(row: LayerRow) -> bool:
@@ -262,9 +268,8 @@ def _timing_footer(report: Report) -> list[str]:
         f"Isolated time: Σ rows {t.time_us:,.1f} µs   whole model (same method) "
         f"{w.median:,.1f} ± {w.iqr:,.1f} µs   additivity (Σ rows / whole) {_two_decimals(t.additivity)}",
     ]
-    others = [(label, total) for label, total in (
-        ("unfused step stats", t.unfused_time_us), ("in-graph step stats (as optimized)",
-        t.in_graph_time_us), ("callback (eager)", t.callback_time_us)) if total is not None]  # fmt: skip
+    others = [(m.label, getattr(t, m.field)) for m in CROSS_CHECK_METHODS
+              if getattr(t, m.field) is not None]  # fmt: skip
     if others:
         lines.append("Other methods, Σ rows: " + "   ".join(f"{k} {v:,.1f} µs" for k, v in others))
     rho = {k: v for k, v in check.rank_correlation.items() if v is not None}
@@ -388,10 +393,10 @@ def render_comparison(comparison, fmt: str = "table") -> str:
     if fmt != "table":
         raise ValueError(f"Unknown format. Expected one of {COMPARE_FORMATS}. Received: {fmt!r}.")
     headers = ["#", "name", "type", "float ops A", "float ops B", "B/A", "isolated µs A",
-               "isolated µs B", "B/A ", "unfused B/A", "in-graph B/A", "callback B/A"]  # fmt: skip
+               "isolated µs B", "B/A ", *(f"{m.key} B/A" for m in CROSS_CHECK_METHODS)]
     body = [_comparison_row(i, r) for i, r in enumerate(comparison.rows)]
     table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=("right", "left", "left") + ("right",) * 9)  # fmt: skip
+                     colalign=("right", "left", "left") + ("right",) * (len(headers) - 3))
     return "\n".join([*_comparison_header(comparison), "", table, "",
                       *_comparison_footer(comparison), ""])  # fmt: skip
 
@@ -413,16 +418,14 @@ def _comparison_row(index: int, r) -> list:
     m = r.metrics
     return [index, r.label, r.type, _int(m["flops"].a), _int(m["flops"].b), _ratio(m["flops"]),
             _us(m["time_us"].a), _us(m["time_us"].b), _ratio(m["time_us"]),
-            _ratio(m["unfused_time_us"]), _ratio(m["in_graph_time_us"]),
-            _ratio(m["callback_time_us"])]  # fmt: skip
+            *(_ratio(m[method.field]) for method in CROSS_CHECK_METHODS)]  # fmt: skip
 
 
 _TOTAL_LABELS = {
     "flops": "float ops, Σ rows", "whole_graph_flops": "float ops, whole graph",
     "tf_flops": "TF float ops, Σ rows", "macs": "MACs, Σ rows",
-    "time_us": "isolated µs, Σ rows", "whole_model_time_us": "isolated µs, whole model",
-    "unfused_time_us": "unfused µs, Σ rows", "in_graph_time_us": "in-graph µs, Σ rows",
-    "callback_time_us": "callback µs, Σ rows",
+    "whole_model_time_us": "isolated µs, whole model",
+    **{m.field: f"{m.label} µs, Σ rows" for m in TIMING_METHODS},
 }  # fmt: skip
 
 

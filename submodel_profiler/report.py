@@ -10,12 +10,29 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from submodel_profiler.timing import TimeStats
-
 # 2: `flops` follows `settings.counting` ("complete" by default; version 1 reports held TF's
 # profiler count, now `tf_flops`); rows and totals carry `tf_flops` and `macs`.
 SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
+
+
+@dataclass(frozen=True)
+class TimeStats:
+    """Summary of per-execution times in microseconds (overhead subtracted)."""
+
+    median: float
+    min: float
+    max: float
+    iqr: float
+    repeats: int  # timed executions
+
+    @classmethod
+    def from_samples(cls, samples_us) -> TimeStats:
+        import numpy as np
+
+        a = np.asarray(samples_us, dtype=float)
+        q1, med, q3 = np.percentile(a, [25, 50, 75])
+        return cls(float(med), float(a.min()), float(a.max()), float(q3 - q1), len(a))
 
 
 def row_label(name: str, call_index: int) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from submodel_profiler.errors import UsageError
 from submodel_profiler.flops import count_graph_flops
 from submodel_profiler.graph_walk import RowPlan
+from submodel_profiler.patching import wrapped_calls
+from submodel_profiler.tracing import trace_call
 from submodel_profiler.whole_graph import RowTrace, WholeGraph
 
 INLINE_ROW = "(inline ops)"
@@ -43,15 +45,10 @@ def subclassed_input_specs(model, batch_size: int, input_shapes) -> list:
 
 def trace_subclassed(model, specs) -> tuple[list[RowPlan], WholeGraph]:
     """Trace `model(x)` once, recording layer call sites; the rows and the whole-graph split."""
-    import tensorflow as tf
 
-    recorder = _Recorder(model)
-
-    def call(*xs):
-        return model(xs[0] if len(xs) == 1 else list(xs), training=False)
-
-    with recorder:
-        concrete = tf.function(call).get_concrete_function(*specs)
+    recorder = _Recorder()
+    with wrapped_calls(model.layers, recorder.wrap):
+        concrete = trace_call(model, specs)
     flops = count_graph_flops(concrete.graph)
     rows, traces = recorder.rows_and_traces(concrete.graph)
     return rows, WholeGraph(
@@ -64,28 +61,14 @@ def trace_subclassed(model, specs) -> tuple[list[RowPlan], WholeGraph]:
 
 
 class _Recorder:
-    """Wraps the top-level layers' `call` while tracing and records each outermost call."""
+    """Records each outermost call of the layers whose `call` it wraps (`patching.wrapped_calls`
+    restores them)."""
 
-    def __init__(self, model):
-        self.layers = [layer for layer in model.layers]
+    def __init__(self):
         self.sites: list = []  # (layer, args, kwargs, outputs, ops)
         self._depth = 0
-        self._saved: list = []
 
-    def __enter__(self):
-        for layer in self.layers:
-            self._saved.append((layer, layer.__dict__.get("call")))
-            layer.call = self._wrap(layer, layer.call)
-        return self
-
-    def __exit__(self, *exc):
-        for layer, own in self._saved:
-            if own is None:
-                del layer.call
-            else:
-                layer.call = own
-
-    def _wrap(self, layer, original):
+    def wrap(self, layer, original):
         def recorded_call(*args, **kwargs):
             import tensorflow as tf
 

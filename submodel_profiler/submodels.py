@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, call_node
+from submodel_profiler.tracing import trace_call
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def build_submodel(row: RowPlan, input_specs) -> object:
     name = f"submodel_{row.name}_{row.call_index}".replace("/", "__")
     operations = [node.operation for node in row.nodes] or [row.operation]
     with _node_history_restored(operations):
-        if row.call_template is not None:
+        if row.source == "call_site":
             from submodel_profiler.subclassed import fill_template
 
             args, kwargs = fill_template(row.call_template, inputs)
@@ -61,18 +62,8 @@ def _node_history_restored(operations):
             op._outbound_nodes[:] = outbound
 
 
-def trace_submodel(model, input_specs):
-    """Concrete function of `model(x, training=False)` for fully static `input_specs`."""
-    import tensorflow as tf
-
-    def call(*xs):
-        return model(list(xs), training=False)
-
-    return tf.function(call).get_concrete_function(*input_specs)
-
-
 def profile_submodel(row: RowPlan, input_specs) -> SubModel:
     """Build, trace and count the float ops of `row`'s sub-model."""
     model = build_submodel(row, input_specs)
-    concrete = trace_submodel(model, input_specs)
+    concrete = trace_call(model, input_specs, structure=list(range(len(input_specs))))  # a list
     return SubModel(model, concrete, count_graph_flops(concrete.graph))

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from submodel_profiler.errors import UsageError
-from submodel_profiler.report import SCHEMA_VERSION, Report, row_label
+from submodel_profiler.report import SCHEMA_VERSION, row_label
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,6 @@ class Sweep:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Sweep:
-        """Raises ValueError for another schema version (of the sweep or of a report)."""
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"Only schema_version {SCHEMA_VERSION} sweeps can be read. "
-                             f"Received: schema_version={data.get('schema_version')!r}.")  # fmt: skip
-        return cls(tuple(Report.from_dict(r) for r in data["sweep"]))
 
 
 def _plain_row(row: PerSampleRow) -> dict:

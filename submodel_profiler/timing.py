@@ -39,24 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from submodel_profiler.report import TimeStats
+
 ABSOLUTE_TOLERANCE_US = 1.0
-
-
-@dataclass(frozen=True)
-class TimeStats:
-    """Summary of per-execution times in microseconds (overhead subtracted)."""
-
-    median: float
-    min: float
-    max: float
-    iqr: float
-    repeats: int  # timed executions
-
-    @classmethod
-    def from_samples(cls, samples_us) -> TimeStats:
-        a = np.asarray(samples_us, dtype=float)
-        q1, med, q3 = np.percentile(a, [25, 50, 75])
-        return cls(float(med), float(a.min()), float(a.max()), float(q3 - q1), len(a))
 
 
 @dataclass(frozen=True)

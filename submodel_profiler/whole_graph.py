@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from submodel_profiler.counting import Count
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, bind, call_node, functional_graph
+from submodel_profiler.tracing import trace_call
 
 
 @dataclass(frozen=True)
@@ -93,16 +94,9 @@ def _spec(tensor):
 
 def trace_reference(model, input_specs: list):
     """Concrete function of `model(x, training=False)`, traced the ordinary way."""
-    import tensorflow as tf
-    from keras import tree
-
     structure = getattr(functional_graph(model), "_inputs_struct", None)
-
-    def call(*xs):
-        inputs = tree.pack_sequence_as(structure, list(xs)) if structure is not None else list(xs)
-        return model(inputs, training=False)
-
-    return tf.function(call).get_concrete_function(*input_specs)
+    flat = list(range(len(input_specs)))  # a list of leaves: the inputs as a list
+    return trace_call(model, input_specs, flat if structure is None else structure)
 
 
 def profile_whole_graph(model, rows: list[RowPlan], input_specs: list) -> WholeGraph:

@@ -164,7 +164,7 @@ def test_convnext_tiny_counts_its_grouped_convs(keras):
     from tensorflow.python.profiler import model_analyzer
     from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
 
-    from submodel_profiler.flops import quiet_tf
+    from submodel_profiler.tf_logging import quiet_tf
 
     model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(224, 224, 3))
     report = _profile(model, batch_size=1)

@@ -155,3 +155,16 @@ def test_free_spatial_dims_require_input_shape(keras):
         _profile(model)
     report = _profile(model, input_shapes=[(10, 12, 3)])
     assert rows_by_label(report)["c"].flops == 2 * 9 * 3 * 2 * 8 * 10 + 2 * 8 * 10
+
+
+def test_a_row_without_keras_nodes_says_what_it_is(keras):
+    from submodel_profiler.graph_walk import RowPlan
+
+    row = RowPlan("(inline ops)", "inline ops", "inline", 0, None, nodes=())
+    assert row.source == "inline"
+    with pytest.raises(TypeError, match="inline row"):
+        row.input_tensors
+    site = RowPlan("dense", "Dense", "layer", 0, keras.layers.Dense(2), nodes=(), call_template=())
+    assert site.source == "call_site"
+    with pytest.raises(TypeError, match="call_site row"):
+        site.output_tensors

@@ -1,6 +1,10 @@
-"""The timing cross-checks: TF's per-node step stats of the whole model (as optimized and
-unfused) and the callback method, run on the same inputs, and their rank correlation with the
-isolated times.
+"""The cross-checks, and the verdict a report carries (`cross_check`).
+
+Float ops: every row's sub-model counts (both conventions, MACs) against what the whole graph
+attributes to the row, and the rows' sums against the whole graph (`cross_check`).
+
+Times: TF's per-node step stats of the whole model (as optimized and unfused) and the callback
+method, run on the same inputs, and their rank correlation with the isolated times.
 
 A cross-check that cannot run (e.g. the callback refusing a model it cannot run eagerly) never
 sinks the profile: its column stays empty and the reason is recorded in
@@ -11,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from submodel_profiler.report import row_label
-
-METHODS = ("unfused", "in_graph", "callback")
+from submodel_profiler.counting import Count
+from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED
+from submodel_profiler.report import CrossCheck, row_label
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,33 @@ class OtherMethods:
     unfused: object = None  # step_stats.InGraphTimes, unfused
     callback: dict = field(default_factory=dict)  # row key -> TimeStats
     errors: dict = field(default_factory=dict)  # method -> message
+
+
+def cross_check(layers, reference: Count, others: OtherMethods, counting: str) -> CrossCheck:
+    """The report's verdict: float ops (exact? complete?) and the timing cross-checks.
+
+    `reference` is the whole graph's count (`model(x)` traced the ordinary way); `counting`
+    says which of its figures the rows' `flops` are.
+    """
+    mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
+    failed = tuple(r.label for r in layers if r.error is not None)
+    sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
+                  and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
+                  and sum(r.macs or 0 for r in layers) == reference.macs)  # fmt: skip
+    uncounted: dict = {}
+    for row in layers:
+        for op_type, n in row.uncounted_ops.items():
+            uncounted[op_type] = uncounted.get(op_type, 0) + n
+    return CrossCheck(
+        flops_exact=not mismatched and not failed and sums_equal,
+        mismatched_rows=mismatched,
+        failed_rows=failed,
+        lower_bound_rows=tuple(r.label for r in layers if r.uncounted_ops),
+        uncounted_ops=dict(sorted(uncounted.items())),
+        rank_correlation=rank_correlations(layers),
+        method_errors=dict(others.errors),
+        step_stats=step_stats_leftovers(others),
+    )
 
 
 def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: int,
@@ -69,13 +100,9 @@ def step_stats_leftovers(others: OtherMethods) -> dict:
             leftovers[mode] = {
                 "unattributed_us": times.unattributed_us,
                 "unattributed_nodes": times.unattributed_nodes,
-                "eliminated_rows": [_label(k) for k in times.eliminated],
+                "eliminated_rows": [row_label(*k) for k in times.eliminated],
             }
     return leftovers
-
-
-def _label(key) -> str:
-    return row_label(*key)
 
 
 def rank_correlations(layers) -> dict:
@@ -84,16 +111,10 @@ def rank_correlations(layers) -> dict:
     Only rows with both values take part; None where fewer than 3 rows do or the values are
     constant.
     """
-    columns = {
-        "unfused": lambda r: r.unfused_time_us,
-        "in_graph": lambda r: r.in_graph_time_us,
-        "callback": lambda r: r.callback_median_us,
-    }
     result = {}
-    for method in METHODS:
-        pairs = [(r.time_us.median, columns[method](r)) for r in layers
-                 if r.time_us is not None and columns[method](r) is not None]  # fmt: skip
-        result[method] = _spearman(pairs)
+    for method in CROSS_CHECK_METHODS:
+        pairs = [(ISOLATED.row_us(r), method.row_us(r)) for r in layers]
+        result[method.key] = _spearman([(a, b) for a, b in pairs if a is not None and b is not None])
     return result
 
 
