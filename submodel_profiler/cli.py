@@ -1,20 +1,22 @@
 """Command line: `python -m submodel_profiler MODEL [options]`.
 
 The CLI only validates arguments, calls `profile_model` and a renderer, and maps outcomes to exit
-codes (see EPILOG): 0 success, 1 float-op disagreement, 2 usage error, 3 partial, 130 Ctrl-C.
+codes (see EPILOG): 0 success, 1 float-op disagreement, 2 usage error, 3 partial, 4 crash,
+130 Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING
 from submodel_profiler.errors import UsageError, check_output_folder
-from submodel_profiler.renderers import FORMATS
+from submodel_profiler.renderers import COLUMN_KEYS, DEFAULT_COLUMNS, FORMATS
 
-EXIT_OK, EXIT_CROSS_CHECK_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_CROSS_CHECK_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_CRASH = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+DEFAULT_MIN_REPEATS, DEFAULT_BATCH_SIZE = 10, 1
 
 DESCRIPTION = """\
 Profile a Keras model layer by layer: float ops and isolated time of a standalone sub-model per
@@ -31,9 +33,11 @@ either way."""
 EPILOG = """\
 exit codes: 0 success; 1 the float-op cross-check found a disagreement (the report is still
 written); 2 bad arguments or a model that cannot be read; 3 partial: some rows could not be
-profiled (each carries its error; the rest is complete); 130 Ctrl-C during timing (the report
-holds the samples taken so far). A disagreement among rows that completed wins over partial;
-Ctrl-C wins over both; a sweep exits with the first of 130, 1, 3 any of its reports has.
+profiled or run (each carries its error; the rest is complete); 4 a crash: the profiler itself
+failed (one paragraph names the phase and the layer; --debug prints the traceback); 130 Ctrl-C
+(the report holds what was measured so far). A disagreement among rows that completed wins over
+partial; Ctrl-C wins over both; a sweep exits with the first of 130, 1, 3 any of its reports
+has.
 
 examples:
   python -m submodel_profiler MobileNetV3Large
@@ -57,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL",
                    help="path to a .keras/.h5 model file, or a keras.applications model name; "
                         "a path that exists wins over a name")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=1, metavar="N",
-                   help="batch dimension every graph is traced and timed with (default: 1)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="batch dimension every graph is traced and timed with (default: 1); "
+                        "not with --batch-sizes")  # fmt: skip
     p.add_argument("--input-shape", action="append", metavar="SHAPE", default=None,
                    help="per-sample input shape without the batch, e.g. 224,224,3; repeat once "
                         "per model input, in order, or name them: NAME=224,224,3. Required when "
@@ -80,8 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "with keras.saving.register_keras_serializable; repeatable")  # fmt: skip
     p.add_argument("--dtype-policy", metavar="POLICY",
                    help="Keras dtype policy to build a keras.applications model with, e.g. "
-                        "mixed_float16 or bfloat16; rows are profiled in the compute dtype "
-                        "(model files keep the policies they were saved with)")  # fmt: skip
+                        "mixed_float16 or bfloat16; rows are profiled in the compute dtype. "
+                        "Refused with a model file, which keeps the policies it was saved "
+                        "with")  # fmt: skip
+    p.add_argument("--no-safe-mode", action="store_true",
+                   help="load a model file with Keras' safe_mode off, which a Lambda layer "
+                        "needs: this EXECUTES the Python code stored in the file, so use it only "
+                        "on files you trust (default: safe mode on)")  # fmt: skip
     p.add_argument("--counting", choices=COUNTINGS, default=DEFAULT_COUNTING,
                    help="what the float-op column counts: complete = TF's profiler where TF "
                         "counts an op, our rules (README: counting rules) for what it skips; "
@@ -92,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     timing = p.add_argument_group("timing (see README: how isolated time is measured)")
     timing.add_argument("--repeats", type=int, default=50, metavar="N",
                         help="at most N timed executions per row (default: 50)")
-    timing.add_argument("--min-repeats", type=int, default=10, metavar="N",
-                        help="at least N timed executions per row (default: 10)")
+    timing.add_argument("--min-repeats", type=int, default=None, metavar="N",
+                        help="at least N timed executions per row (default: 10, or --repeats "
+                             "when that is smaller)")  # fmt: skip
     timing.add_argument("--warmup", type=int, default=2, metavar="N",
-                        help="untimed passes over all rows before sampling (default: 2)")
+                        help="untimed passes over all rows before sampling; at least one runs, "
+                             "which also finds rows that fail when run (default: 2)")  # fmt: skip
     timing.add_argument("--tolerance", type=float, default=0.05, metavar="F",
                         help="stop repeating a row once its median's 95%% confidence interval "
                              "is within ±F of the median (or ±1 µs) (default: 0.05)")
@@ -113,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_research_arguments(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: on when stderr is a terminal)")
+    p.add_argument("--verbose", action="store_true",
+                   help="keep TensorFlow's C++ log lines on stderr (by default they are "
+                        "silenced: 'Could not find cuda drivers' and the like)")  # fmt: skip
+    p.add_argument("--debug", action="store_true",
+                   help="on a crash (exit code 4), print the full Python traceback")
     p.add_argument("--version", action="version", version=_version())
     return p
 
@@ -128,10 +145,18 @@ def validate(args) -> None:
     from submodel_profiler.loading import resolve_source
     from submodel_profiler.specs import check_batch_size, parse_input_shapes
 
+    if args.batch_size is not None and args.batch_sizes:
+        raise UsageError("--batch-size and --batch-sizes exclude each other: --batch-sizes "
+                         "profiles every batch size it lists. Received: --batch-size "
+                         f"{args.batch_size} --batch-sizes {args.batch_sizes}.")  # fmt: skip
+    if args.batch_size is None:
+        args.batch_size = DEFAULT_BATCH_SIZE
     try:
         check_batch_size(args.batch_size)
     except UsageError as e:
         raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.") from e
+    if args.min_repeats is None:  # the user asked for no minimum: never more than --repeats
+        args.min_repeats = max(1, min(DEFAULT_MIN_REPEATS, args.repeats))
     args.input_shapes = parse_input_shapes(args.input_shape)
     for flag, value, low in (("--repeats", args.repeats, 1), ("--min-repeats", args.min_repeats, 1),
                              ("--warmup", args.warmup, 0),
@@ -147,7 +172,14 @@ def validate(args) -> None:
     if args.output:
         check_output_folder("--output", args.output)
     validate_research(args)
-    resolve_source(args.model)
+    kind = resolve_source(args.model)
+    if args.dtype_policy and kind == "file":
+        raise UsageError("--dtype-policy builds a keras.applications model in that policy; a "
+                         "model file keeps the dtype policies it was saved with. Received: "
+                         f"--dtype-policy {args.dtype_policy} with the file {args.model!r}.")
+    if args.no_safe_mode and kind != "file":
+        raise UsageError("--no-safe-mode applies to loading a model file. Received: "
+                         f"--no-safe-mode with the application name {args.model!r}.")
 
 
 def run(args) -> int:
@@ -163,7 +195,7 @@ def run(args) -> int:
         build_shape = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
     custom = import_custom_objects(args.custom_objects)
     loaded = load_model(args.model, input_shape=build_shape, custom_objects=custom,
-                        dtype_policy=args.dtype_policy)  # fmt: skip
+                        dtype_policy=args.dtype_policy, safe_mode=not args.no_safe_mode)  # fmt: skip
     settings = TimingSettings(
         warmup=args.warmup, min_repeats=args.min_repeats, max_repeats=args.repeats,
         tolerance=args.tolerance, budget_s=args.time_budget,
@@ -177,7 +209,7 @@ def run(args) -> int:
         progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
         callback_samples=args.callback_samples, counting=args.counting,
     )  # fmt: skip
-    text = render(report, args.format, top=args.top, sort=args.sort)
+    text = render(report, args.format, top=args.top, sort=args.sort, columns=args.columns)
     if args.plot:
         from submodel_profiler.plots import write_plot
 
@@ -206,13 +238,38 @@ def main(argv=None) -> int:
     if argv[:1] == ["compare"]:
         return compare_main(argv[1:])
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         validate(args)
+        if not args.verbose:
+            from submodel_profiler.tf_logging import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
         return run(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C) before a report could be written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a crash: say where, keep the traceback for --debug
+        return _crash(e, args.debug)
+
+
+def _crash(error: Exception, debug: bool) -> int:
+    """One paragraph on stderr naming the phase and layer (ProfilingError) and exit code 4."""
+    import traceback
+
+    from submodel_profiler.errors import ProfilingError, describe
+
+    what = str(error) if isinstance(error, ProfilingError) else f"with {describe(error)}"
+    print(f"crash: the profiler failed {what}. This is not a float-op disagreement (exit code "
+          "1) nor bad input (exit code 2); no report was written. "
+          + ("The traceback follows." if debug else "Run again with --debug for the full "
+             "traceback, and please report it with the model if it is not yours to fix."),
+          file=sys.stderr)  # fmt: skip
+    if debug:
+        traceback.print_exception(error)
+    return EXIT_CRASH
 
 
 # --- research outputs: --top/--sort, --plot, --batch-sizes, and the compare subcommand ---------
@@ -225,6 +282,13 @@ def _add_research_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--top", type=int, metavar="N",
                      help="table only: show the first N rows (after --sort); the per-type "
                           "summary and totals still cover every row")  # fmt: skip
+    out.add_argument("--wide", action="store_true",
+                     help="table only: every column (fused ghost ops, whole-graph float ops, "
+                          "%% flops, GFLOP/s, %% peak, each timing method, fusion flags); the "
+                          "default shows what a reader needs first, in about 150 characters")
+    out.add_argument("--columns", metavar="KEY,KEY,...",
+                     help="table only: these columns, in this order; keys: "
+                          f"{', '.join(COLUMN_KEYS)} (default: {','.join(DEFAULT_COLUMNS)})")
     out.add_argument("--sort", choices=SORT_KEYS, default="order",
                      help="table only: row order; flops, time (isolated median) and params "
                           "sort largest first (default: order, execution order)")  # fmt: skip
@@ -249,9 +313,7 @@ def validate_research(args) -> None:
     if (args.top is not None or args.sort != "order") and args.format != "table":
         raise UsageError(f"--top and --sort shape the table only. Received: --format {args.format}.")
     args.batch_sizes = parse_batch_sizes(args.batch_sizes) if args.batch_sizes else None
-    if args.batch_sizes and args.batch_size != 1:
-        raise UsageError("Use either --batch-size or --batch-sizes. "
-                         f"Received: --batch-size {args.batch_size} and --batch-sizes.")  # fmt: skip
+    args.columns = _table_columns(args)
     if args.plot:
         from submodel_profiler.plots import check_plot_path, require_matplotlib
 
@@ -260,6 +322,27 @@ def validate_research(args) -> None:
                              "--batch-sizes.")  # fmt: skip
         check_plot_path(args.plot)
         require_matplotlib()
+
+
+def _table_columns(args) -> tuple:
+    """The table's column keys from --columns / --wide (default: renderers.DEFAULT_COLUMNS)."""
+    from submodel_profiler.renderers import COLUMN_KEYS, DEFAULT_COLUMNS, WIDE_COLUMNS
+
+    if (args.columns or args.wide) and args.format != "table":
+        raise UsageError(f"--columns and --wide shape the table only; JSON and CSV hold every "
+                         f"field. Received: --format {args.format}.")  # fmt: skip
+    if args.columns and args.wide:
+        raise UsageError("Use either --columns or --wide. Received: both.")
+    if args.wide:
+        return WIDE_COLUMNS
+    if not args.columns:
+        return DEFAULT_COLUMNS
+    keys = tuple(k.strip() for k in args.columns.split(",") if k.strip())
+    unknown = [k for k in keys if k not in COLUMN_KEYS]
+    if unknown or not keys:
+        raise UsageError(f"--columns takes keys from: {', '.join(COLUMN_KEYS)}. Received: "
+                         f"{args.columns!r}.")  # fmt: skip
+    return keys
 
 
 def run_sweep(args, loaded, settings, progress: bool) -> int:

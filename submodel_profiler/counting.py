@@ -76,7 +76,7 @@ NON_ARITHMETIC_OPS = frozenset(
     ZerosLike OnesLike Cast Bitcast Snapshot DepthToSpace SpaceToDepth ResizeNearestNeighbor
     Select SelectV2 Where Enter Exit Merge Switch NextIteration LoopCond _Arg _Retval EnsureShape
     CheckNumerics Assert ReverseV2 ReverseSequence OneHot InvertPermutation Unique
-    LogicalAnd LogicalOr LogicalNot TensorListReserve TensorListFromTensor TensorListGetItem
+    LogicalAnd LogicalOr LogicalNot Any All TensorListReserve TensorListFromTensor TensorListGetItem
     TensorListSetItem TensorListStack TensorListElementShape TensorListLength TensorListPushBack
     TensorListPopBack TensorListConcatV2 TensorListSplit TensorListResize TensorListGather
     TensorListScatterIntoExistingList MatrixBandPart MatrixDiag MatrixDiagV3 MatrixDiagPartV3
@@ -119,6 +119,9 @@ SOFTMAX_LIKE_OPS = frozenset({"LogSoftmax"})
 # Batch norm as one op (inference): a scale and a shift per element once the statistics are
 # folded (fvcore's convention for an affine batch norm).
 BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
+
+# Contractions TF registers no count for: 2 float ops per MAC, as TF counts Conv2D.
+UNREGISTERED_CONTRACTIONS = frozenset({"Conv3DBackpropInputV2"})
 
 # Pooling TF skips (TF counts AvgPool and MaxPool): window size per output element.
 POOL_3D_OPS = frozenset({"AvgPool3D", "MaxPool3D"})
@@ -183,7 +186,9 @@ def conv_transpose_macs(filter_shape, out_backprop_shape) -> int:
 
 def einsum_macs(equation: str, shapes) -> int:
     """Einsum: ∏ of every distinct index size (one multiply-add per point of the joint index
-    space) for two operands; 0 for one operand (a transpose, a sum or a trace: no multiply).
+    space) for two operands with a summed index; 0 for one operand (a transpose, a sum or a
+    trace: no multiply) and for products without a summed index (an outer or elementwise
+    product: multiplies, no accumulation; `einsum_product_flops` counts them).
 
     More than two operands (TF's kernel takes two; `tf.einsum` splits longer equations into
     pairwise Einsum nodes along opt_einsum's path): contracted left to right, each intermediate
@@ -191,12 +196,9 @@ def einsum_macs(equation: str, shapes) -> int:
     # equation: "bqhd,bkhd->bhqk", shapes: one static shape per operand, "..." broadcast
     """
     terms, output = parse_einsum(equation, shapes)
-    if len(terms) < 2:
+    if len(terms) < 2 or not _summed(terms, output):
         return 0
-    sizes: dict = {}
-    for term, shape in zip(terms, shapes):
-        for index, dim in zip(term, shape):
-            sizes[index] = max(sizes.get(index, 1), dim)  # broadcasting: 1 against n
+    sizes = _index_sizes(terms, shapes)
     macs, left = 0, terms[0]
     for i, right in enumerate(terms[1:], start=1):
         joint = list(dict.fromkeys(left + right))
@@ -207,30 +209,51 @@ def einsum_macs(equation: str, shapes) -> int:
 
 
 def einsum_single_operand_flops(equation: str, shapes) -> int:
-    """One-operand Einsum: 1 per input element when an index is summed away, else 0 (data
-    movement: a transpose or a diagonal)."""
+    """One-operand Einsum: ∏ of its distinct index sizes (one add per element read; a trace
+    "ii->" reads n) when an index is summed away, else 0 (data movement: a transpose or a
+    diagonal)."""
     terms, output = parse_einsum(equation, shapes)
-    summed = set(terms[0]) - set(output)
-    return elements(shapes[0]) if summed else 0
+    if not _summed(terms, output):
+        return 0
+    return math.prod(_index_sizes(terms, shapes).values())
+
+
+def einsum_product_flops(equation: str, shapes) -> int:
+    """Einsum of several operands without a summed index (an outer or elementwise product,
+    "bi,j->bij"): 1 per output element for each multiply, as TF counts Mul."""
+    terms, output = parse_einsum(equation, shapes)
+    sizes = _index_sizes(terms, shapes)
+    return (len(terms) - 1) * math.prod(sizes[x] for x in output)
+
+
+def _summed(terms, output) -> bool:
+    """Whether some index is summed away (appears in an operand but not in the output)."""
+    return bool(set().union(*map(set, terms)) - set(output))
+
+
+def _index_sizes(terms, shapes) -> dict:
+    sizes: dict = {}
+    for term, shape in zip(terms, shapes):
+        for index, dim in zip(term, shape):
+            sizes[index] = max(sizes.get(index, 1), dim)  # broadcasting: 1 against n
+    return sizes
 
 
 def parse_einsum(equation: str, shapes) -> tuple[list, list]:
     """(operand index lists, output index list), with "..." expanded to one index per
-    broadcast dim (right-aligned) and an implicit output (no "->") in NumPy's order."""
+    broadcast dim, right-aligned across operands (NumPy's broadcasting), and an implicit output
+    (no "->") in NumPy's order: the broadcast dims, then the letters used once, sorted."""
     equation = equation.replace(" ", "")
     lhs, arrow, rhs = equation.partition("->")
     raw_terms = lhs.split(",")
     if len(raw_terms) != len(shapes):
         raise ValueError(f"Einsum equation {equation!r} has {len(raw_terms)} operands, "
                          f"received {len(shapes)} shapes.")  # fmt: skip
-    terms, ellipsis_rank = [], 0
-    for term, shape in zip(raw_terms, shapes):
-        expanded, rank = _expand_ellipsis(term, len(shape))
-        terms.append(expanded)
-        ellipsis_rank = max(ellipsis_rank, rank)
-    broadcast = [f"...{i}" for i in range(ellipsis_rank)]
+    ranks = [_ellipsis_rank(term, len(shape)) for term, shape in zip(raw_terms, shapes)]
+    broadcast = [f"...{i}" for i in range(max(ranks, default=0))]
+    terms = [_expand(term, broadcast, n) for term, n in zip(raw_terms, ranks)]
     if arrow:
-        output, _ = _expand_ellipsis(rhs, None, broadcast)
+        output = _expand(rhs, broadcast, len(broadcast))
     else:
         counts: dict = {}
         for term in terms:
@@ -240,18 +263,18 @@ def parse_einsum(equation: str, shapes) -> tuple[list, list]:
     return terms, output
 
 
-def _expand_ellipsis(term: str, rank: int | None, broadcast=None) -> tuple[list, int]:
-    """Index list of one term; "..." becomes the trailing `rank - letters` broadcast indices."""
+def _ellipsis_rank(term: str, rank: int) -> int:
+    """How many dims an operand's "..." stands for (0 without one)."""
+    return rank - len(term.replace("...", "")) if "..." in term else 0
+
+
+def _expand(term: str, broadcast: list, n: int) -> list:
+    """Index list of one term; its "..." takes the last `n` broadcast indices (right-aligned:
+    an operand with fewer broadcast dims lines up with the trailing ones)."""
     head, dots, tail = term.partition("...")
     if not dots:
-        return list(term), 0
-    if broadcast is None:
-        n = rank - len(head) - len(tail)
-        broadcast = [f"...{i}" for i in range(n)]
-    else:
-        n = len(broadcast)
-    # Right-aligned: an operand with fewer broadcast dims takes the last ones.
-    return list(head) + broadcast[len(broadcast) - n:] + list(tail), n
+        return list(term)
+    return list(head) + broadcast[len(broadcast) - n :] + list(tail)
 
 
 # --- applying the rules to a graph op ---------------------------------------------------------
@@ -289,6 +312,9 @@ def rule_flops(op) -> int | None:
         return None if shape is None else softmax_like_flops(shape)
     if t in BATCH_NORM_OPS:
         return None if shape is None else batch_norm_flops(shape)
+    if t in UNREGISTERED_CONTRACTIONS:
+        macs = op_macs(op)
+        return 2 * macs if macs else None
     if t in POOL_3D_OPS:
         out = static_shape(op.outputs[0])
         return None if out is None else pool_3d_flops(out, list(op.get_attr("ksize")))
@@ -297,7 +323,8 @@ def rule_flops(op) -> int | None:
 
 def has_rule(op_type: str) -> bool:
     return op_type == "Einsum" or op_type in (ELEMENTWISE_OPS | REDUCTION_OPS | SOFTMAX_LIKE_OPS
-                                              | BATCH_NORM_OPS | POOL_3D_OPS)  # fmt: skip
+                                              | BATCH_NORM_OPS | POOL_3D_OPS
+                                              | UNREGISTERED_CONTRACTIONS)  # fmt: skip
 
 
 def _einsum_flops(op) -> int | None:
@@ -307,7 +334,8 @@ def _einsum_flops(op) -> int | None:
     equation = op.get_attr("equation").decode()
     if len(shapes) == 1:
         return einsum_single_operand_flops(equation, shapes)
-    return 2 * einsum_macs(equation, shapes)
+    macs = einsum_macs(equation, shapes)
+    return 2 * macs if macs else einsum_product_flops(equation, shapes)
 
 
 def op_macs(op) -> int:

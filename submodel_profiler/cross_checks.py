@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from submodel_profiler.counting import Count
+from submodel_profiler.errors import describe
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED
 from submodel_profiler.report import CrossCheck, row_label
 
@@ -36,8 +37,9 @@ def cross_check(layers, reference: Count, others: OtherMethods, counting: str) -
     `reference` is the whole graph's count (`model(x)` traced the ordinary way); `counting`
     says which of its figures the rows' `flops` are.
     """
-    mismatched = tuple(r.label for r in layers if r.error is None and not r.flops_match)
-    failed = tuple(r.label for r in layers if r.error is not None)
+    # A row that was counted takes part even when its timing failed (its `error` says so).
+    mismatched = tuple(r.label for r in layers if r.flops is not None and not r.flops_match)
+    failed = tuple(r.label for r in layers if r.flops is None)
     sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
                   and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
                   and sum(r.macs or 0 for r in layers) == reference.macs)  # fmt: skip
@@ -66,19 +68,34 @@ def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: i
     errors: dict = {}
     in_graph = unfused = None
     callback: dict = {}
-    if step_stats_runs > 0:
+    if step_stats_runs > 0 and _gpu_visible():
+        errors["step_stats"] = GPU_STEP_STATS
+    elif step_stats_runs > 0:
         try:
             in_graph, unfused = _step_stats(whole, inputs, step_stats_runs)
         except Exception as e:  # A cross-check failing must not sink the profile.
-            errors["step_stats"] = f"{type(e).__name__}: {e}"
+            errors["step_stats"] = describe(e)
     if callback_samples > 0:
         try:
             from submodel_profiler.callback import callback_times
 
             callback = callback_times(model, inputs, samples=callback_samples)
         except Exception as e:
-            errors["callback"] = f"{type(e).__name__}: {e}"
+            errors["callback"] = describe(e)
     return OtherMethods(in_graph, unfused, callback, errors)
+
+
+# Step stats from a software trace time kernel launches on a GPU, not kernels: the method (and
+# the fusion flags it feeds) is CPU-only.
+GPU_STEP_STATS = ("skipped: a GPU is visible, and TF's software-traced step stats record kernel "
+                  "launches there, not kernel durations; the step-stats methods and the fusion "
+                  "flags are CPU-only (run with CUDA_VISIBLE_DEVICES= for them)")  # fmt: skip
+
+
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _step_stats(whole, inputs, runs: int):

@@ -18,3 +18,33 @@ def check_output_folder(flag: str, path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{flag}: the directory {folder!r} does not exist. Received: {path!r}.")
+
+
+class ProfilingError(RuntimeError):
+    """A failure that is neither bad input nor a disagreement: a crash, with where it happened.
+
+    `phase` says what the profiler was doing ("tracing the whole model"), `layer` names the layer
+    being run when known; the original exception is the `__cause__`.
+    """
+
+    def __init__(self, phase: str, cause: BaseException, layer: str | None = None):
+        self.phase, self.layer = phase, layer
+        where = f"while {phase}" + (f", in layer {layer!r}" if layer else "")
+        super().__init__(f"{where}: {describe(cause)}")
+
+
+# Opening lines that say where, not what: TF's graph errors, Keras' layer-call wrapper.
+_TF_PREAMBLE = ("Graph execution error", "Detected at node", "File \"", "[[{{node",
+                "Exception encountered when calling")  # fmt: skip
+
+
+def describe(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, cut to `limit` characters (TF's messages carry whole
+    graph dumps after the first line)."""
+    lines = [line.strip() for line in str(error).strip().splitlines()]
+    # TF's graph errors open with "Graph execution error:" and the Python stack of the node.
+    useful = [line for line in lines if line and not line.startswith(_TF_PREAMBLE)]
+    text = useful[0] if useful else (lines[0] if lines else "")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

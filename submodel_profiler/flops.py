@@ -92,24 +92,28 @@ class _Node:
     notes: tuple = ()
 
 
-def count_graph_flops(graph) -> GraphFlops:
+def count_graph_flops(graph, outputs_used=()) -> GraphFlops:
     """Count `graph`'s float ops (both conventions) and MACs, function bodies included; prints
     nothing.
 
     Shapes in `graph` must be fully defined: ops with unknown dims are reported as uncounted.
-    For a `FuncGraph`, nodes no output depends on are left out of the complete convention.
+    For a `FuncGraph`, nodes no output depends on are left out of the complete convention and
+    the MACs; `outputs_used` (one bool per output) leaves out the outputs nobody uses, too.
     """
     with quiet_tf():
-        return _count(graph, _FunctionLibrary(graph), (), _graph_roots(graph))
+        return _count(graph, _FunctionLibrary(graph), (), _graph_roots(graph, outputs_used))
 
 
-def _graph_roots(graph) -> list | None:
-    """Names of the nodes a function graph must run (its outputs and control outputs), or None
-    for a graph without declared outputs (every node then counts as run)."""
+def _graph_roots(graph, outputs_used=()) -> list | None:
+    """Names of the nodes a function graph must run (its used outputs and control outputs),
+    or None for a graph without declared outputs (every node then counts as run)."""
     outputs = getattr(graph, "outputs", None)
     if outputs is None:
         return None
-    roots = [t.op.name for t in outputs if t is not None]
+    used = list(outputs_used) or [True] * len(outputs)
+    if len(used) != len(outputs):  # structure we cannot line up: everything counts
+        used = [True] * len(outputs)
+    roots = [t.op.name for t, u in zip(outputs, used) if t is not None and u]
     return roots + [op.name for op in getattr(graph, "control_outputs", ())]
 
 
@@ -191,8 +195,11 @@ def _count_node(op, tf_flops: int, is_registered: bool, library, active: tuple) 
 def _while_count(op, library, active: tuple) -> _Node:
     """A loop: body × trip count + cond × (trip count + 1), complete convention only."""
     unknown = {op.type: 1}
-    body = _function_count(op.get_attr("body").name, op.inputs, library, active)
-    cond = _function_count(op.get_attr("cond").name, op.inputs, library, active)
+    # Loop variables take the loop's declared shapes (its outputs'), not their first
+    # iteration's: a variable that grows has unknown dims there, and its ops stay uncounted.
+    shapes = [t.shape for t in op.outputs]
+    body = _function_count(op.get_attr("body").name, op.inputs, library, active, shapes)
+    cond = _function_count(op.get_attr("cond").name, op.inputs, library, active, shapes)
     if body is None or cond is None:
         note = f"{op.type}: its body could not be rebuilt, so it is not counted"
         return _Node(uncounted=unknown, tf_uncounted=unknown, notes=(note,))
@@ -267,19 +274,22 @@ _BODY_CACHE: dict = {}
 _BODY_CACHE_SIZE = 4096
 
 
-def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple) -> _Node | None:
-    """Counts of function `name` run on `inputs`, or None if it cannot be rebuilt."""
+def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple,
+                    shapes=None) -> _Node | None:  # fmt: skip
+    """Counts of function `name` run on `inputs` (with `shapes`, if given, instead of the
+    inputs' static shapes), or None if it cannot be rebuilt."""
     functions = library.closure(name)
     if functions is None or name in active:  # Missing from the library, or recursive.
         return None
     fdef = functions[0]
     if len(fdef.signature.input_arg) != len(inputs):
         return None
-    specs = tuple(_arg_spec(t) for t in inputs)
+    shapes = [t.shape for t in inputs] if shapes is None else list(shapes)
+    specs = tuple(_arg_spec(t, shape) for t, shape in zip(inputs, shapes))
     key = (_digest(functions), specs)
     if key not in _BODY_CACHE:
         try:
-            body_graph, roots = _body_graph(functions, inputs)
+            body_graph, roots = _body_graph(functions, inputs, shapes)
         except Exception:  # Any failure to rebuild the body leaves the call uncounted.
             return None
         counted = _count(body_graph, library, active + (name,), roots)
@@ -290,11 +300,11 @@ def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple)
     return _BODY_CACHE[key]
 
 
-def _arg_spec(tensor) -> tuple:
+def _arg_spec(tensor, shape) -> tuple:
     """(dtype, static shape, handle data): what the body's shapes depend on."""
     from tensorflow.python.ops import handle_data_util
 
-    shape = tuple(tensor.shape.as_list()) if tensor.shape.rank is not None else None
+    shape = tuple(shape.as_list()) if shape.rank is not None else None
     handle = b""
     if tensor.dtype.name in ("resource", "variant"):
         handle = handle_data_util.get_resource_handle_data(tensor).SerializeToString()
@@ -317,9 +327,10 @@ def _digest(functions) -> bytes:
 _BODY_SCOPE = "body"
 
 
-def _body_graph(functions, call_inputs):
-    """A graph of the body `functions[0]` with placeholders shaped like `call_inputs`, and the
-    names of its nodes that must run (those its outputs and control outputs come from).
+def _body_graph(functions, call_inputs, shapes):
+    """A graph of the body `functions[0]` with placeholders of `call_inputs`' dtypes and of
+    `shapes`, and the names of its nodes that must run (those its outputs and control outputs
+    come from).
 
     Resource and variant arguments (variables, tensor lists) get the call input's handle data,
     so that reading a variable inside the body has a static shape.
@@ -339,8 +350,8 @@ def _body_graph(functions, call_inputs):
         library.library.function.extend(functions)
         importer.import_graph_def(library, name="")  # Nested calls need their functions.
         args = {}
-        for i, (arg, tensor) in enumerate(zip(fdef.signature.input_arg, call_inputs)):
-            placeholder = tf.compat.v1.placeholder(tensor.dtype, tensor.shape, name=f"arg_{i}")
+        for i, (arg, tensor, shape) in enumerate(zip(fdef.signature.input_arg, call_inputs, shapes)):
+            placeholder = tf.compat.v1.placeholder(tensor.dtype, shape, name=f"arg_{i}")
             if tensor.dtype in (tf.resource, tf.variant):
                 data = handle_data_util.get_resource_handle_data(tensor)
                 handle_data_util.set_handle_data(placeholder, data)
@@ -403,11 +414,14 @@ _PASS_THROUGH = frozenset({"Identity", "Squeeze", "StopGradient"})
 def trip_count(op, library: _FunctionLibrary) -> int | None:
     """The static trip count of a While node, or None when it is not static.
 
-    The loop's condition is read as a conjunction of comparisons `i < limit` (≤, >, ≥ alike),
-    one of them being while_v2's own `loop_counter < maximum_iterations`. Each comparison
-    bounds the trip count when `i` is a loop variable with a constant-foldable start that the
-    body steps by a constant, and `limit` is a constant, or a loop-invariant variable with a
-    constant-foldable initial value. The smallest bound is the trip count.
+    The loop's condition must be a conjunction (LogicalAnd) of comparisons, every one of which
+    is read: `i < limit` or `i > limit` (≤ and ≥ alike, either operand order), while_v2's own
+    `loop_counter < maximum_iterations` among them. A comparison is read when `i` is a loop
+    variable with a constant-foldable start that the body steps by a constant (`i + c`,
+    `i - c`) towards the limit, and `limit` is a constant, or a loop-invariant variable with a
+    constant-foldable initial value. The trip count is the smallest of the comparisons' counts.
+    A condition with any other term (data-dependent, `LogicalOr`, ...) is not static: reading
+    only its counter would count iterations that may never run.
     """
     cond, body = library.get(op.get_attr("cond").name), library.get(op.get_attr("body").name)
     if cond is None or body is None or not cond.signature.output_arg:
@@ -427,31 +441,39 @@ class _Loop:
         self.body_args = [a.name for a in body.signature.input_arg]
         self.body_nodes = {n.name: n for n in body.node_def}
 
-    def bounds(self, ref: str, depth: int = 0) -> list:
-        """Trip-count bounds from the boolean that `ref` (in cond) names."""
+    def bounds(self, ref: str, depth: int = 0) -> list | None:
+        """The trip counts every comparison in the boolean `ref` (in cond) allows, or None
+        when a term of the conjunction cannot be read."""
         node = self.cond_nodes.get(ref.split(":")[0])
         if node is None or depth > 32:
-            return []
+            return None
         inputs = [x for x in node.input if not x.startswith("^")]
         if node.op in _PASS_THROUGH:
             return self.bounds(inputs[0], depth + 1)
         if node.op == "LogicalAnd":
-            return self.bounds(inputs[0], depth + 1) + self.bounds(inputs[1], depth + 1)
+            left, right = (self.bounds(x, depth + 1) for x in inputs[:2])
+            return None if left is None or right is None else left + right
         if node.op not in _COMPARISONS:
-            return []
-        counter, limit = inputs if node.op.startswith("Less") else inputs[::-1]
-        bound = self._bound(counter, limit, inclusive=_COMPARISONS[node.op])
-        return [] if bound is None else [bound]
+            return None
+        a, b = inputs[:2]
+        upward = node.op.startswith("Less")  # a < b: a counts up to b, or b counts down to a
+        inclusive = _COMPARISONS[node.op]
+        bound = self._bound(a, b, upward, inclusive)
+        if bound is None:
+            bound = self._bound(b, a, not upward, inclusive)
+        return None if bound is None else [bound]
 
-    def _bound(self, counter: str, limit: str, inclusive: bool) -> int | None:
+    def _bound(self, counter: str, limit: str, upward: bool, inclusive: bool) -> int | None:
+        """Iterations while `counter` (<, ≤ if upward; >, ≥ if not) `limit` holds."""
         if counter not in self.cond_args:
             return None
         k = self.cond_args.index(counter)
         start, step, end = fold(self.op.inputs[k]), self._step(k), self._limit(limit)
-        if start is None or step is None or end is None or step <= 0:
+        if start is None or step is None or end is None or step == 0 or (step > 0) != upward:
             return None
-        span = end - start + (1 if inclusive else 0)
-        return max(0, math.ceil(span / step))
+        span = (end - start) / step  # ≥ 0 when the loop runs at all
+        count = math.floor(span) + 1 if inclusive else math.ceil(span)
+        return max(0, int(count))
 
     def _limit(self, ref: str):
         if ref in self.cond_args:
@@ -475,11 +497,16 @@ class _Loop:
         return self._body_output(k) == self.body_args[k]
 
     def _step(self, k: int):
+        """The constant loop variable k changes by per iteration (`i + c`, `c + i`, `i - c`)."""
         node = self._body_output(k)
-        if node is None or isinstance(node, str) or node.op not in ("AddV2", "Add"):
+        if node is None or isinstance(node, str) or node.op not in ("AddV2", "Add", "Sub"):
             return None
         a, b = node.input[0], node.input[1]
-        other = b if a == self.body_args[k] else a if b == self.body_args[k] else None
+        arg = self.body_args[k]
+        if node.op == "Sub":
+            const = _const(self.body_nodes.get(b.split(":")[0])) if a == arg else None
+            return None if const is None else -const
+        other = b if a == arg else a if b == arg else None
         return None if other is None else _const(self.body_nodes.get(other.split(":")[0]))
 
 
@@ -513,7 +540,7 @@ def fold(tensor, depth: int = 0):
         data, axes = (fold_array(t, depth + 1) for t in tensor.op.inputs[:2])
         if data is not None and axes is not None:
             reduce = getattr(np, _FOLDABLE_REDUCTIONS[tensor.op.type])
-            axis = tuple(int(a) for a in np.atleast_1d(axes)) or None
+            axis = tuple(int(a) for a in np.atleast_1d(axes))  # (): no axis reduced, as in TF
             value = reduce(np.asarray(data), axis=axis) if np.size(data) else None
     if value is None or np.size(value) != 1:
         return None

@@ -90,8 +90,9 @@ def load_model(
     input_shape: tuple[int, ...] | None = None,
     custom_objects: dict | None = None,
     dtype_policy: str | None = None,
+    safe_mode: bool = True,
 ) -> LoadedModel:
-    """Load a `.keras`/`.h5` file (safe_mode on) or build a `keras.applications` model.
+    """Load a `.keras`/`.h5` file or build a `keras.applications` model.
 
     Args:
         spec: a path to a model file, or an application name such as "MobileNetV3Large".
@@ -101,12 +102,15 @@ def load_model(
             (see `import_custom_objects`).
         dtype_policy: a Keras dtype policy name ("mixed_float16", "bfloat16", ...) to build an
             application with; model files keep the policies they were saved with.
+        safe_mode: Keras' safe mode for model files; False executes Python code stored in the
+            file (a Lambda layer's function): only for files you trust.
 
     Raises:
         UsageError: the file is missing or unreadable, or the name is not an application.
     """
     if resolve_source(spec) == "file":
-        return LoadedModel(_load_file(spec, custom_objects), f"file:{os.path.abspath(spec)}")
+        model = _load_file(spec, custom_objects, safe_mode)
+        return LoadedModel(model, f"file:{os.path.abspath(spec)}")
     return LoadedModel(_build_application(spec, input_shape, dtype_policy), f"application:{spec}")
 
 
@@ -140,16 +144,20 @@ def import_custom_objects(specs) -> dict:
     return objects
 
 
-def _load_file(path: str, custom_objects: dict | None = None):
+def _load_file(path: str, custom_objects: dict | None = None, safe_mode: bool = True):
     import keras
 
     from submodel_profiler.errors import UsageError
 
+    objects = {**legacy_repairs(), **(custom_objects or {})}
     try:
         return keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=False, safe_mode=True
+            path, custom_objects=objects, compile=False, safe_mode=safe_mode
         )
     except Exception as e:  # Keras raises many types for unreadable files.
+        refusal = _refusal(path, e)
+        if refusal:
+            raise UsageError(refusal) from e
         missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(e))
         if missing:
             name = missing.group(1)
@@ -161,6 +169,46 @@ def _load_file(path: str, custom_objects: dict | None = None):
         raise UsageError(
             f"Could not load {path!r} as a Keras model. Keras said: {_first_line(e)}"
         ) from e
+
+
+# Layers whose Keras 2 (tf.keras / tf_keras) config Keras 3 refuses, and what cannot be repaired.
+_UNLOADABLE = {
+    "TFOpLambda": "a raw TensorFlow op called on a Keras tensor in Keras 2 (tf.nn.relu(x), "
+                  "x + 1 outside a layer); Keras 3 has no such layer. Rebuild the model with "
+                  "Keras 3, or wrap the op in a Layer",
+    "SlicingOpLambda": "a tensor slice taken outside a layer in Keras 2; Keras 3 has no such "
+                       "layer. Rebuild the model with Keras 3",
+}  # fmt: skip
+
+
+def legacy_repairs() -> dict:
+    """Custom objects that read Keras 2 configs Keras 3 rejects: `DepthwiseConv2D` saved by
+    tf.keras 2.x carries `groups` (always 1 there), which Keras 3's constructor refuses."""
+    import keras
+
+    class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+        @classmethod
+        def from_config(cls, config):
+            config = dict(config)
+            if config.pop("groups", 1) != 1:
+                raise ValueError("a DepthwiseConv2D with groups != 1 cannot be read")
+            return keras.layers.DepthwiseConv2D.from_config(config)
+
+    return {"DepthwiseConv2D": DepthwiseConv2D}
+
+
+def _refusal(path: str, error: Exception) -> str | None:
+    """A clear message for the load failures we know: Keras 2-only layers, safe mode."""
+    text = str(error)
+    for layer, why in _UNLOADABLE.items():
+        if layer in text:
+            return f"Could not load {path!r}: it holds a {layer} layer, {why}."
+    if "safe_mode" in text:
+        return (f"Could not load {path!r}: it holds a Lambda layer (Python code stored in the "
+                "file), which Keras' safe mode refuses to run. If you trust the file, pass "
+                "--no-safe-mode (API: load_model(..., safe_mode=False)): it executes that code. "
+                f"Keras said: {_first_line(error)}")  # fmt: skip
+    return None
 
 
 def _build_application(name: str, input_shape: tuple[int, ...] | None, dtype_policy=None):

@@ -27,7 +27,7 @@ class TimingMethod:
 
 
 ISOLATED = TimingMethod("isolated", "time_us", "isolated",
-                        "time µs (median ± IQR)", lambda r: r.time_median_us)  # fmt: skip
+                        "median µs ± IQR", lambda r: r.time_median_us)  # fmt: skip
 UNFUSED = TimingMethod("unfused", "unfused_time_us", "step stats (unfused)", "unfused µs",
                        lambda r: r.unfused_time_us)  # fmt: skip
 IN_GRAPH = TimingMethod("in_graph", "in_graph_time_us", "step stats (as optimized)",

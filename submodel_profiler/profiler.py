@@ -7,6 +7,7 @@ only when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
 from submodel_profiler.cross_checks import OtherMethods, cross_check, other_methods
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
-from submodel_profiler.errors import UsageError
+from submodel_profiler.errors import ProfilingError, UsageError, describe
 from submodel_profiler.graph_walk import RowPlan, graph_of, plan_rows
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
 from submodel_profiler.report import (
@@ -31,6 +32,7 @@ from submodel_profiler.specs import check_batch_size, input_name, resolve_input_
 from submodel_profiler.subclassed import subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
 from submodel_profiler.tf_logging import tf_warnings_silenced
+from submodel_profiler.throughput import compute_dtype
 from submodel_profiler.throughput import measure_peak as measure_machine_peak
 from submodel_profiler.timing import (
     Segment,
@@ -97,28 +99,37 @@ def profile_model(
     """
     if counting not in COUNTINGS:
         raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
+    check_model(model, expand_nested)
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes)
-        rows = plan_rows(model, expand_nested=expand_nested)
-        whole = profile_whole_graph(model, rows, specs)
+        with _phase("walking the layer graph"):
+            rows = plan_rows(model, expand_nested=expand_nested)
+        with _phase("tracing the whole model"):
+            whole = profile_whole_graph(model, rows, specs)
     else:
         check_batch_size(batch_size)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
-        rows, whole = trace_subclassed(model, specs)
+        with _phase("tracing the subclassed model"):
+            rows, whole = trace_subclassed(model, specs)
     timed, others = _Timing(), OtherMethods()
     int_high = integer_input_bound(model)
     with tf_warnings_silenced():
-        results = _profile_submodels(rows, whole, progress)
-        if timing:
-            timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
+        results, interrupted = _profile_submodels(rows, whole, progress)
+        timed = _Timing(interrupted=interrupted)
+        if timing and not interrupted:
+            with _phase("timing the rows"):
+                timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
         if timing and not timed.interrupted:
             try:
                 others = other_methods(model, whole, specs, step_stats_runs, callback_samples,
                                        int_high)  # fmt: skip
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
-    layers = tuple(_layer_row(row, whole, results[row.key], timed.times, others, counting)
+    layers = tuple(_layer_row(row, whole, results[row.key], timed, others, counting)
                    for row in rows)  # fmt: skip
+    if timed.whole_error:
+        others = dataclasses.replace(others, errors={**others.errors,
+                                                     "whole_model": timed.whole_error})  # fmt: skip
     report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
@@ -130,9 +141,48 @@ def profile_model(
     )
     peak = None
     if timing and measure_peak and report.status != "interrupted":
-        with tf_warnings_silenced():  # the peak measurement creates tf.functions too
-            peak = measure_machine_peak(timing_settings)
+        try:
+            with tf_warnings_silenced():  # the peak measurement creates tf.functions too
+                peak = measure_machine_peak(timing_settings, dtype=compute_dtype(layers))
+        except Exception as e:  # no peak: no peak fractions, never a lost report
+            errors = {**report.cross_check.method_errors, "peak": describe(e)}
+            report = dataclasses.replace(
+                report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors))
     return add_derived_fields(report, peak)
+
+
+def check_model(model, expand_nested: bool) -> None:
+    """Refuse what profile_model cannot profile, before any TensorFlow work.
+
+    Raises:
+        UsageError: `model` is not a Keras model, is an unbuilt Sequential, or is subclassed while
+            `expand_nested` asks for nested Functional models to be expanded.
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise UsageError(f"profile_model expects a keras.Model (Functional, Sequential or "
+                         f"subclassed). Received: {model!r:.80} (of type {type(model).__name__}).")
+    if isinstance(model, keras.Sequential) and graph_of(model) is None:
+        raise UsageError(f"The Sequential model {model.name!r} is not built: it has no input "
+                         "shape yet. Start it with keras.Input(shape) or call model.build("
+                         "(None, ...)) first. Received: an unbuilt Sequential.")  # fmt: skip
+    if graph_of(model) is None and expand_nested:
+        raise UsageError(f"--expand-nested (expand_nested=True) expands nested Functional "
+                         f"models, and {type(model).__name__} is a subclassed model: its rows "
+                         "are already its layers' call sites. Received: expand_nested=True.")
+
+
+@contextlib.contextmanager
+def _phase(name: str):
+    """Turn an unexpected exception into a ProfilingError naming `name` (a crash, told apart
+    from bad input and from a float-op disagreement)."""
+    try:
+        yield
+    except (UsageError, ProfilingError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        raise ProfilingError(name, e) from e
 
 
 def _progress_bar(items, enabled: bool, desc: str):
@@ -141,9 +191,25 @@ def _progress_bar(items, enabled: bool, desc: str):
     return tqdm(items, desc=desc, disable=not enabled, file=sys.stderr, leave=False, unit="row")
 
 
-def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool) -> dict:
-    """Build and count one sub-model per distinct computation; identical rows share it."""
+def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool):
+    """Build and count one sub-model per distinct computation; identical rows share it.
+
+    Returns ({row key: _RowResult}, interrupted): after Ctrl-C the rows not reached carry an
+    error saying so.
+    """
     results: dict = {}
+    try:
+        _build_submodels(rows, whole, progress, results)
+    except KeyboardInterrupt:
+        for row in rows:
+            if row.key not in results:
+                results[row.key] = _RowResult(None, row.key, "interrupted (Ctrl-C) before its "
+                                                             "sub-model was built")  # fmt: skip
+        return results, True
+    return results, False
+
+
+def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, results: dict):
     by_signature: dict = {}
     for row in _progress_bar(rows, progress, "sub-models"):
         if row.source == "inline":  # ops written in a subclassed model's call: not isolable
@@ -151,24 +217,29 @@ def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool) -
             continue
         specs = whole.row_traces[row.key].input_specs
         signature = computation_signature(row, specs)
-        if signature is not None and signature in by_signature:
-            results[row.key] = results[by_signature[signature]]
+        earlier = by_signature.get(signature) if signature is not None else None
+        # Equal configs are not enough (a custom layer's behaviour may not be in its config):
+        # the traced graphs must be identical too.
+        if earlier is not None and whole.row_graph_digest(row.key) == whole.row_graph_digest(earlier):
+            results[row.key] = results[earlier]
             continue
         try:
-            result = _RowResult(profile_submodel(row, specs), row.key)
+            used = whole.row_traces[row.key].outputs_used
+            result = _RowResult(profile_submodel(row, specs, used), row.key)
         except Exception as e:  # One failing row must not sink the run.
-            result = _RowResult(None, row.key, f"{row.name}: {type(e).__name__}: {e}")
+            result = _RowResult(None, row.key, f"{row.name}: {describe(e)}")
         results[row.key] = result
         if signature is not None:
             by_signature[signature] = row.key
-    return results
 
 
 def computation_signature(row: RowPlan, specs) -> str | None:
-    """A key equal for rows that compute the same thing on the same input specs, else None.
+    """A key equal for rows that may compute the same thing on the same input specs, else None.
 
     Two rows match when every node has the same class, the same config apart from its name,
-    the same non-tensor arguments, and the inputs have the same shapes and dtypes.
+    the same non-tensor arguments, and the inputs have the same shapes and dtypes. Rows share a
+    sub-model only when, in addition, their traced graphs are identical
+    (`WholeGraph.row_graph_digest`).
     """
     from keras import KerasTensor
 
@@ -196,6 +267,8 @@ class _Timing:
     whole_time: TimeStats | None = None
     overhead_us: float | None = None
     interrupted: bool = False
+    errors: dict = field(default_factory=dict)  # representative row key -> why timing failed
+    whole_error: str | None = None  # why timing the whole model failed
 
 
 def _status(layers, interrupted: bool) -> str:
@@ -231,10 +304,12 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
     finally:
         bar.close()
     times = {k: s for k, s in zip(keys, row_stats) if s is not None}
-    return _Timing(times, model_stats, timer.overhead_us, timer.interrupted)
+    errors = {keys[i]: error for (group, i), error in timer.errors.items() if group == 0}
+    whole_error = timer.errors.get((1, 0))
+    return _Timing(times, model_stats, timer.overhead_us, timer.interrupted, errors, whole_error)
 
 
-def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
+def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, timed: _Timing,
                others: OtherMethods, counting: str) -> LayerRow:  # fmt: skip
     trace = whole.row_traces[row.key]
     same_as = None if result.representative == row.key else row_label(*result.representative)
@@ -257,8 +332,8 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         whole_graph_tf_flops=whole_count.tf_flops,
         macs=None if count is None else count.macs,
         whole_graph_macs=whole_count.macs,
-        time_us=times.get(result.representative),
-        error=result.error,
+        time_us=timed.times.get(result.representative),
+        error=result.error or _timing_error(row, timed.errors.get(result.representative)),
         uncounted_ops=whole.row_uncounted(row.key, counting),
         count_notes=whole.row_notes(row.key) if counting == "complete" else (),
         same_as=same_as,
@@ -267,6 +342,10 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, times: dict,
         fused_into=None if fused_into is None else row_label(*fused_into),
         callback_time_us=others.callback.get(row.key),
     )
+
+
+def _timing_error(row: RowPlan, error: str | None) -> str | None:
+    return None if error is None else f"{row.name}: its sub-model failed when run: {error}"
 
 
 def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from tabulate import tabulate
 
@@ -25,10 +27,13 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def render(report: Report, fmt: str, *, top: int | None = None, sort: str = "order") -> str:
-    """Render `report` as "table", "json" or "csv"; `top` and `sort` shape the table only."""
-    renderers = {"table": lambda r: render_table(r, top=top, sort=sort), "json": render_json,
-                 "csv": render_csv}  # fmt: skip
+def render(report: Report, fmt: str, *, top: int | None = None, sort: str = "order",
+           columns=None) -> str:  # fmt: skip
+    """Render `report` as "table", "json" or "csv"; `top`, `sort` and `columns` shape the
+    table only (JSON and CSV keep every field)."""
+    columns = DEFAULT_COLUMNS if columns is None else columns
+    renderers = {"table": lambda r: render_table(r, top=top, sort=sort, columns=columns),
+                 "json": render_json, "csv": render_csv}  # fmt: skip
     if fmt not in renderers:
         raise ValueError(f"Unknown format. Expected one of {FORMATS}. Received: {fmt!r}.")
     return renderers[fmt](report)
@@ -91,25 +96,125 @@ def _round(value):
     return None if value is None else round(value, 3)
 
 
-def render_table(report: Report, *, top: int | None = None, sort: str = "order") -> str:
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: key (for --columns), title, cell text of a row, alignment."""
+
+    key: str
+    title: str
+    cell: Callable  # (row, _Context) -> str
+    right: bool = True
+    timed: bool = False  # only shown when the report was timed
+
+
+@dataclass(frozen=True)
+class _Context:
+    index: int
+    total_flops: int
+    total_time: float
+
+
+def _flops_cell(row: LayerRow, _=None) -> str:
+    return "error" if row.flops is None and row.error else _int(row.flops)
+
+
+def _whole_cell(row: LayerRow, _=None) -> str:
+    whole = _int(row.whole_graph_flops)
+    return whole + " ≠" if row.flops is not None and not row.flops_match else whole
+
+
+def _time_cell(row: LayerRow, _=None) -> str:
+    t = row.time_us
+    return "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}"
+
+
+def _marks_cell(row: LayerRow, _=None) -> str:
+    """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
+    marks = "≠" if row.flops is not None and not row.flops_match else ""
+    return marks + ("E" if row.error else "") + ("F" if row.fusion_flag else "")
+
+
+COLUMNS = (
+    Column("index", "#", lambda r, c: str(c.index)),
+    Column("name", "name", lambda r, c: r.label + ("*" if r.uncounted_ops else "")
+           + ("†" if _branch_rule(r) else ""), right=False),  # fmt: skip
+    Column("type", "type", lambda r, c: r.type if r.kind == "layer" else f"{r.type} (op)",
+           right=False),  # fmt: skip
+    Column("fused_ops", "fused ops", lambda r, c: ", ".join(r.fused_ops), right=False),
+    Column("output_shape", "output shape",
+           lambda r, c: " ".join(_shape(s) for s in r.output_shapes), right=False),  # fmt: skip
+    Column("params", "params", lambda r, c: _int(r.params)),
+    Column("flops", "float ops", _flops_cell),
+    Column("whole_graph_flops", "whole graph", _whole_cell),
+    Column("flops_share", "% flops", lambda r, c: _percent(r.flops or 0, c.total_flops)),
+    Column("macs", "MACs", lambda r, c: "error" if r.macs is None and r.error else _int(r.macs)),
+    Column("tf_flops", "TF float ops", lambda r, c: _int(r.tf_flops)),
+    Column("time", ISOLATED.column, _time_cell, timed=True),
+    Column("time_share", "% time", lambda r, c: "" if r.time_us is None or not c.total_time
+           else _percent(r.time_us.median, c.total_time), timed=True),  # fmt: skip
+    Column("gflops", "GFLOP/s", lambda r, c: _gflops(r.flop_per_s), timed=True),
+    Column("peak", "% peak", lambda r, c: _fraction(r.peak_fraction), timed=True),
+    *(Column(m.key, m.column, lambda r, c, m=m: _method_cell(m, r), timed=True)
+      for m in CROSS_CHECK_METHODS),  # fmt: skip
+    Column("fusion", "fusion", lambda r, c: _fusion_cell(r), timed=True),
+    Column("marks", "check", _marks_cell),
+)
+COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+# What a reader needs first, in about 150 characters: the rest with --wide or --columns.
+DEFAULT_COLUMNS = ("index", "name", "type", "output_shape", "params", "flops", "macs", "time",
+                   "time_share", "marks")  # fmt: skip
+WIDE_COLUMNS = tuple(k for k in COLUMN_KEYS if k != "tf_flops")
+
+
+def render_table(report: Report, *, top: int | None = None, sort: str = "order",
+                 columns=DEFAULT_COLUMNS) -> str:  # fmt: skip
     """The human-readable report: header, one line per row, the per-type summary, totals,
     cross-check verdict. `sort` ("order", "flops", "time", "params") orders the rows, largest
-    first; `top` keeps the first N (the summary and totals still cover every row)."""
-    timed = report.settings.timing
-    headers = ["#", "name", "type", "fused ops", "output shape", "params", "float ops",
-               "whole graph", "% flops", "MACs"]  # fmt: skip
-    if timed:
-        headers += [ISOLATED.column, "% time", "GFLOP/s", "% peak",
-                    *(m.column for m in CROSS_CHECK_METHODS), "fusion"]  # fmt: skip
+    first; `top` keeps the first N (the summary and totals still cover every row); `columns`
+    picks the table's columns by key (COLUMN_KEYS; timed columns only when the report is
+    timed).
+
+    Raises:
+        ValueError: an unknown column key.
+    """
+    unknown = [k for k in columns if k not in COLUMN_KEYS]
+    if unknown:
+        raise ValueError(f"Unknown column(s) {unknown}. Expected keys from {COLUMN_KEYS}.")
+    by_key = {c.key: c for c in COLUMNS}
+    shown = [by_key[k] for k in columns if report.settings.timing or not by_key[k].timed]
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
-    body = [_table_row(i, r, total_flops, total_time, timed) for i, r in pairs]
-    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=_alignment(headers))  # fmt: skip
-    shown = _shown_line(report, len(pairs), sort)
-    return "\n".join([_header(report), "", table, *shown, "", *_type_summary(report), "",
-                      *_footer(report), ""])  # fmt: skip
+    body = [[c.cell(r, _Context(i, total_flops, total_time)) for c in shown] for i, r in pairs]
+    table = tabulate(body, headers=[c.title for c in shown], tablefmt="simple",
+                     disable_numparse=True,
+                     colalign=["right" if c.right else "left" for c in shown])  # fmt: skip
+    lines = _shown_line(report, len(pairs), sort)
+    legend = _marks_legend(report) if "marks" in columns else []
+    footer = [_wrap(line) for line in _footer(report)]
+    return "\n".join([_header(report), "", table, *lines, *legend, "", *_type_summary(report),
+                      "", *footer, ""])  # fmt: skip
+
+
+TEXT_WIDTH = 120  # prose lines under the tables are wrapped to this width
+
+
+def _wrap(line: str) -> str:
+    """A long prose line wrapped to TEXT_WIDTH, continuation lines indented."""
+    import textwrap
+
+    if len(line) <= TEXT_WIDTH:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()))
+    return textwrap.fill(line, TEXT_WIDTH, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False, break_long_words=False)  # fmt: skip
+
+
+def _marks_legend(report: Report) -> list[str]:
+    if not any(_marks_cell(r) for r in report.layers):
+        return []
+    return ["check: ≠ sub-model and whole-graph counts differ, E error (see below), F fusion "
+            "flag (--wide shows the timing methods and flags)"]
 
 
 def _alignment(headers) -> tuple:
@@ -162,36 +267,6 @@ def _fusion_cell(row: LayerRow) -> str:
         ratio = row.isolated_over_in_graph
         return "F" if ratio is None else f"F {ratio:.1f}×"
     return ""
-
-
-def _table_row(index, row: LayerRow, total_flops, total_time, timed) -> list:
-    name = row.label + ("*" if row.uncounted_ops else "") + ("†" if _branch_rule(row) else "")
-    whole = _int(row.whole_graph_flops)
-    if row.error is None and not row.flops_match:
-        whole += " ≠"
-    cells = [
-        index,
-        name,
-        row.type if row.kind == "layer" else f"{row.type} (op)",
-        ", ".join(row.fused_ops),
-        " ".join(_shape(s) for s in row.output_shapes),
-        _int(row.params),
-        "error" if row.error else _int(row.flops),
-        whole,
-        _percent(row.flops or 0, total_flops),
-        "error" if row.error else _int(row.macs),
-    ]
-    if timed:
-        t = row.time_us
-        cells += [
-            "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}",
-            "" if t is None or not total_time else _percent(t.median, total_time),
-            _gflops(row.flop_per_s),
-            _fraction(row.peak_fraction),
-            *(_method_cell(m, row) for m in CROSS_CHECK_METHODS),
-            _fusion_cell(row),
-        ]
-    return cells
 
 
 def _us(value) -> str:
@@ -342,9 +417,12 @@ def _verdict(report: Report) -> str:
                 f"{report.settings.counting} convention ({_uncounted_summary(report)}): {listed}. "
                 "Their float ops are lower bounds; their GFLOP/s and % peak are left out.")
     if check.flops_exact:
+        branches = [r.label for r in report.layers if _branch_rule(r)]
+        upper = (f" Rows marked † ({', '.join(branches[:10])}) count the largest branch of an "
+                 "If/Case: an upper bound of what runs." if branches else "")  # fmt: skip
         return (f"Cross-check: OK — every one of {n} rows' sub-model float ops (both "
                 "conventions) and MACs equal the whole graph's, the rows sum exactly to the "
-                "whole graph, and every arithmetic op is counted.")  # fmt: skip
+                "whole graph, and every arithmetic op is counted." + upper)  # fmt: skip
     problems = []
     if check.mismatched_rows:
         problems.append(f"{len(check.mismatched_rows)} row(s) differ from the whole graph "

@@ -204,7 +204,7 @@ class CrossCheck:
 
     flops_exact: bool
     mismatched_rows: tuple = ()  # labels of rows whose counts differ
-    failed_rows: tuple = ()  # labels of rows that could not be profiled
+    failed_rows: tuple = ()  # labels of rows that could not be counted (see their error)
     lower_bound_rows: tuple = ()  # labels of rows with uncounted ops
     uncounted_ops: dict = field(default_factory=dict)  # {op type: n} over all rows
     # Spearman correlation of rows' isolated times with each other method's times

@@ -18,7 +18,7 @@ from submodel_profiler.flops import count_graph_flops
 from submodel_profiler.graph_walk import RowPlan
 from submodel_profiler.patching import wrapped_calls
 from submodel_profiler.tracing import trace_call
-from submodel_profiler.whole_graph import RowTrace, WholeGraph
+from submodel_profiler.whole_graph import RowTrace, WholeGraph, outputs_used
 
 INLINE_ROW = "(inline ops)"
 
@@ -98,10 +98,12 @@ class _Recorder:
                           call_template=template)  # fmt: skip
             names = frozenset(op.name for op in ops)
             claimed |= names
+            flat = tf.nest.flatten(outputs)
             traces[row.key] = RowTrace(
                 input_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in tensors),
-                output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in tf.nest.flatten(outputs)),
+                output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in flat),
                 op_names=names,
+                outputs_used=outputs_used(flat, names),
             )
             rows.append(row)
         inline = RowPlan(INLINE_ROW, "inline ops", "inline", 0, None, nodes=())

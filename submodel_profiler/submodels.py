@@ -62,8 +62,9 @@ def _node_history_restored(operations):
             op._outbound_nodes[:] = outbound
 
 
-def profile_submodel(row: RowPlan, input_specs) -> SubModel:
-    """Build, trace and count the float ops of `row`'s sub-model."""
+def profile_submodel(row: RowPlan, input_specs, outputs_used=()) -> SubModel:
+    """Build, trace and count the float ops of `row`'s sub-model; only the outputs the model
+    uses (`outputs_used`, one bool per output; all when empty) make work count as run."""
     model = build_submodel(row, input_specs)
     concrete = trace_call(model, input_specs, structure=list(range(len(input_specs))))  # a list
-    return SubModel(model, concrete, count_graph_flops(concrete.graph))
+    return SubModel(model, concrete, count_graph_flops(concrete.graph, outputs_used))

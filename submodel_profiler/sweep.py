@@ -101,7 +101,7 @@ def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=No
     """
     from submodel_profiler.derived import add_derived_fields
     from submodel_profiler.profiler import profile_model
-    from submodel_profiler.throughput import measure_peak
+    from submodel_profiler.throughput import compute_dtype, measure_peak
     from submodel_profiler.timing import TimingSettings
 
     settings = timing_settings or TimingSettings()
@@ -112,5 +112,6 @@ def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=No
         if reports[-1].status == "interrupted":  # Ctrl-C: keep what was measured, stop here
             break
     interrupted = reports[-1].status == "interrupted"
-    peak = measure_peak(settings) if timing and not interrupted else None
+    dtype = compute_dtype(reports[-1].layers)
+    peak = measure_peak(settings, dtype=dtype) if timing and not interrupted else None
     return Sweep(tuple(add_derived_fields(r, peak) for r in reports))

@@ -1,10 +1,10 @@
 """Throughput: float ops per second of every row and of the whole model, against a peak.
 
-`flop_per_s` is a rate: a row's float ops (a count, TF's convention: a multiply-add is 2) divided
-by its isolated median time. The peak is this machine's attainable rate, measured once per run on
-a large float32 matmul timed by the very method the rows are timed with (`timing.SegmentTimer`),
-so `peak_fraction` = row rate / peak compares like with like. The peak is a median, not a best
-case, so a row can come out slightly above 1.
+`flop_per_s` is a rate: a row's float ops (a count; a multiply-add is 2) divided by its isolated
+median time. The peak is this machine's attainable rate, measured once per run on a large matmul
+in the rows' compute dtype (float16 for a mixed_float16 model) timed by the very method the rows
+are timed with (`timing.SegmentTimer`), so `peak_fraction` = row rate / peak compares like with
+like. The peak is a median, not a best case, so a row can come out slightly above 1.
 """
 
 from __future__ import annotations
@@ -32,28 +32,41 @@ def matmul_flops(n: int) -> int:
     return 2 * n**3
 
 
-def measure_peak(settings: TimingSettings = TimingSettings(), size: int | None = None) -> Peak | None:
-    """Time a float32 `size`×`size` matmul in-graph (like the rows) and return its rate.
+def measure_peak(settings: TimingSettings = TimingSettings(), size: int | None = None,
+                 dtype: str = "float32") -> Peak | None:  # fmt: skip
+    """Time a `size`×`size` matmul of `dtype` in-graph (like the rows) and return its rate.
 
     Args:
         settings: repeats, tolerance and budget, normally the run's own timing settings.
         size: matrix size; default PEAK_MATMUL_SIZE_GPU on a GPU, else PEAK_MATMUL_SIZE_CPU.
+        dtype: the rows' compute dtype ("float32", "float16", "bfloat16").
 
     Returns None (peak unknown) if Ctrl-C stopped the measurement or it took no measurable time.
     """
     import tensorflow as tf
 
     n = size or _default_size(tf)
-    spec = tf.TensorSpec((n, n), tf.float32)
+    spec = tf.TensorSpec((n, n), tf.as_dtype(dtype))
     segment = Segment(lambda a, b: tf.linalg.matmul(a, b), (spec, spec))
     ((stats,),) = SegmentTimer(settings).time([[segment]])
     if stats is None or stats.median <= 0:
         return None
-    tf32 = tf.config.list_physical_devices("GPU") and (
+    tf32 = dtype == "float32" and tf.config.list_physical_devices("GPU") and (
         tf.config.experimental.tensor_float_32_execution_enabled())
-    method = (f"float32 matmul {n}x{n} @ {n}x{n}, {matmul_flops(n):,} float ops, in-graph "
+    method = (f"{dtype} matmul {n}x{n} @ {n}x{n}, {matmul_flops(n):,} float ops, in-graph "
               f"median of {stats.repeats} runs{'; TF32 allowed' if tf32 else ''}")  # fmt: skip
     return Peak(matmul_flops(n) / (stats.median * 1e-6), method)
+
+
+def compute_dtype(layers) -> str:
+    """The float dtype most of the rows' float ops run in (their inputs' dtype), float32 when
+    no row says."""
+    work: dict = {}
+    for row in layers:
+        floats = [d for d in row.input_dtypes if d in ("float16", "bfloat16", "float32", "float64")]
+        if floats:
+            work[floats[0]] = work.get(floats[0], 0) + (row.flops or 0)
+    return max(work, key=work.get) if work and any(work.values()) else "float32"
 
 
 def _default_size(tf) -> int:

@@ -180,6 +180,11 @@ class SegmentTimer:
     another; put a large graph in a group of its own), returns one TimeStats per segment (µs
     per execution), group by group, and records the median per-segment overhead it subtracted
     in `overhead_us`.
+
+    A segment that fails to compile or run (an assert on the random inputs, say) never sinks
+    the others: a chunk failing its first (warm-up) run is split in halves and retried, down to
+    the failing segments, whose stats are None and whose errors are in `errors`
+    ({(group index, segment index): "Type: message"}). Warm-up runs at least once for this.
     """
 
     def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter,
@@ -190,19 +195,20 @@ class SegmentTimer:
         self.chunk_size = chunk_size
         self.overhead_us: float | None = None
         self.interrupted = False  # Ctrl-C stopped sampling; stats hold the samples so far
+        self.errors: dict = {}  # (group index, segment index) -> why that segment failed
 
     def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
-        size = self.chunk_size
-        chunks = [[_Chunk(g[i : i + size], self.int_high) for i in range(0, len(g), size)]
-                  for g in groups]  # fmt: skip
-        flat = [chunk for group in chunks for chunk in group]
+        chunks: list = []  # (group index, _Chunk) that compiled and ran once
         total = sum(len(g) for g in groups)
         try:
-            for chunk in flat:  # also compiles each chunk's function: the longest phase
-                chunk.sample(s.warmup, keep=False)
+            for g, group in enumerate(groups):  # compiling each chunk is the longest phase
+                for i in range(0, len(group), self.chunk_size):
+                    indices = list(range(i, min(i + self.chunk_size, len(group))))
+                    chunks += [(g, c) for c in self._working_chunks(g, group, indices)]
         except KeyboardInterrupt:
             self.interrupted = True
+        flat = [chunk for _, chunk in chunks]
         step = max(1, min(s.min_repeats, s.max_repeats))
         deadline = self.clock() + s.budget_s * total
         taken = 0
@@ -223,15 +229,38 @@ class SegmentTimer:
                 break
         sampled = [c.overhead_us() for c in flat if len(c.samples)]
         self.overhead_us = float(np.median(sampled)) if sampled else None
-        return [[stats for chunk in group for stats in chunk.stats()] for group in chunks]
+        results = [[None] * len(group) for group in groups]
+        for g, chunk in chunks:
+            for index, stats in zip(chunk.indices, chunk.stats()):
+                results[g][index] = stats
+        return results
+
+    def _working_chunks(self, g: int, group, indices: list) -> list:
+        """Chunks of `group[indices]` that compile and run once (warm-up), bisecting failures."""
+        from submodel_profiler.errors import describe
+
+        try:
+            chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+            chunk.sample(max(1, self.settings.warmup), keep=False)
+            return [chunk]
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # one failing segment must not sink the others
+            if len(indices) == 1:
+                self.errors[(g, indices[0])] = describe(e)
+                return []
+            half = len(indices) // 2
+            return (self._working_chunks(g, group, indices[:half])
+                    + self._working_chunks(g, group, indices[half:]))  # fmt: skip
 
 
 class _Chunk:
     """One compiled timing function: a calibration segment plus up to chunk_size segments."""
 
-    def __init__(self, segments: Sequence[Segment], int_high: int):
+    def __init__(self, segments: Sequence[Segment], int_high: int, indices: Sequence[int] = ()):
         import tensorflow as tf
 
+        self.indices = tuple(indices) or tuple(range(len(segments)))  # positions in the group
         calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
         everything = [calibration, *segments]
         self.run = build_timing_function(everything)

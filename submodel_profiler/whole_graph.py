@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from submodel_profiler.counting import Count
+from submodel_profiler.errors import ProfilingError
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, bind, call_node, functional_graph
 from submodel_profiler.tracing import trace_call
@@ -27,6 +28,14 @@ class RowTrace:
     input_specs: tuple  # tf.TensorSpec per distinct input tensor, batch pinned
     output_specs: tuple
     op_names: frozenset
+    # Per output: does anything outside the row use it (a later row, a model output)? A
+    # sub-model counts only the work its used outputs need, as the whole graph does.
+    outputs_used: tuple = ()
+
+
+def outputs_used(tensors, op_names) -> tuple:
+    """For each graph tensor a row outputs: whether an op outside the row consumes it."""
+    return tuple(any(c.name not in op_names for c in t.consumers()) for t in tensors)
 
 
 @dataclass(frozen=True)
@@ -51,9 +60,35 @@ class WholeGraph:
         """How the row's loops and branches were counted."""
         return self.instrumented.notes_of(self.row_traces[key].op_names)
 
+    def row_graph_digest(self, key) -> str:
+        """Digest of the graph ops the row created, names replaced by positions: equal for rows
+        whose traced computations are identical (their weights' values aside)."""
+        import hashlib
+
+        graph = self.instrumented_function.graph
+        ops = sorted((graph.get_operation_by_name(n) for n in self.row_traces[key].op_names),
+                     key=lambda op: op._id)  # creation order  # fmt: skip
+        position = {op.name: i for i, op in enumerate(ops)}
+        digest = hashlib.sha256()
+        for op in ops:
+            inputs = [(position[t.op.name], t.value_index) if t.op.name in position
+                      else (t.dtype.name, str(t.shape)) for t in op.inputs]  # fmt: skip
+            attrs = sorted((k, _attr_text(v)) for k, v in op.node_def.attr.items()
+                           if not k.startswith("_"))  # fmt: skip
+            outputs = [str(t.shape) for t in op.outputs]
+            digest.update(repr((op.type, inputs, attrs, outputs)).encode())
+        return digest.hexdigest()
+
     def node_owner(self) -> dict:
         """Graph node name of the instrumented trace -> key of the row that created it."""
         return {name: key for key, trace in self.row_traces.items() for name in trace.op_names}
+
+
+def _attr_text(value) -> str:
+    """An op attribute as text; a function attribute by kind only (its name is per trace)."""
+    if value.HasField("func"):
+        return "<function>"
+    return value.SerializeToString(deterministic=True).hex()
 
 
 def trace_rows(model, rows: list[RowPlan], input_specs: list):
@@ -71,7 +106,11 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
             bind(row.bind_before, values)
             for node in row.nodes:
                 start = len(graph.get_operations())
-                call_node(node, values)
+                try:
+                    call_node(node, values)
+                except Exception as e:  # name the layer: the trace of every row needs it
+                    failed.append((row.name, e))
+                    raise
                 created[row.key].extend(graph.get_operations()[start:])
             bind(row.bind_after, values)
         for row in rows:
@@ -80,9 +119,22 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
                 output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
                 op_names=frozenset(op.name for op in created[row.key]),
             )
+        outputs[:] = [(row.key, [values[id(t)] for t in row.output_tensors]) for row in rows]
         return [values[id(t)] for t in graph_model.outputs]
 
-    concrete = tf.function(run).get_concrete_function(*input_specs)
+    outputs: list = []
+    failed: list = []  # (layer name, exception): tf.function re-raises it wrapped
+    try:
+        concrete = tf.function(run).get_concrete_function(*input_specs)
+    except Exception as e:
+        if not failed:
+            raise
+        name, cause = failed[-1]
+        raise ProfilingError("tracing the whole model", cause, name) from e
+    for key, tensors in outputs:  # consumers are known once the whole trace exists
+        trace = traces[key]
+        traces[key] = RowTrace(trace.input_specs, trace.output_specs, trace.op_names,
+                               outputs_used(tensors, trace.op_names))  # fmt: skip
     return concrete, traces
 
 

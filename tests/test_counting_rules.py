@@ -143,12 +143,33 @@ def test_einsum_dense_matches_its_equation(keras):
 @pytest.mark.parametrize("equation, shapes, gt", [
     ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 7, 3, 4)], 2 * 5 * 3 * 4 * 7),
     ("...ij,...jk->...ik", [(6, 2, 3), (3, 4)], 6 * 2 * 3 * 4),  # broadcast batch
-    ("ij,ij->ij", [(3, 4), (3, 4)], 12),  # elementwise product: one multiply each
+    # "..." of different ranks line up from the right: (2, 3) against (3,)
+    ("...ij,...jk->...ik", [(2, 3, 4, 5), (3, 5, 6)], 2 * 3 * 4 * 5 * 6),
+    ("ij,ij->ij", [(3, 4), (3, 4)], 0),  # elementwise product: multiplies, no accumulation
+    ("bi,j->bij", [(2, 3), (4,)], 0),  # outer product: no accumulation
     ("ii->", [(5, 5)], 0),  # one operand: no multiply
     ("ij,jk,kl->il", [(1, 128), (128, 128), (128, 64)], 1 * 128 * 128 + 1 * 128 * 64),
 ])  # fmt: skip
 def test_einsum_rule(equation, shapes, gt):
     assert einsum_macs(equation, shapes) == gt
+
+
+@pytest.mark.parametrize("equation, shapes, gt", [
+    ("ij,ij->ij", [(3, 4), (3, 4)], 3 * 4),  # one multiply per output element, as Mul
+    ("bi,j->bij", [(2, 3), (4,)], 2 * 3 * 4),
+])  # fmt: skip
+def test_einsum_products_without_a_summed_index_count_one_per_output(equation, shapes, gt):
+    from submodel_profiler.counting import einsum_product_flops
+
+    assert einsum_product_flops(equation, shapes) == gt
+
+
+def test_one_operand_einsum_sums_what_it_reads():
+    from submodel_profiler.counting import einsum_single_operand_flops
+
+    assert einsum_single_operand_flops("ii->", [(5, 5)]) == 5  # a trace reads the diagonal
+    assert einsum_single_operand_flops("ij->i", [(5, 3)]) == 15
+    assert einsum_single_operand_flops("ij->ji", [(5, 3)]) == 0  # a transpose moves data
 
 
 def test_einsum_implicit_output_is_numpy_order():
@@ -271,6 +292,102 @@ def test_branch_counts_the_largest_branch(keras):
     assert row.macs == n * n
     assert any("largest of 2 branches" in note for note in row.count_notes)
     assert row.uncounted_ops == {}
+    assert_exact(report)
+
+
+def _loop_layer(keras, n, loop):
+    """A layer running `loop(x, w)` with a weight w of shape (n, n)."""
+
+    class Loop(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(n, n))
+
+        def call(self, x):
+            return loop(x, self.w)
+
+    return Loop(name="loop")
+
+
+def test_loop_with_a_data_dependent_condition_stays_uncounted_despite_maximum_iterations(keras):
+    import tensorflow as tf
+
+    def loop(x, w):
+        return tf.while_loop(lambda i, h: tf.reduce_sum(h) < 0.0, lambda i, h: (i + 1, h @ w),
+                             (0, x), maximum_iterations=7)[1]  # fmt: skip
+
+    _, report = _single_row(keras, _loop_layer(keras, 4, loop), (4,))
+    row = rows_by_label(report)["loop"]
+    assert row.uncounted_ops.get("While") == 1  # may stop at once: 7 is only an upper bound
+    assert row.macs == 0
+
+
+@pytest.mark.parametrize("start, cond, step, trips", [
+    (0.0, lambda t: t <= 1.0, lambda t: t + 0.5, 3),  # float counter, inclusive: 0, .5, 1
+    (5, lambda t: t > 0, lambda t: t - 1, 5),  # counting down
+    (5, lambda t: 0 < t, lambda t: t - 2, 3),  # limit on the left: 5, 3, 1
+])  # fmt: skip
+def test_loop_counters_up_down_and_float(keras, start, cond, step, trips):
+    import tensorflow as tf
+
+    def loop(x, w):
+        return tf.while_loop(lambda t, h: cond(t), lambda t, h: (step(t), h @ w), (start, x))[1]
+
+    n = 4
+    _, report = _single_row(keras, _loop_layer(keras, n, loop), (n,))
+    row = rows_by_label(report)["loop"]
+    assert row.uncounted_ops == {}
+    assert row.macs == trips * n * n
+
+
+def test_loop_whose_variable_grows_is_not_counted_at_its_first_shape(keras):
+    import tensorflow as tf
+
+    def loop(x, w):
+        return tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.concat([h, h @ w], 0)),
+                             (0, x), shape_invariants=(tf.TensorShape([]),
+                                                       tf.TensorShape([None, 4])))[1]  # fmt: skip
+
+    _, report = _single_row(keras, _loop_layer(keras, 4, loop), (4,))
+    row = rows_by_label(report)["loop"]
+    assert row.uncounted_ops  # the matmul's rows change every iteration: not static
+    assert row.macs != 3 * 1 * 4 * 4  # never the first iteration's count times three
+
+
+def test_unused_output_of_a_layer_is_not_counted_and_the_methods_agree(keras):
+    class TwoOut(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(4, 8))
+            self.v = self.add_weight(shape=(4, 16))
+
+        def call(self, x):
+            return x @ self.w, x @ self.v
+
+    inputs = keras.Input((4,))
+    a, _ = TwoOut(name="two")(inputs)  # the second output is never used
+    model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False, name="d")(a))
+    report = _profile(model)
+    assert_exact(report)
+    assert rows_by_label(report)["two"].macs == 4 * 8  # x @ w only: x @ v never runs
+    assert report.totals.macs == 4 * 8 + 8 * 3
+
+
+def test_conv3d_transpose_counts_its_multiply_adds(keras):
+    d, c_in, c_out, k = 4, 3, 2, 3
+    layer = keras.layers.Conv3DTranspose(c_out, k, padding="same", use_bias=False)
+    _, report = _single_row(keras, layer, (d, d, d, c_in))
+    (row,) = report.layers
+    assert row.macs == d * d * d * c_in * k * k * k * c_out  # each input element × kernel
+    assert row.flops == 2 * row.macs
+    assert row.uncounted_ops == {}
+
+
+def test_masked_lstm_is_complete(keras):
+    inputs = keras.Input((T, D))
+    x = keras.layers.Masking(name="mask")(inputs)
+    model = keras.Model(inputs, keras.layers.LSTM(H, name="lstm")(x))
+    report = _profile(model)
+    assert report.cross_check.uncounted_ops == {}  # boolean Any/All move no float data
+    assert rows_by_label(report)["lstm"].macs == T * 4 * H * (D + H)
     assert_exact(report)
 
 

@@ -123,7 +123,7 @@ def test_fusion_flag_rules():
 
 
 def test_fusion_flags_show_in_table_and_json(timed_report):
-    from submodel_profiler.renderers import render_table
+    from submodel_profiler.renderers import WIDE_COLUMNS, render_table
 
     layers = list(timed_report.layers)
     layers[0] = dataclasses.replace(layers[0], in_graph_time_us=layers[0].time_us.median / 10)
@@ -131,7 +131,7 @@ def test_fusion_flags_show_in_table_and_json(timed_report):
     report = add_derived_fields(dataclasses.replace(timed_report, layers=tuple(layers)), None)
     assert [r.fusion_flag for r in report.layers[:2]] == [ISOLATED_SLOWER, FUSED_INTO]
     assert json.loads(report.to_json())["layers"][0]["isolated_over_in_graph"] == pytest.approx(10)
-    text = render_table(report)
+    text = render_table(report, columns=WIDE_COLUMNS)
     assert "F 10.0×" in text and "F fused" in text and "additivity gap" in text
 
 
