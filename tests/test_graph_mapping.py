@@ -163,8 +163,8 @@ def test_a_row_without_keras_nodes_says_what_it_is(keras):
     row = RowPlan("(inline ops)", "inline ops", "inline", 0, None, nodes=())
     assert row.source == "inline"
     with pytest.raises(TypeError, match="inline row"):
-        row.input_tensors
+        _ = row.input_tensors
     site = RowPlan("dense", "Dense", "layer", 0, keras.layers.Dense(2), nodes=(), call_template=())
     assert site.source == "call_site"
     with pytest.raises(TypeError, match="call_site row"):
-        site.output_tensors
+        _ = site.output_tensors
