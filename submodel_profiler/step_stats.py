@@ -6,7 +6,8 @@ with step tracing, and the kernel time of every executed node (`NodeExecStats`:
 op_end_rel - op_start_rel, recorded in nanoseconds, reported in microseconds) is summed per row.
 One warm-up run comes first (grappler runs then, and it returns the executed graph); each of
 the `runs` traced runs that follow gives one sum per row, and the median is reported. Medians do
-not add up: the row medians plus the unattributed median equal `total_us` only for one run.
+not add up: the row medians plus the unattributed median equal the sum of every executed node's
+kernel time only for one run.
 Software tracing suffices on CPU (FULL_TRACE would start a profiler session per run for the
 same node statistics); on a GPU it records kernel launches, not kernel durations.
 
@@ -67,21 +68,15 @@ class InGraphTimes:
 
     `times_us[row]` sums the row's executed nodes and those of the rows fused into it;
     `fused_into[row]` names the covered row that now does a row's work; `eliminated` rows have
-    no executed node left and none downstream. `total_us` sums every executed node, `step_us` is
-    the wall-clock span of the step (less than `total_us` when nodes run in parallel).
+    no executed node left and none downstream. `unattributed_us` times the executed nodes of no
+    row (and of eliminated rows); `unattributed_nodes` counts their distinct names over all runs.
     """
 
-    optimized: bool
-    weights_frozen: bool
-    runs: int
     times_us: dict  # row key -> µs
     fused_into: dict  # row key -> row key
     eliminated: tuple
-    covered_rows: int
     unattributed_us: float
     unattributed_nodes: int
-    total_us: float
-    step_us: float
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,6 @@ class StandaloneGraph:
     fetches: tuple  # tensor names of the function's outputs
     init_feeds: dict  # assign-op input tensor name -> np.ndarray (empty when frozen)
     init_op: str | None  # name of the op assigning every variable, None when frozen
-    weights_frozen: bool
 
 
 def standalone_graph(concrete_function, freeze_weights: bool = False) -> StandaloneGraph:
@@ -124,7 +118,6 @@ def standalone_graph(concrete_function, freeze_weights: bool = False) -> Standal
         fetches=tuple(t.name for t in concrete_function.outputs),
         init_feeds=init_feeds,
         init_op=init_op,
-        weights_frozen=freeze_weights,
     )
 
 
@@ -255,36 +248,26 @@ def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs:
     return executed, stats
 
 
-def node_times_us(step_stats) -> tuple[dict, float]:
-    """(node name -> kernel time in µs summed over its executions, step wall span in µs).
+def node_times_us(step_stats) -> dict:
+    """Node name -> kernel time in µs, summed over the node's executions.
 
     A name carrying a ":suffix" is cut at the colon (TF node names never contain one).
     """
     times: dict = defaultdict(float)
-    starts, ends = [], []
     for device in step_stats.dev_stats:
         for stats in device.node_stats:
-            kernel, start, end = _node_interval_us(stats)
-            times[stats.node_name.split(":")[0]] += kernel
-            starts.append(start)
-            ends.append(end)
-    span = max(ends) - min(starts) if starts else 0.0
-    return dict(times), span
+            times[stats.node_name.split(":")[0]] += _kernel_us(stats)
+    return dict(times)
 
 
-def _node_interval_us(s) -> tuple[float, float, float]:
-    """(kernel time, start, end) of one NodeExecStats, µs.
+def _kernel_us(s) -> float:
+    """Kernel time of one NodeExecStats, op_end_rel - op_start_rel, µs.
 
-    Kernel time is op_end_rel - op_start_rel; start and end bound the node's whole execution.
     The nanosecond fields are used, the microsecond ones where those are unset.
     """
     if s.all_start_nanos or s.op_end_rel_nanos:
-        start, scale = s.all_start_nanos / 1e3, 1e3
-        op_start, op_end, end = s.op_start_rel_nanos, s.op_end_rel_nanos, s.all_end_rel_nanos
-    else:
-        start, scale = float(s.all_start_micros), 1.0
-        op_start, op_end, end = s.op_start_rel_micros, s.op_end_rel_micros, s.all_end_rel_micros
-    return max(op_end - op_start, 0) / scale, start, start + end / scale
+        return max(s.op_end_rel_nanos - s.op_start_rel_nanos, 0) / 1e3
+    return float(max(s.op_end_rel_micros - s.op_start_rel_micros, 0))
 
 
 def original_name(name: str, traced_names) -> str | None:
@@ -420,29 +403,23 @@ def in_graph_times(
         standalone = standalone_graph(function, freeze_weights)
     executed, stats = run_traced(standalone, inputs, optimized, runs)
     for step in stats:  # Step-stats names absent from the executed graph (_SOURCE, ...).
-        for name in node_times_us(step)[0]:
+        for name in node_times_us(step):
             executed.setdefault(name, "")
     found = attribute(standalone.graph_def, standalone.feeds, node_owner, executed)
     per_run = [_row_sums(step, found, node_owner) for step in stats]
     keys = _ordered({k for run in per_run for k in run[0]}, node_owner)
     return InGraphTimes(
-        optimized=optimized,
-        weights_frozen=standalone.weights_frozen,
-        runs=runs,
         times_us={k: _median([run[0].get(k, 0.0) for run in per_run]) for k in keys},
         fused_into=found.fused_into,
         eliminated=found.eliminated,
-        covered_rows=len(keys),
         unattributed_us=_median([run[1] for run in per_run]),
         unattributed_nodes=len(set().union(*(run[2] for run in per_run))),
-        total_us=_median([sum(run[0].values()) + run[1] for run in per_run]),
-        step_us=_median([run[3] for run in per_run]),
     )
 
 
 def _row_sums(step_stats, found: _Attribution, node_owner: dict):
-    """One run: (row key -> µs, unattributed µs, unattributed node names, step span µs)."""
-    times, span = node_times_us(step_stats)
+    """One run: (row key -> µs, unattributed µs, unattributed node names)."""
+    times = node_times_us(step_stats)
     sums: dict = defaultdict(float)
     unattributed, names = 0.0, set()
     for name, us in times.items():
@@ -453,7 +430,7 @@ def _row_sums(step_stats, found: _Attribution, node_owner: dict):
             names.add(name)
         else:
             sums[key] += us
-    return dict(sums), unattributed, names, span
+    return dict(sums), unattributed, names
 
 
 def _ordered(keys, node_owner: dict) -> list:

@@ -39,6 +39,24 @@ def assert_exact(report):
     assert report.cross_check.flops_exact
 
 
+def seed_tf_flops(model, specs) -> int:
+    """TF's profiler on `model(x)` traced the ordinary way (the seed's method), as one would
+    without this tool: the independent anchor of TF's count. `specs`: one tf.TensorSpec (or a
+    float32 shape) per input, batch included."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    from submodel_profiler.tf_logging import quiet_tf
+
+    specs = [s if isinstance(s, tf.TensorSpec) else tf.TensorSpec(s) for s in specs]
+    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
+    graph = fn.get_concrete_function(*specs).graph
+    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    with quiet_tf():
+        return model_analyzer.profile(graph, options=options).total_float_ops
+
+
 def run_cli(args, **kw):
     """`python -m submodel_profiler ARGS` as a user runs it; the CompletedProcess."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -10,19 +10,9 @@ import pytest
 
 from submodel_profiler import profile_model
 
-from conftest import assert_exact
+from conftest import assert_exact, seed_tf_flops
 
 pytestmark = pytest.mark.architecture
-
-
-def independent_whole_graph_flops(model, spec) -> int:
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer
-    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
-
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
-    return model_analyzer.profile(concrete.graph, options=options).total_float_ops
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +23,7 @@ def mobilenet(keras):
 def test_mobilenet_v3_small_rows_match_the_whole_graph(mobilenet):
     import tensorflow as tf
 
-    expected = independent_whole_graph_flops(mobilenet, tf.TensorSpec((1, 224, 224, 3)))
+    expected = seed_tf_flops(mobilenet, [tf.TensorSpec((1, 224, 224, 3))])
     for counting in ("complete", "tf"):
         report = profile_model(mobilenet, timing=False, counting=counting)
         assert report.totals.whole_graph_tf_flops == expected

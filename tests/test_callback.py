@@ -124,11 +124,28 @@ def test_sync_runs_before_each_clock_read():
     assert events == ["sync", "clock"] * (2 * 3 * 2)  # 2 reads × 3 layers × 2 samples
 
 
-def test_default_sync_is_a_no_op_without_gpu():
-    if tf.config.list_logical_devices("GPU"):
-        assert default_sync() is tf.test.experimental.sync_devices
-    else:
-        assert default_sync() is no_sync
+@pytest.mark.parametrize("gpu", [False, True])
+def test_default_sync_waits_for_devices_only_with_a_gpu(monkeypatch, gpu):
+    # Whether a GPU is visible and TF's device sync are both faked while the callback is made;
+    # predict then runs on the real (CPU) devices with the recorded sync.
+    events = []
+    clock = FakeClock()
+    with monkeypatch.context() as m:
+        m.setattr(tf.config, "list_logical_devices",
+                  lambda kind=None: [object()] if gpu and kind == "GPU" else [])  # fmt: skip
+        m.setattr(tf.test.experimental, "sync_devices", lambda: events.append("sync"))
+        cb = LayerTimingCallback(clock=lambda: events.append("clock") or clock())
+    small_model().predict(samples(2), batch_size=1, verbose=0, callbacks=[cb])
+    reads = ["clock"] * (2 * 3 * 2)  # 2 reads × 3 layers × 2 samples
+    assert events == (["sync", "clock"] * len(reads) if gpu else reads)
+    assert no_sync() is None  # the no-op does nothing and returns nothing
+
+
+def test_a_gpu_without_device_sync_is_refused(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [object()])
+    monkeypatch.delattr(tf.test.experimental, "sync_devices")
+    with pytest.raises(EagerTimingError, match="sync_devices"):
+        default_sync()
 
 
 @pytest.mark.parametrize("run_eagerly", [False, True])

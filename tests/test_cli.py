@@ -62,9 +62,30 @@ def test_unknown_counting_is_refused(model_file):
 
 
 def test_csv_to_stdout(model_file):
+    import csv
+    import io
+
     result = run_cli([model_file, "--no-timing", "--format", "csv", "--batch-size", "2"])
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].startswith("index,name,type")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    # tiny_cnn (conftest) at batch B = 2: 16x16x3 → Conv2D(8, 3, same) → BN → ReLU → GAP → Dense(4)
+    b, h, w, cin, c, k, units = 2, 16, 16, 3, 8, 3, 4
+    expected = {
+        "conv": b * (2 * k * k * cin * c * h * w + c * h * w),  # multiply-adds + bias
+        # x · scale + offset per element; 6 per channel (var + eps, rsqrt as 2, · gamma,
+        # mean · scale, beta − that), independent of the batch
+        "bn": b * 2 * h * w * c + 6 * c,
+        "relu": b * h * w * c,
+        "gap": b * h * w * c,  # TF's Mean: 1 per input element
+        "dense": b * (2 * c * units + units),
+    }
+    assert [r["index"] for r in rows] == [str(i) for i in range(len(expected))]
+    assert [r["name"] for r in rows] == list(expected)
+    assert {r["name"]: int(r["flops"]) for r in rows} == expected
+    assert all(r["whole_graph_flops"] == r["flops"] and r["flops_match"] == "True" for r in rows)
+    assert rows[0]["input_shapes"] == f"({b},{h},{w},{cin})"
+    assert int(rows[0]["macs"]) == b * k * k * cin * c * h * w
+    assert {r["time_us_median"] for r in rows} == {""}  # --no-timing
 
 
 def test_console_script_is_installed(model_file):
@@ -76,12 +97,25 @@ def test_console_script_is_installed(model_file):
 
 
 def test_help_explains_every_flag():
+    import argparse
+    import re
+
+    from submodel_profiler.cli import build_parser
+
     result = run_cli(["--help"])
     assert result.returncode == 0
-    for flag in ("--batch-size", "--input-shape", "--format", "--output", "--no-timing",
-                 "--repeats", "--min-repeats", "--warmup", "--tolerance", "--time-budget",
-                 "exit codes"):  # fmt: skip
-        assert flag in result.stdout
+    assert "exit codes" in result.stdout
+    printed = re.sub(r"\s+", "", result.stdout)  # help is wrapped, also at hyphens
+    parser = build_parser()
+    actions = parser._actions  # argparse has no public list of its arguments
+    assert len(actions) > 10
+    for action in actions:
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help != argparse.SUPPRESS, f"{name} has no help text"
+        for flag in action.option_strings or [action.metavar]:
+            assert flag in result.stdout, name
+        explained = parser._get_formatter()._expand_help(action)  # %(default)s etc. filled in
+        assert re.sub(r"\s+", "", explained) in printed, name
 
 
 @pytest.mark.parametrize(

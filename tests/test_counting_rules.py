@@ -12,25 +12,13 @@ import pytest
 from submodel_profiler import profile_model
 from submodel_profiler.counting import einsum_macs, parse_einsum
 
-from conftest import assert_exact, rows_by_label
+from conftest import assert_exact, rows_by_label, seed_tf_flops
 
 T, D, H = 16, 64, 32  # sequence length, features, hidden units
 
 
 def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
-
-
-def seed_tf_flops(model, specs) -> int:
-    """TF's profiler on `model(x)` traced the ordinary way, as one would without this tool."""
-    import tensorflow as tf
-    from tensorflow.python.profiler import model_analyzer
-    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
-
-    fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
-    graph = fn.get_concrete_function(*specs).graph
-    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
-    return model_analyzer.profile(graph, options=options).total_float_ops
 
 
 def _single_row(keras, layer, shape, batch=1, **kw):

@@ -1,5 +1,5 @@
 """Golden rendered output: a hand-built report (no TensorFlow) rendered as a table and CSV must
-match the files in tests/golden/ byte for byte; rows sum to the printed totals.
+match the files in tests/golden/ byte for byte; the printed rows sum to the printed totals.
 
 To update after an intended format change: SP_UPDATE_GOLDEN=1 python -m pytest tests/test_golden.py,
 then read the diff before committing it.
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 
 import pytest
 
 from submodel_profiler.derived import add_derived_fields
-from submodel_profiler.renderers import render_csv, render_table
+from submodel_profiler.methods import CROSS_CHECK_METHODS
+from submodel_profiler.renderers import COLUMN_KEYS, COLUMNS, render_csv, render_table
 from submodel_profiler.report import (
     CrossCheck,
     Environment,
@@ -53,7 +55,7 @@ def hand_built_report() -> Report:
                    time_us=_stats(4.0, 0.5),
                    in_graph_time_us=3.0, unfused_time_us=4.5)  # fmt: skip
     layers = (conv, relu, add)
-    time_us = sum(r.time_us.median for r in layers)
+    time_us = 50.0  # 40 + 6 + 4 µs
     return Report(
         model=ModelInfo("golden", "python", 1, (TensorInfo("image", (1, 16, 16, 3), "float32"),), 224),
         environment=Environment("3.11.7", "2.21.0", "3.15.1", "Linux", "CPU: test", 2, 2),
@@ -71,13 +73,61 @@ def hand_built_report() -> Report:
     )
 
 
-def test_rows_sum_to_the_printed_totals():
+def _rows_table(text: str) -> list[dict]:
+    """The rendered table's first table as one dict per row, cells cut at the dash rule."""
+    lines = text.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("---"))
+    spans = [m.span() for m in re.finditer(r"-+", lines[rule])]
+
+    def cells(line):
+        return [line[a:b].strip() for a, b in spans]
+
+    header = cells(lines[rule - 1])
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        rows.append(dict(zip(header, cells(line))))
+    return rows
+
+
+def _number(cell: str) -> float | None:
+    """The leading number of a cell ("40.0 ± 4.0" -> 40.0, "94.8%" -> 94.8), None if none."""
+    found = re.match(r"-?[\d,]+(\.\d+)?", cell)
+    return float(found[0].replace(",", "")) if found else None
+
+
+def _printed_total(text: str, pattern: str, group: int = 1) -> float:
+    return float(re.search(pattern, text)[group].replace(",", ""))
+
+
+def test_rendered_rows_sum_to_the_printed_totals():
+    # Read back from the rendered text (every column): each row shows its report values, and
+    # the printed row values add up to the printed totals and percentages.
     report = hand_built_report()
-    assert sum(r.flops for r in report.layers) == report.totals.flops
-    assert sum(r.whole_graph_flops for r in report.layers) == report.totals.whole_graph_flops
-    text = render_table(report)
-    assert f"Σ rows (sub-models) {report.totals.flops:,}" in text
-    assert f"Σ rows {report.totals.time_us:,.1f} µs" in text
+    text = render_table(report, columns=COLUMN_KEYS)
+    title = {c.key: c.title for c in COLUMNS}
+    rows = _rows_table(text)
+
+    def column(key):
+        return [_number(r[title[key]]) for r in rows]
+
+    assert [r[title["name"]].rstrip("*") for r in rows] == [r.name for r in report.layers]
+    flops, whole, macs, times = (column(k) for k in ("flops", "whole_graph_flops", "macs", "time"))
+    assert flops == [r.flops for r in report.layers]
+    assert whole == [r.whole_graph_flops for r in report.layers]
+    assert times == [r.time_us.median for r in report.layers]
+    flops_line = r"Σ rows \(sub-models\)\s+([\d,]+)\s+whole graph\s+([\d,]+)"
+    assert _printed_total(text, flops_line) == sum(flops)
+    assert _printed_total(text, flops_line, 2) == sum(whole)
+    assert _printed_total(text, r"MACs: Σ rows\s+([\d,]+)") == sum(macs)
+    isolated = _printed_total(text, r"Isolated time: Σ rows\s+([\d.,]+) µs")
+    assert isolated == pytest.approx(sum(times))
+    for method in CROSS_CHECK_METHODS:  # "→ conv" (a fused row) is no number
+        printed = _printed_total(text, re.escape(method.label) + r"\s+([\d.,]+) µs")
+        assert printed == pytest.approx(sum(v for v in column(method.key) if v is not None))
+    for percent in ("flops_share", "time_share"):  # each rounded to 0.1%
+        assert sum(column(percent)) == pytest.approx(100.0, abs=0.05 * len(rows))
 
 
 @pytest.mark.parametrize("name, render", [("table.txt", render_table), ("rows.csv", render_csv)])

@@ -12,7 +12,7 @@ import pytest
 
 from submodel_profiler import profile_model
 
-from conftest import FAST_TIMING, assert_exact, rows_by_label
+from conftest import FAST_TIMING, assert_exact, rows_by_label, seed_tf_flops
 
 
 def _nested(keras):
@@ -52,15 +52,25 @@ def test_expand_nested_gives_path_named_rows(keras):
 def test_application_backbone_inside_sequential(keras):
     base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(96, 96, 3))
     model = keras.Sequential([keras.Input((96, 96, 3)), base,
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])  # fmt: skip
+                              keras.layers.GlobalAveragePooling2D(name="gap"),
+                              keras.layers.Dense(10, name="head")])  # fmt: skip
+    _, h, w, c = base.output.shape  # the backbone's feature map, (1, 3, 3, 576)
+    head = {"gap": h * w * c,  # TF's Mean: 1 per input element
+            "head": 2 * c * 10 + 10}  # (1, c) @ (c, 10) + bias  # fmt: skip
+    seed_base = seed_tf_flops(base, [(1, 96, 96, 3)])
     one_row = profile_model(model, timing=False)
-    assert [r.type for r in one_row.layers][0] == "Functional"
     assert_exact(one_row)
+    assert [r.name for r in one_row.layers] == [base.name, *head]
+    assert one_row.layers[0].type == "Functional"
+    assert one_row.layers[0].tf_flops == seed_base
     expanded = profile_model(model, timing=False, expand_nested=True)
-    assert len(expanded.layers) > 100
-    assert all(r.name.startswith(f"{base.name}/") for r in expanded.layers[:-2])
     assert_exact(expanded)
-    assert expanded.totals.whole_graph_flops == one_row.totals.whole_graph_flops
+    inner = expanded.layers[:-2]
+    assert len(inner) > 100 and all(r.name.startswith(f"{base.name}/") for r in inner)
+    assert sum(r.tf_flops for r in inner) == seed_base
+    assert sum(r.flops for r in inner) == one_row.layers[0].flops  # complete: also our rules
+    for report in (one_row, expanded):
+        assert {r.name: r.flops for r in report.layers[-2:]} == head
 
 
 def test_integer_inputs_stay_within_the_embedding(keras):
@@ -247,8 +257,25 @@ def test_convnext_tiny_nested_blocks_both_modes(keras):
     for report in (one_row, expanded):
         assert_exact(report)
         assert sum(r.kind == "op" for r in report.layers) == 18
-    assert expanded.totals.whole_graph_flops == one_row.totals.whole_graph_flops
-    assert any(r.name.startswith("convnext_tiny_stem/") for r in expanded.layers)
+    one, many = rows_by_label(one_row), rows_by_label(expanded)
+    blocks = ["convnext_tiny_stem"] + [f"convnext_tiny_downsampling_block_{i}" for i in range(3)]
+    # Expanding replaces each block's row by one row per layer of the block, nothing else.
+    added = sum(len(model.get_layer(name).layers) - 1 for name in blocks)
+    assert len(expanded.layers) == len(one_row.layers) + added
+    assert {k: r.flops for k, r in one.items() if k not in blocks} == {
+        k: r.flops for k, r in many.items() if "/" not in k}  # fmt: skip
+    for i, name in enumerate(blocks):
+        block = model.get_layer(name)
+        _, h, w, c = block.input.shape
+        seed = seed_tf_flops(block, [(1, h, w, c)])
+        assert one[name].type == "Sequential" and one[name].tf_flops == seed
+        inner = [many[f"{name}/{layer.name}"] for layer in block.layers]
+        assert sum(r.tf_flops for r in inner) == seed
+        conv = next(r for r in inner if r.type == "Conv2D")
+        # stem: Conv2D(96, 4, strides=4); downsampling: Conv2D(2c, 2, strides=2)
+        k, cout = (4, 96) if i == 0 else (2, 2 * c)
+        ho, wo = h // k, w // k  # stride = kernel size, "valid"
+        assert conv.flops == 2 * k * k * c * cout * ho * wo + cout * ho * wo  # + bias
 
 
 def test_dtype_policy_builds_applications_in_that_policy(keras):

@@ -49,19 +49,40 @@ def test_unknown_schema_version_is_refused(timed_report):
         Report.from_dict(data)
 
 
-def test_rows_sum_to_totals(timed_report):
+# tiny_cnn at batch 1 (conftest): image 16x16x3 → Conv2D(8, 3, same) → BN → ReLU → GAP → Dense(4).
+H, W, C_IN, C, K, UNITS = 16, 16, 3, 8, 3, 4
+TINY_CNN_FLOPS = {
+    "conv": 2 * K * K * C_IN * C * H * W + C * H * W,  # multiply-adds + bias
+    # x · scale + offset per element; per channel: var + eps, rsqrt (TF: 2), · gamma,
+    # mean · scale, beta − that
+    "bn": 2 * H * W * C + 6 * C,
+    "relu": H * W * C,  # 1 per element (our rule; TF counts 0)
+    "gap": H * W * C,  # TF's Mean: 1 per input element
+    "dense": 2 * C * UNITS + UNITS,  # (1, C) @ (C, UNITS) + bias
+}
+TINY_CNN_MACS = {"conv": K * K * C_IN * C * H * W, "dense": C * UNITS}
+
+
+def test_rows_and_totals_match_the_formulas(timed_report):
     t = timed_report.totals
-    assert sum(r.flops for r in timed_report.layers) == t.flops
-    assert sum(r.time_us.median for r in timed_report.layers) == pytest.approx(t.time_us)
-    assert t.additivity == pytest.approx(t.time_us / t.whole_model_time_us.median)
+    assert {r.name: r.flops for r in timed_report.layers} == TINY_CNN_FLOPS
+    assert {r.name: r.macs for r in timed_report.layers} == {**dict.fromkeys(TINY_CNN_FLOPS, 0),
+                                                             **TINY_CNN_MACS}  # fmt: skip
+    assert t.flops == t.whole_graph_flops == sum(TINY_CNN_FLOPS.values())
+    assert t.tf_flops == t.whole_graph_tf_flops == sum(TINY_CNN_FLOPS.values()) - H * W * C
+    assert t.macs == t.whole_graph_macs == sum(TINY_CNN_MACS.values())
+    assert t.unattributed_flops == t.unattributed_tf_flops == t.unattributed_macs == 0
 
 
-def test_times_are_sane(timed_report):
-    for row in timed_report.layers:
-        s = row.time_us
-        assert 0 <= s.min <= s.median <= s.max
-        assert s.iqr >= 0
-        assert FAST_TIMING.min_repeats <= s.repeats <= FAST_TIMING.max_repeats
+def test_rows_and_the_whole_model_are_sampled_together(timed_report):
+    # All segments are sampled in the same loop iterations: every row and the whole model have
+    # the same number of samples, within the settings' bounds, and an overhead was measured.
+    repeats = {r.name: r.time_us.repeats for r in timed_report.layers}
+    assert set(repeats) == set(TINY_CNN_FLOPS)
+    whole = timed_report.totals.whole_model_time_us.repeats
+    assert set(repeats.values()) == {whole}
+    assert FAST_TIMING.min_repeats <= whole <= FAST_TIMING.max_repeats
+    assert timed_report.settings.overhead_us is not None
 
 
 def test_csv_parses_and_matches_rows(timed_report):

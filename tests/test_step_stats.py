@@ -1,10 +1,14 @@
 """TF's per-node step statistics attributed to rows: coverage, fusion, name mapping, sums.
 
-Nothing here asserts a measured duration; times are only checked to be non-negative, positive
-where a row's node ran, and to add up. The fusion facts are those of TF 2.21's grappler on CPU.
+Nothing here asserts a measured duration; times are checked to be non-negative, positive where
+a row's node ran, and to be the medians of the raw node statistics TF recorded, attributed by
+this file's own rule. The fusion facts are those of TF 2.21's grappler on CPU.
 """
 
 from __future__ import annotations
+
+import statistics
+from collections import defaultdict
 
 import pytest
 
@@ -14,7 +18,7 @@ from submodel_profiler.specs import resolve_input_specs
 from submodel_profiler.timing import random_inputs
 from submodel_profiler.whole_graph import profile_whole_graph
 
-# Row times are medians of per-run sums; with one run they add up exactly, up to float rounding.
+# Row times are medians of per-run sums of nanosecond fields: equal up to float rounding.
 SUM_TOLERANCE_US = 1e-6
 
 
@@ -51,9 +55,8 @@ def _check_consistent(result, keys):
     assert set(result.fused_into) <= set(keys)
     assert not set(result.fused_into) & set(result.times_us)
     assert set(result.fused_into.values()) <= set(result.times_us)
-    assert result.covered_rows == len(result.times_us)
     assert all(t >= 0 for t in result.times_us.values())
-    assert result.unattributed_us >= 0 and result.total_us > 0 and result.step_us > 0
+    assert result.unattributed_us >= 0
     # _SOURCE, the input's _Arg, the output Identity and its _Retval belong to no row.
     assert result.unattributed_nodes >= 4
 
@@ -65,7 +68,6 @@ def test_unoptimized_mode_covers_every_row_with_time(tiny):
     assert list(result.times_us) == keys  # every row, in row order
     assert all(t > 0 for t in result.times_us.values())
     assert result.fused_into == {} and result.eliminated == ()
-    assert not result.optimized and not result.weights_frozen and result.runs == 3
 
 
 def test_optimized_mode_keeps_batchnorm_rows_apart_with_variable_weights(tiny):
@@ -96,12 +98,56 @@ def test_same_model_unoptimized_keeps_every_row(conv_relu):
     assert list(result.times_us) == keys and result.fused_into == {}
 
 
-@pytest.mark.parametrize("optimized", [False, True])
-def test_rows_and_unattributed_add_up_to_the_total_for_one_run(conv_relu, optimized):
+def _layer_of(node_name: str) -> str | None:
+    """conv_relu's layer of an executed node by its name scope ("conv_1/BiasAdd" -> "conv");
+    None for nodes outside every layer scope (_SOURCE, _arg_*, NoOp, Identity, _retval_*)."""
+    scope, _, rest = node_name.partition("/")
+    layer = scope.rsplit("_", 1)[0]
+    return layer if rest and layer in {"conv", "relu", "flat", "dense", "act"} else None
+
+
+@pytest.mark.parametrize(
+    "optimized, host",
+    [
+        (False, {}),
+        # The remapper runs Conv2D + BiasAdd + Relu as one node named after relu, MatMul +
+        # BiasAdd + Relu as one named after act: conv's and dense's weight reads go with them.
+        (True, {"conv": "relu", "dense": "act"}),
+    ],
+)
+def test_row_times_are_medians_of_recorded_kernel_times(conv_relu, monkeypatch, optimized, host):
+    # The raw NodeExecStats TF recorded, attributed by name scope here, not by the module's
+    # node_owner / original_name mapping: each row's time is the median over runs of its nodes'
+    # kernel times, and every node outside a layer scope is unattributed.
     keys, owner, standalone, inputs = conv_relu
-    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=optimized, runs=1)
-    attributed = sum(result.times_us.values()) + result.unattributed_us
-    assert attributed == pytest.approx(result.total_us, abs=SUM_TOLERANCE_US)
+    recorded = []
+
+    def recording_run_traced(*args, **kwargs):
+        executed, stats = run_traced(*args, **kwargs)
+        recorded.extend(stats)
+        return executed, stats
+
+    run_traced = step_stats.run_traced
+    monkeypatch.setattr(step_stats, "run_traced", recording_run_traced)
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=optimized, runs=3)
+    assert len(recorded) == 3
+    per_run, outside = [], set()
+    for step in recorded:
+        sums = defaultdict(float)
+        for node in (n for d in step.dev_stats for n in d.node_stats):
+            layer = _layer_of(node.node_name)
+            layer = host.get(layer, layer)
+            sums[layer] += (node.op_end_rel_nanos - node.op_start_rel_nanos) / 1e3
+            if layer is None:
+                outside.add(node.node_name)
+        per_run.append(sums)
+    expected = {(layer, 0): statistics.median(run.get(layer, 0.0) for run in per_run)
+                for layer in ("conv", "relu", "flat", "dense", "act") if layer not in host}
+    assert result.times_us == pytest.approx(expected, abs=SUM_TOLERANCE_US)
+    assert list(result.times_us) == [k for k in keys if k in expected]
+    unattributed = statistics.median(run[None] for run in per_run)
+    assert result.unattributed_us == pytest.approx(unattributed, abs=SUM_TOLERANCE_US)
+    assert result.unattributed_nodes == len(outside)
 
 
 def test_frozen_weights_fold_batchnorm_into_the_convolution(keras):
@@ -119,7 +165,6 @@ def test_frozen_weights_fold_batchnorm_into_the_convolution(keras):
     owner, inputs = whole.node_owner(), random_inputs(specs)
     concrete = whole.instrumented_function
     frozen = step_stats.in_graph_times(concrete, owner, inputs, True, 2, freeze_weights=True)
-    assert frozen.weights_frozen
     assert frozen.fused_into == {("conv", 0): ("bn", 0)}
     _check_consistent(frozen, [r.key for r in rows])
     unfused = step_stats.in_graph_times(concrete, owner, inputs, False, 2, freeze_weights=True)
@@ -201,9 +246,7 @@ def test_node_times_are_kernel_intervals_summed_per_name():
             ("a", 9_000, 1_000, 2_000, 3_000),  # second execution of a: +1 µs
         ]
     )
-    times, span_us = step_stats.node_times_us(stats)
-    assert times == pytest.approx({"a": 4.0, "b": 2.0})
-    assert span_us == pytest.approx((9_000 + 3_000 - 1_000) / 1e3)
+    assert step_stats.node_times_us(stats) == pytest.approx({"a": 4.0, "b": 2.0})
 
 
 def test_data_path_excludes_weight_arithmetic():
