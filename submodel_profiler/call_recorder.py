@@ -13,7 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from submodel_profiler.graph_walk import RowPlan, RowTrace, outputs_used
+
 INLINE_NAME = "(inline ops)"
+
+
+@dataclass(frozen=True)
+class TensorSlot:
+    """Placeholder for the index-th distinct tensor argument of a recorded call."""
+
+    index: int
 
 
 @dataclass
@@ -30,14 +39,9 @@ class CallSite:
     children: list = field(default_factory=list)
 
     def expandable(self) -> bool:
-        """Children to expand into, all run in this call's graph (a call inside a loop body
-        is counted through the loop node, so its parent stays one row)."""
-        return bool(self.children) and all(
-            c.graph is self.graph and c.expandable_or_leaf() for c in self.children
-        )
-
-    def expandable_or_leaf(self) -> bool:
-        return not self.children or all(c.graph is self.graph for c in self.children)
+        """Whether there are children to expand into, all run in this call's graph (a call
+        inside a loop body is counted through the loop node, so its parent stays one row)."""
+        return bool(self.children) and all(c.graph is self.graph for c in self.children)
 
 
 class CallRecorder:
@@ -90,3 +94,93 @@ def layers_within(layers, levels: int) -> list:
                 nxt.extend(sublayers(layer))
         frontier = nxt
     return list(found.values())
+
+
+def template(structure):
+    """Replace the distinct tensors in `structure` by TensorSlots; return (template, tensors)."""
+    import tensorflow as tf
+
+    tensors, slots = [], {}
+
+    def slot(value):
+        if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable):
+            if id(value) not in slots:
+                slots[id(value)] = TensorSlot(len(tensors))
+                tensors.append(value)
+            return slots[id(value)]
+        return value
+
+    return tf.nest.map_structure(slot, structure), tensors
+
+
+def fill_template(recorded, values):
+    """The recorded (args, kwargs) with each TensorSlot replaced by values[slot.index]."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(
+        lambda v: values[v.index] if isinstance(v, TensorSlot) else v, recorded
+    )
+
+
+@dataclass
+class Expansion:
+    """Rows (leaves, in call order) and the expanded parents of a tree of call sites."""
+
+    rows: list = field(default_factory=list)  # RowPlans
+    traces: dict = field(default_factory=dict)  # row key -> RowTrace
+    parents: list = field(default_factory=list)  # RowPlans of the expanded sites
+    parent_traces: dict = field(default_factory=dict)
+
+
+def site_rows(sites, prefix: str, depth: int, max_depth: int, parent: str | None,
+              into: Expansion | None = None) -> Expansion:  # fmt: skip
+    """Rows for recorded call sites at `depth`, named `prefix + layer name` (`[k]` for the
+    k-th call of a name). A site with children in its own graph is expanded while
+    `depth < max_depth`: its children's rows, then an inline row for the ops it runs itself."""
+    out = Expansion() if into is None else into
+    counts: dict = {}
+    for site in sites:
+        name = prefix + site.layer.name
+        index = counts.get(name, 0)
+        counts[name] = index + 1
+        row, trace = _site_row(site, name, index, depth, parent)
+        if depth < max_depth and site.expandable():
+            out.parents.append(row)
+            out.parent_traces[row.key] = trace
+            site_rows(site.children, row.label + "/", depth + 1, max_depth, row.label, out)
+            add_inline_row(out, row.label + "/", trace.op_names, site.children, depth + 1,
+                           row.label)  # fmt: skip
+        else:
+            out.rows.append(row)
+            out.traces[row.key] = trace
+    return out
+
+
+def add_inline_row(out: Expansion, prefix: str, op_names, children, depth: int,
+                   parent: str | None) -> None:  # fmt: skip
+    """The row of the ops a call ran itself (its `op_names` less its children's), if any."""
+    claimed = {op.name for site in children for op in site.ops}
+    own = frozenset(op_names) - claimed
+    if not own:
+        return
+    row = RowPlan(prefix + INLINE_NAME, "inline ops", "inline", 0, None, nodes=(), depth=depth,
+                  parent=parent)  # fmt: skip
+    out.rows.append(row)
+    out.traces[row.key] = RowTrace((), (), own)
+
+
+def _site_row(site: CallSite, name: str, index: int, depth: int, parent):
+    import tensorflow as tf
+
+    recorded, tensors = template((site.args, site.kwargs))
+    flat = [t for t in tf.nest.flatten(site.outputs) if isinstance(t, tf.Tensor)]
+    names = frozenset(op.name for op in site.ops)
+    row = RowPlan(name, type(site.layer).__name__, "layer", index, site.layer, nodes=(),
+                  call_template=recorded, depth=depth, parent=parent)  # fmt: skip
+    trace = RowTrace(
+        input_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in tensors),
+        output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in flat),
+        op_names=names,
+        outputs_used=outputs_used(flat, names),
+    )
+    return row, trace

@@ -75,10 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "documented in the README")  # fmt: skip
     p.add_argument("--output", metavar="PATH",
                    help="write the report to PATH instead of stdout")
+    p.add_argument("--depth", default="1", metavar="N|all",
+                   help="how deep rows go (default: 1, the model's own layers). Down to N, a "
+                        "layer whose call calls other layers (a composite layer, "
+                        "MultiHeadAttention, a transformer block, a nested model) is replaced by "
+                        "one row per sublayer call, named by path (block/attention/query), and "
+                        "an inline row for the ops it runs itself; each replaced layer is still "
+                        "profiled, and its totals and additivity are shown; all: no limit")
     p.add_argument("--expand-nested", action="store_true",
                    help="replace each nested Functional/Sequential model (called once) by rows "
-                        "for its own layers, named by path (backbone/conv); default: one row "
-                        "per nested model")  # fmt: skip
+                        "for its own layers, named by path (backbone/conv), at every level; "
+                        "--depth does the same down to its depth, for composite layers too "
+                        "(default: one row per nested model)")  # fmt: skip
     p.add_argument("--custom-objects", action="append", metavar="MODULE[:NAME]", default=None,
                    help="import custom layers a model file needs: MODULE:NAME passes that "
                         "object, MODULE alone imports a module that registers its objects "
@@ -155,6 +163,7 @@ def validate(args) -> None:
         check_batch_size(args.batch_size)
     except UsageError as e:
         raise UsageError(f"--batch-size must be a positive integer. Received: {args.batch_size}.") from e
+    args.depth = _depth(args.depth)
     if args.min_repeats is None:  # the user asked for no minimum: never more than --repeats
         args.min_repeats = max(1, min(DEFAULT_MIN_REPEATS, args.repeats))
     args.input_shapes = parse_input_shapes(args.input_shape)
@@ -207,7 +216,7 @@ def run(args) -> int:
         loaded.model, batch_size=args.batch_size, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
         progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
-        callback_samples=args.callback_samples, counting=args.counting,
+        callback_samples=args.callback_samples, counting=args.counting, depth=args.depth,
     )  # fmt: skip
     text = render(report, args.format, top=args.top, sort=args.sort, columns=args.columns)
     if args.plot:
@@ -324,6 +333,19 @@ def validate_research(args) -> None:
         require_matplotlib()
 
 
+def _depth(text: str):
+    """--depth as profile_model takes it: a positive int or "all"."""
+    if text == "all":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"--depth must be a positive integer or all. Received: {text!r}.")
+    return value
+
+
 def _table_columns(args) -> tuple:
     """The table's column keys from --columns / --wide (default: renderers.DEFAULT_COLUMNS)."""
     from submodel_profiler.renderers import COLUMN_KEYS, DEFAULT_COLUMNS, WIDE_COLUMNS
@@ -354,7 +376,7 @@ def run_sweep(args, loaded, settings, progress: bool) -> int:
         loaded.model, args.batch_sizes, input_shapes=args.input_shapes,
         timing=not args.no_timing, timing_settings=settings, source=loaded.source,
         progress=progress, step_stats_runs=args.step_stats_runs, expand_nested=args.expand_nested,
-        callback_samples=args.callback_samples, counting=args.counting,
+        callback_samples=args.callback_samples, counting=args.counting, depth=args.depth,
     )  # fmt: skip
     _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)
     codes = [exit_code(r) for r in sweep.reports]

@@ -31,14 +31,18 @@ class OtherMethods:
     errors: dict = field(default_factory=dict)  # method -> message
 
 
-def cross_check(layers, reference: Count, others: OtherMethods, counting: str) -> CrossCheck:
+def cross_check(layers, reference: Count, others: OtherMethods, counting: str,
+                parents=()) -> CrossCheck:  # fmt: skip
     """The report's verdict: float ops (exact? complete?) and the timing cross-checks.
 
     `reference` is the whole graph's count (`model(x)` traced the ordinary way); `counting`
-    says which of its figures the rows' `flops` are.
+    says which of its figures the rows' `flops` are. An expanded layer (`parents`) whose own
+    sub-model counts differ from the sums of its rows is listed as `label/`.
     """
     # A row that was counted takes part even when its timing failed (its `error` says so).
     mismatched = tuple(r.label for r in layers if r.flops is not None and not r.flops_match)
+    mismatched += tuple(f"{p.label}/" for p in parents if p.flops is not None
+                        and not p.counts_match)  # fmt: skip
     failed = tuple(r.label for r in layers if r.flops is None)
     sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
                   and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops

@@ -41,7 +41,10 @@ _TF_PREAMBLE = ("Graph execution error", "Detected at node", "File \"", "[[{{nod
 def describe(error: BaseException, limit: int = 300) -> str:
     """`Type: first line of the message`, cut to `limit` characters (TF's messages carry whole
     graph dumps after the first line)."""
-    lines = [line.strip() for line in str(error).strip().splitlines()]
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Keras bolds words with ANSI codes
+    lines = [line.strip() for line in plain.strip().splitlines()]
     # TF's graph errors open with "Graph execution error:" and the Python stack of the node.
     useful = [line for line in lines if line and not line.startswith(_TF_PREAMBLE)]
     text = useful[0] if useful else (lines[0] if lines else "")

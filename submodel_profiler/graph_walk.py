@@ -37,12 +37,18 @@ class RowPlan:
     bind_before: tuple = field(default=(), repr=False)
     bind_after: tuple = field(default=(), repr=False)
     # Subclassed models have no nodes: the recorded (args, kwargs) of the call site, tensors
-    # replaced by subclassed.TensorSlot (see subclassed.py).
+    # replaced by call_recorder.TensorSlot (see call_recorder.py).
     call_template: object = field(default=None, repr=False)
+    depth: int = 1  # 1: a layer of the model itself; n: inside n - 1 enclosing layers/models
+    parent: str | None = None  # label of the enclosing layer or nested model, if any
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.name, self.call_index)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
 
     @property
     def source(self) -> str:
@@ -68,6 +74,23 @@ class RowPlan:
             raise TypeError(f"Row {self.name!r} is a {self.source} row: it has no Keras nodes, "
                             "so no input or output KerasTensors; its specs are in its RowTrace.")
         return self.nodes
+
+
+@dataclass(frozen=True)
+class RowTrace:
+    """What a trace saw for one row: static shapes and the graph ops it created."""
+
+    input_specs: tuple  # tf.TensorSpec per distinct input tensor, batch pinned
+    output_specs: tuple
+    op_names: frozenset
+    # Per output: does anything outside the row use it (a later row, a model output)? A
+    # sub-model counts only the work its used outputs need, as the whole graph does.
+    outputs_used: tuple = ()
+
+
+def outputs_used(tensors, op_names) -> tuple:
+    """For each graph tensor a row outputs: whether an op outside the row consumes it."""
+    return tuple(any(c.name not in op_names for c in t.consumers()) for t in tensors)
 
 
 def unique_tensors(tensors) -> list:
@@ -146,16 +169,23 @@ def is_activation(operation) -> bool:
     )
 
 
-def plan_rows(model, expand_nested: bool = False) -> list[RowPlan]:
+def plan_rows(model, expand_nested: bool = False, depth: int = 1,
+              parents: list | None = None) -> list[RowPlan]:  # fmt: skip
     """One RowPlan per layer call site and per unfused ghost op, in execution order.
 
-    With `expand_nested`, a nested Functional/Sequential model called once is replaced by rows
-    for its own layers, named by path (`backbone/conv`), recursively.
+    A nested Functional/Sequential model called once is replaced by rows for its own layers,
+    named by path (`backbone/conv`): with `expand_nested` at every level, else down to `depth`
+    levels (depth 1: not at all). The RowPlans of the replaced nested models are appended to
+    `parents` when given.
     """
-    return _plan_graph(functional_graph(model), "", expand_nested)
+    levels = UNLIMITED if expand_nested else depth
+    return _plan_graph(functional_graph(model), "", levels, 1, None, parents)
 
 
-def _plan_graph(graph, prefix: str, expand: bool) -> list[RowPlan]:
+UNLIMITED = 10**6  # --depth all
+
+
+def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) -> list[RowPlan]:
     nodes = execution_order(graph)
     fusion = _GhostFusion(nodes, graph.outputs)
     calls_per_op = defaultdict(int)
@@ -167,31 +197,34 @@ def _plan_graph(graph, prefix: str, expand: bool) -> list[RowPlan]:
         if id(node) in fusion.absorbed:
             continue
         op = node.operation
-        if expand and calls_per_op[id(op)] == 1 and graph_of(op) is not None:
-            inner = _expand(node, prefix, expand)
+        call_index = call_counts[id(op)]
+        before, after = fusion.chains.get(id(node), ((), ()))
+        row = RowPlan(
+            name=prefix + op.name,
+            type=type(op).__name__,
+            kind="op" if is_ghost(op) else "layer",
+            call_index=call_index,
+            operation=op,
+            nodes=(*before, node, *after),
+            fused_ops=tuple(n.operation.name for n in (*before, *after)),
+            depth=depth,
+            parent=parent,
+        )
+        if depth < levels and calls_per_op[id(op)] == 1 and graph_of(op) is not None:
+            inner = _expand(node, row, levels, parents)
             if inner:
                 rows.extend(inner)
+                if parents is not None:
+                    parents.append(row)
                 continue
-        call_index = call_counts[id(op)]
         call_counts[id(op)] += 1
-        before, after = fusion.chains.get(id(node), ((), ()))
-        run = (*before, node, *after)
-        rows.append(
-            RowPlan(
-                name=prefix + op.name,
-                type=type(op).__name__,
-                kind="op" if is_ghost(op) else "layer",
-                call_index=call_index,
-                operation=op,
-                nodes=run,
-                fused_ops=tuple(n.operation.name for n in (*before, *after)),
-            )
-        )
+        rows.append(row)
     return rows
 
 
-def _expand(node, prefix: str, expand: bool) -> list[RowPlan]:
-    """Rows of the nested model called at `node`, bound to the outer graph's tensors."""
+def _expand(node, row: RowPlan, levels: int, parents) -> list[RowPlan]:
+    """Rows of the nested model called at `node` (planned as `row`), bound to the outer
+    graph's tensors."""
     import dataclasses
 
     op = node.operation
@@ -199,7 +232,7 @@ def _expand(node, prefix: str, expand: bool) -> list[RowPlan]:
     outer_inputs = unique_tensors(node.arguments.keras_tensors)
     if len(outer_inputs) != len(graph.inputs) or len(node.outputs) != len(graph.outputs):
         return []
-    rows = _plan_graph(graph, f"{prefix}{op.name}/", expand)
+    rows = _plan_graph(graph, f"{row.name}/", levels, row.depth + 1, row.label, parents)
     if not rows:
         return []
     bind_in = tuple(zip(graph.inputs, outer_inputs))

@@ -17,11 +17,12 @@ from submodel_profiler.cross_checks import OtherMethods, cross_check, other_meth
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.errors import ProfilingError, UsageError, describe
-from submodel_profiler.graph_walk import RowPlan, graph_of, plan_rows
+from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
 from submodel_profiler.report import (
     LayerRow,
     ModelInfo,
+    ParentRow,
     Report,
     Settings,
     TensorInfo,
@@ -67,6 +68,7 @@ def profile_model(
     expand_nested: bool = False,
     measure_peak: bool = True,
     counting: str = DEFAULT_COUNTING,
+    depth: int | str = 1,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -83,12 +85,18 @@ def profile_model(
         callback_samples: eager executions timed by LayerTimingCallback (0 skips); only with
             timing.
         expand_nested: replace each nested Functional/Sequential model (called once) by rows
-            for its own layers, named by path (`backbone/conv`).
+            for its own layers, named by path (`backbone/conv`), at every level (as
+            `depth="all"` does for nested models).
         measure_peak: time a large float32 matmul for the machine's peak float ops per second
             (environment.peak_flop_per_s, rows' peak_fraction); only with timing.
         counting: what `flops` means: "complete" (TF's count where TF has one, our rules for
             the rest; counting.py) or "tf" (TF's profiler only). Rows and totals carry
             `tf_flops` and `macs` either way.
+        depth: how deep rows go (1: the model's own layers; "all": no limit). Down to `depth`,
+            a layer whose `call` calls other layers (a composite layer, Keras'
+            MultiHeadAttention, a nested model) is replaced by one row per sublayer call site,
+            named by path (`encoder/attention/query`), and one inline row for the ops it runs
+            itself; the replaced layer is profiled too and reported in `report.parents`.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
@@ -99,22 +107,25 @@ def profile_model(
     """
     if counting not in COUNTINGS:
         raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
+    levels = check_depth(depth)
     check_model(model, expand_nested)
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes)
+        nested: list = []
         with _phase("walking the layer graph"):
-            rows = plan_rows(model, expand_nested=expand_nested)
+            planned = plan_rows(model, expand_nested=expand_nested, depth=levels, parents=nested)
         with _phase("tracing the whole model"):
-            whole = profile_whole_graph(model, rows, specs)
+            whole = profile_whole_graph(model, planned, specs, levels, tuple(nested))
     else:
         check_batch_size(batch_size)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
         with _phase("tracing the subclassed model"):
-            rows, whole = trace_subclassed(model, specs)
+            whole = trace_subclassed(model, specs, levels)
+    rows, parents = list(whole.rows), list(whole.parents)
     timed, others = _Timing(), OtherMethods()
     int_high = integer_input_bound(model)
     with tf_warnings_silenced():
-        results, interrupted = _profile_submodels(rows, whole, progress)
+        results, interrupted = _profile_submodels(rows + parents, whole, progress)
         timed = _Timing(interrupted=interrupted)
         if timing and not interrupted:
             with _phase("timing the rows"):
@@ -127,17 +138,21 @@ def profile_model(
                 timed = dataclasses.replace(timed, interrupted=True)
     layers = tuple(_layer_row(row, whole, results[row.key], timed, others, counting)
                    for row in rows)  # fmt: skip
+    parent_rows = tuple(_parent_row(p, layers, whole, results[p.key], timed, counting)
+                        for p in parents)  # fmt: skip
     if timed.whole_error:
         others = dataclasses.replace(others, errors={**others.errors,
                                                      "whole_model": timed.whole_error})  # fmt: skip
     report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
-        settings=_settings(timing, timing_settings, timed.overhead_us, counting),
+        settings=dataclasses.replace(
+            _settings(timing, timing_settings, timed.overhead_us, counting), depth=depth),
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time, counting),
-        cross_check=cross_check(layers, whole.reference.total, others, counting),
+        cross_check=cross_check(layers, whole.reference.total, others, counting, parent_rows),
         status=_status(layers, timed.interrupted),
+        parents=parent_rows,
     )
     peak = None
     if timing and measure_peak and report.status != "interrupted":
@@ -149,6 +164,19 @@ def profile_model(
             report = dataclasses.replace(
                 report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors))
     return add_derived_fields(report, peak)
+
+
+def check_depth(depth) -> int:
+    """The number of levels `depth` asks for ("all": no limit).
+
+    Raises:
+        UsageError: not a positive integer nor "all".
+    """
+    if depth == "all":
+        return UNLIMITED
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise UsageError(f"depth must be a positive integer or 'all'. Received: depth={depth!r}.")
+    return depth
 
 
 def check_model(model, expand_nested: bool) -> None:
@@ -215,7 +243,7 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
         if row.source == "inline":  # ops written in a subclassed model's call: not isolable
             results[row.key] = _RowResult(None, row.key)
             continue
-        specs = whole.row_traces[row.key].input_specs
+        specs = whole.trace(row.key).input_specs
         signature = computation_signature(row, specs)
         earlier = by_signature.get(signature) if signature is not None else None
         # Equal configs are not enough (a custom layer's behaviour may not be in its config):
@@ -224,7 +252,7 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
             results[row.key] = results[earlier]
             continue
         try:
-            used = whole.row_traces[row.key].outputs_used
+            used = whole.trace(row.key).outputs_used
             result = _RowResult(profile_submodel(row, specs, used), row.key)
         except Exception as e:  # One failing row must not sink the run.
             result = _RowResult(None, row.key, f"{row.name}: {describe(e)}")
@@ -289,7 +317,7 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
                int_high: int) -> _Timing:  # fmt: skip
     """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
-    rows = [Segment(results[k].submodel.concrete, whole.row_traces[k].input_specs) for k in keys]
+    rows = [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in keys]
     model = [Segment(whole.reference_function, tuple(specs))]
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
@@ -326,6 +354,8 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, timed: _Timi
         input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
         params=_params(row),
+        depth=row.depth,
+        parent=row.parent,
         flops=None if count is None else count.of(counting),
         whole_graph_flops=whole_count.of(counting),
         tf_flops=None if count is None else count.tf_flops,
@@ -346,6 +376,38 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, timed: _Timi
 
 def _timing_error(row: RowPlan, error: str | None) -> str | None:
     return None if error is None else f"{row.name}: its sub-model failed when run: {error}"
+
+
+def _parent_row(plan: RowPlan, layers, whole: WholeGraph, result: _RowResult, timed: _Timing,
+                counting: str) -> ParentRow:  # fmt: skip
+    """An expanded layer: its own sub-model's counts and time beside its rows' sums."""
+    prefix = plan.label + "/"
+    inside = [r for r in layers if r.label.startswith(prefix)]
+    count = None if result.submodel is None else result.submodel.flops.total
+    time = timed.times.get(result.representative)
+    rows_time = total_us(ISOLATED, inside)
+    additivity = None
+    if time is not None and rows_time is not None and time.median > 0:
+        additivity = rows_time / time.median
+    return ParentRow(
+        name=plan.name,
+        type=plan.type,
+        call_index=plan.call_index,
+        depth=plan.depth,
+        parent=plan.parent,
+        params=_params(plan),
+        rows=len(inside),
+        flops=None if count is None else count.of(counting),
+        tf_flops=None if count is None else count.tf_flops,
+        macs=None if count is None else count.macs,
+        rows_flops=sum(r.flops or 0 for r in inside),
+        rows_tf_flops=sum(r.tf_flops or 0 for r in inside),
+        rows_macs=sum(r.macs or 0 for r in inside),
+        time_us=time,
+        rows_time_us=rows_time,
+        additivity=additivity,
+        error=result.error or _timing_error(plan, timed.errors.get(result.representative)),
+    )
 
 
 def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:

@@ -18,7 +18,8 @@ from submodel_profiler.summaries import ordered_rows
 FORMATS = ("table", "json", "csv")
 
 CSV_COLUMNS = (
-    "index", "name", "type", "kind", "call_index", "fused_ops", "input_shapes", "input_dtypes",
+    "index", "name", "type", "kind", "call_index", "depth", "parent", "fused_ops", "input_shapes",
+    "input_dtypes",
     "output_shapes", "params", "flops", "whole_graph_flops", "tf_flops", "whole_graph_tf_flops",
     "macs", "whole_graph_macs", "flops_match", "count_notes", "time_us_median",
     "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
@@ -60,6 +61,8 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "type": row.type,
         "kind": row.kind,
         "call_index": row.call_index,
+        "depth": row.depth,
+        "parent": row.parent,
         "fused_ops": " ".join(row.fused_ops),
         "input_shapes": " ".join(_shape(s) for s in row.input_shapes),
         "input_dtypes": " ".join(row.input_dtypes),
@@ -109,9 +112,24 @@ class Column:
 
 @dataclass(frozen=True)
 class _Context:
-    index: int
+    index: int | str
     total_flops: int
     total_time: float
+    tree: bool = False  # names indented under their parents (execution order, --depth)
+    parent: bool = False  # the line of an expanded layer (its own sub-model's figures)
+
+
+def _name_cell(row: LayerRow, c: _Context) -> str:
+    marks = ("*" if row.uncounted_ops else "") + ("†" if _branch_rule(row) else "")
+    if not c.tree:
+        return row.label + ("/" if c.parent else "") + marks
+    shown = row.label[len(row.parent) + 1:] if row.parent else row.label
+    return "  " * (row.depth - 1) + shown + ("/" if c.parent else "") + marks
+
+
+def _type_label(type_: str, kind: str) -> str:
+    """A row's type; Keras ops that are not layers are marked (op)."""
+    return f"{type_} (op)" if kind == "op" else type_
 
 
 def _flops_cell(row: LayerRow, _=None) -> str:
@@ -136,10 +154,8 @@ def _marks_cell(row: LayerRow, _=None) -> str:
 
 COLUMNS = (
     Column("index", "#", lambda r, c: str(c.index)),
-    Column("name", "name", lambda r, c: r.label + ("*" if r.uncounted_ops else "")
-           + ("†" if _branch_rule(r) else ""), right=False),  # fmt: skip
-    Column("type", "type", lambda r, c: r.type if r.kind == "layer" else f"{r.type} (op)",
-           right=False),  # fmt: skip
+    Column("name", "name", _name_cell, right=False),
+    Column("type", "type", lambda r, c: _type_label(r.type, r.kind), right=False),
     Column("fused_ops", "fused ops", lambda r, c: ", ".join(r.fused_ops), right=False),
     Column("output_shape", "output shape",
            lambda r, c: " ".join(_shape(s) for s in r.output_shapes), right=False),  # fmt: skip
@@ -151,7 +167,7 @@ COLUMNS = (
     Column("tf_flops", "TF float ops", lambda r, c: _int(r.tf_flops)),
     Column("time", ISOLATED.column, _time_cell, timed=True),
     Column("time_share", "% time", lambda r, c: "" if r.time_us is None or not c.total_time
-           else _percent(r.time_us.median, c.total_time), timed=True),  # fmt: skip
+           or c.parent else _percent(r.time_us.median, c.total_time), timed=True),  # fmt: skip
     Column("gflops", "GFLOP/s", lambda r, c: _gflops(r.flop_per_s), timed=True),
     Column("peak", "% peak", lambda r, c: _fraction(r.peak_fraction), timed=True),
     *(Column(m.key, m.column, lambda r, c, m=m: _method_cell(m, r), timed=True)
@@ -185,15 +201,42 @@ def render_table(report: Report, *, top: int | None = None, sort: str = "order",
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
-    body = [[c.cell(r, _Context(i, total_flops, total_time)) for c in shown] for i, r in pairs]
-    table = tabulate(body, headers=[c.title for c in shown], tablefmt="simple",
-                     disable_numparse=True,
-                     colalign=["right" if c.right else "left" for c in shown])  # fmt: skip
+    tree = sort == "order" and top is None and bool(report.parents)
+    body = []
+    parents, opened = {p.label: p for p in report.parents}, set()
+    for i, row in pairs:
+        for parent in _enclosing(row, parents) if tree else ():
+            if parent.label not in opened:  # a subtotal line before an expanded layer's rows
+                opened.add(parent.label)
+                context = _Context("", total_flops, total_time, tree=True, parent=True)
+                body.append([c.cell(_as_row(parent), context) for c in shown])
+        context = _Context(i, total_flops, total_time, tree=tree)
+        body.append([c.cell(row, context) for c in shown])
+    table = _tabulate_keeping_indents(body, [c.title for c in shown],
+                                      ["right" if c.right else "left" for c in shown])
     lines = _shown_line(report, len(pairs), sort)
     legend = _marks_legend(report) if "marks" in columns else []
     footer = [_wrap(line) for line in _footer(report)]
     return "\n".join([_header(report), "", table, *lines, *legend, "", *_type_summary(report),
-                      "", *footer, ""])  # fmt: skip
+                      "", *_parents_summary(report), *footer, ""])  # fmt: skip
+
+
+def _parents_summary(report: Report) -> list[str]:
+    """Per expanded layer: its own sub-model beside the sums of its rows, and additivity."""
+    if not report.parents:
+        return []
+    headers = ["layer (--depth)", "rows", "float ops", "Σ rows", "MACs", "Σ rows MACs",
+               "isolated µs", "Σ rows µs", "additivity"]  # fmt: skip
+    body = []
+    for p in report.parents:
+        flops = _int(p.flops) + ("" if p.counts_match or p.flops is None else " ≠")
+        body.append([p.label + "/", p.rows, flops, _int(p.rows_flops), _int(p.macs),
+                     _int(p.rows_macs), _us(p.time_us and p.time_us.median),
+                     _us(p.rows_time_us), _two_decimals(p.additivity)])  # fmt: skip
+    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
+                     colalign=["left"] + ["right"] * (len(headers) - 1))  # fmt: skip
+    return ["Expanded layers: each one's own sub-model beside the sums of its rows "
+            "(additivity = Σ rows µs / its µs):", table, ""]  # fmt: skip
 
 
 TEXT_WIDTH = 120  # prose lines under the tables are wrapped to this width
@@ -208,6 +251,39 @@ def _wrap(line: str) -> str:
     indent = " " * (len(line) - len(line.lstrip()))
     return textwrap.fill(line, TEXT_WIDTH, subsequent_indent=indent + "  ",
                          break_on_hyphens=False, break_long_words=False)  # fmt: skip
+
+
+def _tabulate_keeping_indents(body, headers, align) -> str:
+    """tabulate, keeping the leading spaces that indent names by depth."""
+    import tabulate as module
+
+    saved = module.PRESERVE_WHITESPACE
+    module.PRESERVE_WHITESPACE = True
+    try:
+        return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
+                        colalign=align)  # fmt: skip
+    finally:
+        module.PRESERVE_WHITESPACE = saved
+
+
+def _enclosing(row: LayerRow, parents: dict) -> list:
+    """The expanded layers around `row`, outermost first."""
+    chain, label = [], row.parent
+    while label is not None and label in parents:
+        chain.insert(0, parents[label])
+        label = parents[label].parent
+    return chain
+
+
+def _as_row(parent) -> LayerRow:
+    """An expanded layer as a table line: its own sub-model's figures; `whole graph` holds the
+    sums of its rows, so a disagreement shows as ≠."""
+    return LayerRow(name=parent.name, type=parent.type, kind="layer",
+                    call_index=parent.call_index, depth=parent.depth, parent=parent.parent,
+                    params=parent.params, flops=parent.flops, whole_graph_flops=parent.rows_flops,
+                    tf_flops=parent.tf_flops, whole_graph_tf_flops=parent.rows_tf_flops,
+                    macs=parent.macs, whole_graph_macs=parent.rows_macs, time_us=parent.time_us,
+                    error=parent.error)  # fmt: skip
 
 
 def _marks_legend(report: Report) -> list[str]:
@@ -240,7 +316,7 @@ def _type_summary(report: Report) -> list[str]:
         headers += ["time µs", "% time", "GFLOP/s"]
     body = []
     for s in report.summary_by_type:
-        cells = [s.type if s.kind == "layer" else f"{s.type} (op)", s.count, _int(s.flops),
+        cells = [_type_label(s.type, s.kind), s.count, _int(s.flops),
                  f"{100.0 * s.flops_share:.1f}%", _int(s.macs),
                  f"{100.0 * s.macs_share:.1f}%"]  # fmt: skip
         if timed:

@@ -80,6 +80,7 @@ class Settings:
     tolerance: float
     budget_s: float
     counting: str = "complete"  # what `flops` means: "complete" or "tf" (counting.py)
+    depth: int | str = 1  # how deep rows go into composite layers ("all": no limit)
     timing_method: str = (
         "in-graph: all segments in one tf.while_loop, each warmed then bracketed by "
         "tf.timestamp; per-segment overhead of an empty body subtracted"
@@ -100,7 +101,7 @@ class LayerRow:
 
     name: str
     type: str
-    kind: str  # "layer" or "op"
+    kind: str  # "layer", "op" (a Keras op that is not a layer) or "inline" (ops of a call)
     call_index: int
     fused_ops: tuple = ()
     input_shapes: tuple = ()
@@ -130,6 +131,8 @@ class LayerRow:
     # (isolated median ≥ FUSION_RATIO × its in-graph time); None when not flagged (fusion.py).
     fusion_flag: str | None = None
     isolated_over_in_graph: float | None = None  # time_us.median / in_graph_time_us
+    depth: int = 1  # 1: a layer of the model; n: inside n - 1 expanded layers (--depth)
+    parent: str | None = None  # label of the expanded layer this row is part of
 
     @property
     def label(self) -> str:
@@ -152,6 +155,43 @@ class LayerRow:
         return (self.flops is not None and self.flops == self.whole_graph_flops
                 and self.tf_flops == self.whole_graph_tf_flops
                 and self.macs == self.whole_graph_macs)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ParentRow:
+    """A layer (or nested model) expanded into rows by --depth: its own sub-model's counts and
+    isolated time beside the sums of its rows (those whose label starts with `label/`).
+
+    `counts_match`: the parent's sub-model float ops (both conventions) and MACs equal the sums
+    of its rows. `additivity` = rows_time_us / time_us.median.
+    """
+
+    name: str
+    type: str
+    call_index: int
+    depth: int
+    parent: str | None = None
+    params: int = 0
+    rows: int = 0  # report rows inside it
+    flops: int | None = None
+    tf_flops: int | None = None
+    macs: int | None = None
+    rows_flops: int = 0
+    rows_tf_flops: int = 0
+    rows_macs: int = 0
+    time_us: TimeStats | None = None
+    rows_time_us: float | None = None  # Σ its rows' isolated medians
+    additivity: float | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return row_label(self.name, self.call_index)
+
+    @property
+    def counts_match(self) -> bool:
+        return (self.flops == self.rows_flops and self.tf_flops == self.rows_tf_flops
+                and self.macs == self.rows_macs)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -229,6 +269,7 @@ class Report:
     # "complete"; "partial" when some rows failed (see layers[].error); "interrupted" when
     # Ctrl-C stopped timing early (times hold the samples taken so far).
     status: str = "complete"
+    parents: tuple = ()  # of ParentRow: the layers --depth expanded, outermost first
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -272,6 +313,7 @@ class Report:
                 TypeSummary(**_known(TypeSummary, t)) for t in data.get("summary_by_type", ())
             ),
             status=data.get("status", "complete"),
+            parents=tuple(_parent(p) for p in data.get("parents", ())),
         )
 
     @classmethod
@@ -313,6 +355,12 @@ def _row(data: dict) -> LayerRow:
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
     row["count_notes"] = tuple(row.get("count_notes", ()))
     return LayerRow(**row)
+
+
+def _parent(data: dict) -> ParentRow:
+    row = _known(ParentRow, data)
+    row["time_us"] = _stats(row.get("time_us"))
+    return ParentRow(**row)
 
 
 def _plain(value):

@@ -37,7 +37,7 @@ def build_submodel(row: RowPlan, input_specs) -> object:
     operations = [node.operation for node in row.nodes] or [row.operation]
     with _node_history_restored(operations):
         if row.source == "call_site":
-            from submodel_profiler.subclassed import fill_template
+            from submodel_profiler.call_recorder import fill_template
 
             args, kwargs = fill_template(row.call_template, inputs)
             outputs = row.operation(*args, **kwargs)

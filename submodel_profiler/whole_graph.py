@@ -12,53 +12,60 @@ The model is also traced the ordinary way, `model(x, training=False)`, and that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from submodel_profiler.call_recorder import (
+    CallRecorder,
+    Expansion,
+    add_inline_row,
+    layers_within,
+    site_rows,
+    sublayers,
+)
 from submodel_profiler.counting import Count
 from submodel_profiler.errors import ProfilingError
 from submodel_profiler.flops import GraphFlops, count_graph_flops
-from submodel_profiler.graph_walk import RowPlan, bind, call_node, functional_graph
+from submodel_profiler.graph_walk import (
+    RowPlan,
+    RowTrace,
+    bind,
+    call_node,
+    functional_graph,
+    graph_of,
+    outputs_used,
+)
+from submodel_profiler.patching import wrapped_calls
 from submodel_profiler.tracing import trace_call
-
-
-@dataclass(frozen=True)
-class RowTrace:
-    """What the instrumented trace saw for one row: static shapes and the graph ops it created."""
-
-    input_specs: tuple  # tf.TensorSpec per distinct input tensor, batch pinned
-    output_specs: tuple
-    op_names: frozenset
-    # Per output: does anything outside the row use it (a later row, a model output)? A
-    # sub-model counts only the work its used outputs need, as the whole graph does.
-    outputs_used: tuple = ()
-
-
-def outputs_used(tensors, op_names) -> tuple:
-    """For each graph tensor a row outputs: whether an op outside the row consumes it."""
-    return tuple(any(c.name not in op_names for c in t.consumers()) for t in tensors)
 
 
 @dataclass(frozen=True)
 class WholeGraph:
     """The instrumented trace's counts split per row, and the reference count of `model(x)`."""
 
-    row_traces: dict  # RowPlan.key -> RowTrace
+    row_traces: dict  # RowPlan.key -> RowTrace, of the report's rows (the leaves)
     instrumented: GraphFlops  # counts of the trace run node by node (op names -> rows)
     reference: GraphFlops  # counts of the ordinary trace of model(x, training=False)
     instrumented_function: object  # ConcreteFunction traced node by node
     reference_function: object  # ConcreteFunction of model(x, training=False)
+    rows: tuple = ()  # the report's rows (RowPlans, execution order)
+    parents: tuple = ()  # RowPlans of the layers and nested models expanded into rows
+    parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
+
+    def trace(self, key):
+        """The RowTrace of a row or of an expanded parent."""
+        return self.row_traces[key] if key in self.row_traces else self.parent_traces[key]
 
     def row_count(self, key) -> Count:
         """Float ops (both conventions) and MACs the whole graph attributes to a row."""
-        return self.instrumented.count_of(self.row_traces[key].op_names)
+        return self.instrumented.count_of(self.trace(key).op_names)
 
     def row_uncounted(self, key, counting: str) -> dict:
         """{op type: n} of the row's ops without a count in `counting`."""
-        return self.instrumented.uncounted_ops(self.row_traces[key].op_names, counting)
+        return self.instrumented.uncounted_ops(self.trace(key).op_names, counting)
 
     def row_notes(self, key) -> tuple:
         """How the row's loops and branches were counted."""
-        return self.instrumented.notes_of(self.row_traces[key].op_names)
+        return self.instrumented.notes_of(self.trace(key).op_names)
 
     def row_graph_digest(self, key) -> str:
         """Digest of the graph ops the row created, names replaced by positions: equal for rows
@@ -66,7 +73,7 @@ class WholeGraph:
         import hashlib
 
         graph = self.instrumented_function.graph
-        ops = sorted((graph.get_operation_by_name(n) for n in self.row_traces[key].op_names),
+        ops = sorted((graph.get_operation_by_name(n) for n in self.trace(key).op_names),
                      key=lambda op: op._id)  # creation order  # fmt: skip
         position = {op.name: i for i, op in enumerate(ops)}
         digest = hashlib.sha256()
@@ -91,12 +98,23 @@ def _attr_text(value) -> str:
     return value.SerializeToString(deterministic=True).hex()
 
 
-def trace_rows(model, rows: list[RowPlan], input_specs: list):
-    """Trace the model node by node; return (concrete function, {row key: RowTrace})."""
+def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
+               nested: tuple = ()):  # fmt: skip
+    """Trace the model node by node; return (concrete function, Expansion of the rows).
+
+    Every graph op created while a row's nodes run belongs to that row. With `depth` > 1, a
+    composite layer's row (its `call` calls other layers) is traced with those layers' calls
+    recorded and replaced by their rows (`call_recorder.site_rows`) plus an inline row for the
+    ops it runs itself; `nested` are the RowPlans of nested models `plan_rows` already expanded:
+    they become parents, traced over their rows' ops.
+    """
     import tensorflow as tf
 
     graph_model = functional_graph(model)
     traces: dict = {}
+    recorded: dict = {}  # row key -> recorded call sites of a composite layer
+    outputs: list = []
+    failed: list = []  # (layer name, exception): tf.function re-raises it wrapped
 
     def run(*xs):
         graph = tf.compat.v1.get_default_graph()
@@ -107,23 +125,22 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
             for node in row.nodes:
                 start = len(graph.get_operations())
                 try:
-                    call_node(node, values)
+                    recorded[row.key] = _call_recording(row, node, values, depth)
                 except Exception as e:  # name the layer: the trace of every row needs it
                     failed.append((row.name, e))
                     raise
                 created[row.key].extend(graph.get_operations()[start:])
             bind(row.bind_after, values)
         for row in rows:
-            traces[row.key] = RowTrace(
-                input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
-                output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
-                op_names=frozenset(op.name for op in created[row.key]),
-            )
-        outputs[:] = [(row.key, [values[id(t)] for t in row.output_tensors]) for row in rows]
+            traces[row.key] = _trace(row, values, created[row.key])
+        for parent in nested:
+            inside = [op for row in rows if row.name.startswith(parent.name + "/")
+                      for op in created[row.key]]  # fmt: skip
+            traces[parent.key] = _trace(parent, values, inside)
+        outputs[:] = [(row.key, [values[id(t)] for t in row.output_tensors])
+                      for row in (*rows, *nested)]  # fmt: skip
         return [values[id(t)] for t in graph_model.outputs]
 
-    outputs: list = []
-    failed: list = []  # (layer name, exception): tf.function re-raises it wrapped
     try:
         concrete = tf.function(run).get_concrete_function(*input_specs)
     except Exception as e:
@@ -135,7 +152,51 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list):
         trace = traces[key]
         traces[key] = RowTrace(trace.input_specs, trace.output_specs, trace.op_names,
                                outputs_used(tensors, trace.op_names))  # fmt: skip
-    return concrete, traces
+    return concrete, _expand_rows(rows, traces, recorded, depth, nested)
+
+
+def _trace(row: RowPlan, values: dict, ops) -> RowTrace:
+    return RowTrace(
+        input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
+        output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
+        op_names=frozenset(op.name for op in ops),
+    )
+
+
+def is_composite(row: RowPlan, depth: int) -> bool:
+    """A row to expand at `depth`: one layer call whose layer holds other layers."""
+    return (row.depth < depth and row.kind == "layer" and len(row.nodes) == 1
+            and graph_of(row.operation) is None and bool(sublayers(row.operation)))  # fmt: skip
+
+
+def _call_recording(row: RowPlan, node, values: dict, depth: int):
+    """Run `node`; for a composite row, with its sublayers' calls recorded (their sites)."""
+    if not is_composite(row, depth):
+        call_node(node, values)
+        return None
+    levels = depth - row.depth
+    recorder = CallRecorder(max_depth=levels)
+    with wrapped_calls(layers_within(sublayers(row.operation), levels), recorder.wrap):
+        call_node(node, values)
+    return recorder.roots
+
+
+def _expand_rows(rows, traces, recorded, depth, nested) -> Expansion:
+    """The report's rows: composite rows replaced by their call sites' rows and inline row."""
+    out = Expansion(parents=list(nested), parent_traces={p.key: traces[p.key] for p in nested})
+    for row in rows:
+        sites = recorded.get(row.key)
+        graph = sites[0].graph if sites else None
+        if not sites or any(site.graph is not graph for site in sites):
+            out.rows.append(row)
+            out.traces[row.key] = traces[row.key]
+            continue
+        out.parents.append(row)
+        out.parent_traces[row.key] = traces[row.key]
+        site_rows(sites, row.label + "/", row.depth + 1, depth, row.label, out)
+        add_inline_row(out, row.label + "/", traces[row.key].op_names, sites, row.depth + 1,
+                       row.label)  # fmt: skip
+    return out
 
 
 def _spec(tensor):
@@ -151,14 +212,18 @@ def trace_reference(model, input_specs: list):
     return trace_call(model, input_specs, flat if structure is None else structure)
 
 
-def profile_whole_graph(model, rows: list[RowPlan], input_specs: list) -> WholeGraph:
+def profile_whole_graph(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
+                        nested: tuple = ()) -> WholeGraph:  # fmt: skip
     """Run the whole-graph method: instrumented trace, per-row split, reference total."""
-    concrete, traces = trace_rows(model, rows, input_specs)
+    concrete, tree = trace_rows(model, rows, input_specs, depth, nested)
     reference = trace_reference(model, input_specs)
     return WholeGraph(
-        row_traces=traces,
+        row_traces=tree.traces,
         instrumented=count_graph_flops(concrete.graph),
         reference=count_graph_flops(reference.graph),
         instrumented_function=concrete,
         reference_function=reference,
+        rows=tuple(tree.rows),
+        parents=tuple(tree.parents),
+        parent_traces=tree.parent_traces,
     )

@@ -1,0 +1,194 @@
+"""--depth: composite layers replaced by a row per sublayer call and an inline row, each a real
+sub-model, cross-checked against the whole graph and against the parent's own sub-model.
+Expectations are formulas (2 float ops per multiply-add)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from submodel_profiler import profile_model
+
+from conftest import FAST_TIMING, assert_exact, rows_by_label, run_cli
+
+
+def _profile(model, **kw):
+    return profile_model(model, timing=False, **kw)
+
+
+def _composite_classes(keras):
+    class TwoDenseAndAdd(keras.layers.Layer):
+        """d1(x) + d2(x): two sublayers and one inline add."""
+
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.d1 = keras.layers.Dense(units, name="d1")
+            self.d2 = keras.layers.Dense(units, name="d2")
+
+        def call(self, x):
+            return self.d1(x) + self.d2(x)
+
+    class Twice(keras.layers.Layer):
+        """The same square Dense called twice."""
+
+        def __init__(self, units, **kw):
+            super().__init__(**kw)
+            self.d = keras.layers.Dense(units, name="d")
+
+        def call(self, x):
+            return self.d(self.d(x))
+
+    class MaskedSoftmax(keras.layers.Layer):
+        """A sublayer called with a mask argument computed inline."""
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.softmax = keras.layers.Softmax(name="softmax")
+
+        def call(self, x):
+            return self.softmax(x, mask=x > 0.0)
+
+    return TwoDenseAndAdd, Twice, MaskedSoftmax
+
+
+def test_composite_layer_rows_sum_to_its_depth_1_row(keras):
+    two, _, _ = _composite_classes(keras)
+    b, n_in, n_out = 2, 6, 4
+    inputs = keras.Input((n_in,))
+    model = keras.Model(inputs, two(n_out, name="comp")(inputs))
+    one = rows_by_label(_profile(model, batch_size=b))
+    deep = _profile(model, batch_size=b, depth=2)
+    rows = rows_by_label(deep)
+    dense = b * (2 * n_in * n_out + n_out)  # (B, in) @ (in, out) + bias
+    assert [r.label for r in deep.layers] == ["comp/d1", "comp/d2", "comp/(inline ops)"]
+    assert rows["comp/d1"].flops == rows["comp/d2"].flops == dense
+    assert rows["comp/(inline ops)"].flops == b * n_out  # the add
+    assert rows["comp/(inline ops)"].kind == "inline"
+    assert one["comp"].flops == 2 * dense + b * n_out == sum(r.flops for r in deep.layers)
+    assert {r.depth for r in deep.layers} == {2} and {r.parent for r in deep.layers} == {"comp"}
+    (parent,) = deep.parents
+    assert parent.label == "comp" and parent.counts_match and parent.flops == one["comp"].flops
+    assert_exact(deep)
+
+
+def test_a_sublayer_called_twice_gets_two_rows(keras):
+    _, twice, _ = _composite_classes(keras)
+    n = 5
+    inputs = keras.Input((n,))
+    model = keras.Model(inputs, twice(n, name="twice")(inputs))
+    report = _profile(model, depth=2)
+    rows = rows_by_label(report)
+    assert rows["twice/d"].flops == rows["twice/d[1]"].flops == 2 * n * n + n
+    assert rows["twice/d"].params == n * n + n and rows["twice/d[1]"].params == 0
+    assert_exact(report)
+
+
+def test_a_sublayer_with_a_mask_argument(keras):
+    _, _, masked = _composite_classes(keras)
+    inputs = keras.Input((3, 7))
+    model = keras.Model(inputs, masked(name="ms")(inputs))
+    report = _profile(model, depth=2)
+    rows = rows_by_label(report)
+    softmax = rows["ms/softmax"]
+    assert softmax.input_dtypes == ("float32", "bool")  # the mask is an input of its sub-model
+    assert rows["ms/(inline ops)"].flops == 3 * 7  # x > 0: one comparison per element
+    assert_exact(report)
+
+
+def test_multi_head_attention_gives_its_projections_and_inline_row(keras):
+    s, e, heads, dk = 16, 32, 2, 16
+    inputs = keras.Input((s, e))
+    model = keras.Model(inputs, keras.layers.MultiHeadAttention(heads, dk, name="mha")(inputs, inputs))
+    report = profile_model(model, depth=2, timing_settings=FAST_TIMING, step_stats_runs=0,
+                           callback_samples=0, measure_peak=False)  # fmt: skip
+    rows = rows_by_label(report)
+    for name in ("query", "key", "value", "attention_output"):
+        assert rows[f"mha/{name}"].macs == s * e * heads * dk, name
+        assert rows[f"mha/{name}"].time_us is not None  # every sublayer row is timed
+    inline = rows["mha/(inline ops)"]
+    assert inline.macs == 2 * heads * s * s * dk  # the scores and combine einsums
+    assert inline.time_us is None  # inline ops cannot be isolated
+    (parent,) = report.parents
+    assert parent.counts_match and parent.time_us is not None and parent.additivity is not None
+    assert_exact(report)
+
+
+def test_subclassed_model_composite_layers_expand_the_same_way(keras):
+    two, _, _ = _composite_classes(keras)
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.block = two(4, name="block")
+            self.head = keras.layers.Dense(2, name="head")
+
+        def call(self, x):
+            return self.head(self.block(x)) * 2.0
+
+    report = _profile(Net(), input_shapes=[(6,)], depth=2)
+    rows = rows_by_label(report)
+    assert rows["block/d1"].flops == rows["block/d2"].flops == 2 * 6 * 4 + 4
+    assert rows["block/(inline ops)"].flops == 4
+    assert rows["head"].flops == 2 * 4 * 2 + 2
+    assert [p.label for p in report.parents] == ["block"]
+    assert_exact(report)
+
+
+def test_depth_1_is_unchanged(keras):
+    two, _, _ = _composite_classes(keras)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, two(4, name="comp")(inputs))
+    report = _profile(model)
+    assert [r.label for r in report.layers] == ["comp"] and report.parents == ()
+    assert report.settings.depth == 1
+
+
+def test_cli_depth_json_rows_carry_depth_and_parent(keras, tmp_path):
+    inputs = keras.Input((8, 16))
+    model = keras.Model(inputs, keras.layers.MultiHeadAttention(2, 8, name="mha")(inputs, inputs))
+    path = tmp_path / "mha.keras"
+    model.save(path)
+    out = tmp_path / "r.json"
+    result = run_cli([str(path), "--no-timing", "--depth", "2", "--format", "json",
+                      "--output", str(out)])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    rows = {r["name"]: r for r in data["layers"]}
+    assert rows["mha/query"]["depth"] == 2 and rows["mha/query"]["parent"] == "mha"
+    assert data["parents"][0]["name"] == "mha" and data["settings"]["depth"] == 2
+    table = run_cli([str(path), "--no-timing", "--depth", "2"])
+    assert "mha/" in table.stdout and "Expanded layers" in table.stdout
+    bad = run_cli([str(path), "--no-timing", "--depth", "0"])
+    assert bad.returncode == 2 and "--depth" in bad.stderr
+
+
+@pytest.mark.architecture
+def test_keras_hub_bert_at_depth_3(keras):
+    keras_hub = pytest.importorskip("keras_hub")  # a test extra: see pyproject.toml
+    s, hdim, inter = 16, 32, 64
+    model = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+                                          hidden_dim=hdim, intermediate_dim=inter,
+                                          max_sequence_length=s)  # fmt: skip
+    shapes = {name: (s,) for name in ("token_ids", "segment_ids", "padding_mask")}
+    one = rows_by_label(_profile(model, input_shapes=shapes))
+    deep = profile_model(model, input_shapes=shapes, depth=3, timing_settings=FAST_TIMING,
+                         step_stats_runs=0, callback_samples=0, measure_peak=False)  # fmt: skip
+    assert_exact(deep)
+    rows = rows_by_label(deep)
+    attention = "transformer_layer_0/self_attention_layer/"
+    for name in ("query", "key", "value", "attention_output"):
+        assert rows[attention + name].macs == s * hdim * hdim, name  # textbook projection
+    assert rows[attention + "(inline ops)"].macs == 2 * s * s * hdim  # scores and combine
+    for name in ("self_attention_layer_norm", "feedforward_layer_norm"):
+        assert rows[f"transformer_layer_0/{name}"].type == "LayerNormalization"
+    assert rows["transformer_layer_0/feedforward_intermediate_dense"].macs == s * hdim * inter
+    assert rows["transformer_layer_0/feedforward_output_dense"].macs == s * inter * hdim
+    for layer in ("transformer_layer_0", "transformer_layer_1"):
+        inside = [r for r in deep.layers if r.label.startswith(layer + "/")]
+        assert sum(r.flops for r in inside) == one[layer].flops
+        assert sum(r.macs for r in inside) == one[layer].macs
+        assert all(r.time_us is not None for r in inside if r.kind != "inline")
+    parents = {p.label: p for p in deep.parents}
+    assert parents["transformer_layer_0"].additivity is not None
+    assert all(p.counts_match for p in deep.parents)
