@@ -292,7 +292,7 @@ def _add_research_arguments(p: argparse.ArgumentParser) -> None:
                      help="table only: show the first N rows (after --sort); the per-type "
                           "summary and totals still cover every row")  # fmt: skip
     out.add_argument("--wide", action="store_true",
-                     help="table only: every column (fused ghost ops, whole-graph float ops, "
+                     help="table only: every column (attached ghost ops, whole-graph float ops, "
                           "%% flops, GFLOP/s, %% peak, each timing method, fusion flags); the "
                           "default shows what a reader needs first, in about 150 characters")
     out.add_argument("--columns", metavar="KEY,KEY,...",

@@ -6,7 +6,7 @@ measures the peak (throughput.measure_peak) and ends with it.
 
 from __future__ import annotations
 
-from submodel_profiler.fusion import flag_fusion
+from submodel_profiler.kernel_fusion import flag_fusion
 from submodel_profiler.report import Report
 from submodel_profiler.summaries import add_summary_by_type
 from submodel_profiler.throughput import Peak, add_throughput

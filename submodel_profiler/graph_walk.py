@@ -3,7 +3,7 @@
 A row is one call site of a layer, or one "ghost" operation: a Keras op that is not a layer
 (`x + 3.0`, `x * (1 / 6)`, a residual `a + b`). Keras 3 keeps ghost ops in
 `model.operations` but not in `model.layers`. Ghost ops on the single input/output path of an
-activation layer are fused into that layer's row (MobileNetV3's hard-sigmoid
+activation layer are attached to that layer's row (MobileNetV3's hard-sigmoid
 `ReLU(6.)(x + 3.) * (1/6)` is one row); every other ghost op is a row of its own.
 
 Everything here is pure bookkeeping over Keras' `Node` objects; nothing is traced.
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 class RowPlan:
     """What one report row covers: one or more Keras nodes run back to back.
 
-    `nodes` are in execution order: fused ghost ops before the main node, the main node,
-    fused ghost ops after it. The row's inputs are the first node's input tensors; its
+    `nodes` are in execution order: attached ghost ops before the main node, the main node,
+    attached ghost ops after it. The row's inputs are the first node's input tensors; its
     outputs are the last node's output tensors.
     """
 
@@ -30,7 +30,7 @@ class RowPlan:
     call_index: int
     operation: object = field(repr=False)
     nodes: tuple = field(repr=False)
-    fused_ops: tuple[str, ...] = ()
+    ghost_ops: tuple[str, ...] = ()
     # With expanded nested models: (inner KerasTensor, outer KerasTensor) pairs whose values
     # must be bound before this row runs (the nested model's inputs) and after it (the outer
     # node's outputs, from the nested model's outputs).
@@ -171,7 +171,7 @@ def is_activation(operation) -> bool:
 
 def plan_rows(model, expand_nested: bool = False, depth: int = 1,
               parents: list | None = None) -> list[RowPlan]:  # fmt: skip
-    """One RowPlan per layer call site and per unfused ghost op, in execution order.
+    """One RowPlan per layer call site and per ghost op not attached to an activation, in execution order.
 
     A nested Functional/Sequential model called once is replaced by rows for its own layers,
     named by path (`backbone/conv`): with `expand_nested` at every level, else down to `depth`
@@ -187,18 +187,18 @@ UNLIMITED = 10**6  # --depth all
 
 def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) -> list[RowPlan]:
     nodes = execution_order(graph)
-    fusion = _GhostFusion(nodes, graph.outputs)
+    ghosts = _GhostAttachment(nodes, graph.outputs)
     calls_per_op = defaultdict(int)
     for node in nodes:
         calls_per_op[id(node.operation)] += 1
     call_counts: dict[int, int] = defaultdict(int)
     rows = []
     for node in nodes:
-        if id(node) in fusion.absorbed:
+        if id(node) in ghosts.absorbed:
             continue
         op = node.operation
         call_index = call_counts[id(op)]
-        before, after = fusion.chains.get(id(node), ((), ()))
+        before, after = ghosts.chains.get(id(node), ((), ()))
         row = RowPlan(
             name=prefix + op.name,
             type=type(op).__name__,
@@ -206,7 +206,7 @@ def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) ->
             call_index=call_index,
             operation=op,
             nodes=(*before, node, *after),
-            fused_ops=tuple(n.operation.name for n in (*before, *after)),
+            ghost_ops=tuple(n.operation.name for n in (*before, *after)),
             depth=depth,
             parent=parent,
         )
@@ -248,7 +248,7 @@ def bind(pairs, tensor_values: dict) -> None:
         tensor_values[id(target)] = tensor_values[id(source)]
 
 
-class _GhostFusion:
+class _GhostAttachment:
     """Finds ghost ops on an activation's exclusive input/output path.
 
     `chains[id(activation_node)] = (ghost nodes before, ghost nodes after)`;
@@ -269,9 +269,9 @@ class _GhostFusion:
         for node in nodes:
             if not is_ghost(node.operation) and is_activation(node.operation):
                 if _sole_input(node) is not None and len(node.outputs) == 1:
-                    self._fuse(node)
+                    self._attach(node)
 
-    def _fusable_ghost(self, node) -> bool:
+    def _attachable_ghost(self, node) -> bool:
         return (
             node is not None
             and is_ghost(node.operation)
@@ -284,12 +284,12 @@ class _GhostFusion:
         """True if `consumer` is the only user of `tensor` and it is not a model output."""
         return id(tensor) not in self.outputs and self.consumers[id(tensor)] == [consumer]
 
-    def _fuse(self, activation):
+    def _attach(self, activation):
         before, current = [], activation
         while True:
             tensor = _sole_input(current)
             producer = self.producer.get(id(tensor))
-            if not (self._fusable_ghost(producer) and self._exclusive(tensor, current)):
+            if not (self._attachable_ghost(producer) and self._exclusive(tensor, current)):
                 break
             before.insert(0, producer)
             current = producer
@@ -298,7 +298,7 @@ class _GhostFusion:
             tensor = current.outputs[0]
             users = self.consumers[id(tensor)]
             nxt = users[0] if len(users) == 1 else None
-            if not (self._fusable_ghost(nxt) and self._exclusive(tensor, nxt)):
+            if not (self._attachable_ghost(nxt) and self._exclusive(tensor, nxt)):
                 break
             after.append(nxt)
             current = nxt

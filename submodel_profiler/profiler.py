@@ -349,7 +349,7 @@ def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, timed: _Timi
         type=row.type,
         kind=row.kind,
         call_index=row.call_index,
-        fused_ops=row.fused_ops,
+        ghost_ops=row.ghost_ops,
         input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
         input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from submodel_profiler.counting import COUNTING_CONVENTIONS
-from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER
+from submodel_profiler.kernel_fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER
 from submodel_profiler.methods import CROSS_CHECK_METHODS, IN_GRAPH, ISOLATED, TIMING_METHODS
 from submodel_profiler.report import LayerRow, Report
 from submodel_profiler.summaries import ordered_rows
@@ -18,7 +18,7 @@ from submodel_profiler.summaries import ordered_rows
 FORMATS = ("table", "json", "csv")
 
 CSV_COLUMNS = (
-    "index", "name", "type", "kind", "call_index", "depth", "parent", "fused_ops", "input_shapes",
+    "index", "name", "type", "kind", "call_index", "depth", "parent", "ghost_ops", "input_shapes",
     "input_dtypes",
     "output_shapes", "params", "flops", "whole_graph_flops", "tf_flops", "whole_graph_tf_flops",
     "macs", "whole_graph_macs", "flops_match", "count_notes", "time_us_median",
@@ -63,7 +63,7 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "call_index": row.call_index,
         "depth": row.depth,
         "parent": row.parent,
-        "fused_ops": " ".join(row.fused_ops),
+        "ghost_ops": " ".join(row.ghost_ops),
         "input_shapes": " ".join(_shape(s) for s in row.input_shapes),
         "input_dtypes": " ".join(row.input_dtypes),
         "output_shapes": " ".join(_shape(s) for s in row.output_shapes),
@@ -156,7 +156,7 @@ COLUMNS = (
     Column("index", "#", lambda r, c: str(c.index)),
     Column("name", "name", _name_cell, right=False),
     Column("type", "type", lambda r, c: _type_label(r.type, r.kind), right=False),
-    Column("fused_ops", "fused ops", lambda r, c: ", ".join(r.fused_ops), right=False),
+    Column("ghost_ops", "ghost ops", lambda r, c: ", ".join(r.ghost_ops), right=False),
     Column("output_shape", "output shape",
            lambda r, c: " ".join(_shape(s) for s in r.output_shapes), right=False),  # fmt: skip
     Column("params", "params", lambda r, c: _int(r.params)),

@@ -90,7 +90,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One report row: a layer call site, or a ghost op that is not fused into an activation.
+    """One report row: a layer call site, or a ghost op that is not attached to an activation.
 
     `flops` is the sub-model's float-op count in `settings.counting`, `tf_flops` TF's profiler
     count and `macs` its multiply-accumulates; `whole_graph_*` are the same figures as the
@@ -103,7 +103,7 @@ class LayerRow:
     type: str
     kind: str  # "layer", "op" (a Keras op that is not a layer) or "inline" (ops of a call)
     call_index: int
-    fused_ops: tuple = ()
+    ghost_ops: tuple = ()
     input_shapes: tuple = ()
     input_dtypes: tuple = ()  # per input, as traced (a mixed-precision model's compute dtype)
     output_shapes: tuple = ()
@@ -324,7 +324,7 @@ class Report:
 def _from_version_1(data: dict) -> dict:
     """A version 1 report in version 2 terms: its `flops` were TF's profiler count."""
     data = {**data, "settings": {**data["settings"], "counting": "tf"}}
-    data["layers"] = [{**r, "tf_flops": r.get("flops"),
+    data["layers"] = [{**r, "tf_flops": r.get("flops"), "ghost_ops": r.get("fused_ops", ()),
                        "whole_graph_tf_flops": r.get("whole_graph_flops")}
                       for r in data["layers"]]  # fmt: skip
     t = data["totals"]
@@ -347,7 +347,7 @@ def _stats(data):
 
 def _row(data: dict) -> LayerRow:
     row = _known(LayerRow, data)
-    row["fused_ops"] = tuple(row.get("fused_ops", ()))
+    row["ghost_ops"] = tuple(row.get("ghost_ops", ()))
     row["input_shapes"] = tuple(tuple(s) for s in row.get("input_shapes", ()))
     row["output_shapes"] = tuple(tuple(s) for s in row.get("output_shapes", ()))
     row["time_us"] = _stats(row.get("time_us"))

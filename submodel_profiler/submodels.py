@@ -1,7 +1,7 @@
 """The sub-model method: for each row, a standalone `keras.Model` with exactly the row's inputs.
 
 The sub-model reuses the user's layer objects (so their weights), calls them on fresh
-`keras.Input`s of the row's static input specs, and adds the row's fused ghost ops. Calling a
+`keras.Input`s of the row's static input specs, and adds the row's attached ghost ops. Calling a
 layer symbolically appends a node to that layer's history; those histories are restored as
 soon as the sub-model exists, so the user's model is left as it was.
 """

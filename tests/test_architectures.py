@@ -35,13 +35,13 @@ def test_mobilenet_v3_small_rows_match_the_whole_graph(mobilenet):
 
 def test_mobilenet_v3_se_gates_carry_their_ghost_ops(mobilenet):
     report = profile_model(mobilenet, timing=False)
-    gates = [r for r in report.layers if r.fused_ops]
+    gates = [r for r in report.layers if r.ghost_ops]
     # One hard-sigmoid per squeeze-excite block; MobileNetV3Small has 9 of them.
     se_blocks = [ly for ly in mobilenet.layers if ly.name.endswith("squeeze_excite_mul")]
     assert len(gates) == len(se_blocks) > 0
     for row in gates:
         assert row.type == "ReLU"
-        assert [op.split("_")[0] for op in row.fused_ops] == ["add", "multiply"]
+        assert [op.split("_")[0] for op in row.ghost_ops] == ["add", "multiply"]
         channels = row.output_shapes[0][-1]
         assert row.tf_flops == 2 * channels  # + 3 and * 1/6 on a 1x1xC tensor
         assert row.flops == 3 * channels  # and the Relu6 TF does not count

@@ -30,7 +30,7 @@ def test_hard_sigmoid_ghost_ops_are_fused_into_relu(keras):
     report = _profile(_hard_sigmoid_model(keras, c))
     rows = rows_by_label(report)
     relu = rows["hs_relu"]
-    assert [name.split("_")[0] for name in relu.fused_ops] == ["add", "multiply"]
+    assert [name.split("_")[0] for name in relu.ghost_ops] == ["add", "multiply"]
     # (x + 3) and (* 1/6) on a (1, 1, 1, C) tensor: C + C float ops; Relu6 (not counted by TF,
     # one per element by our rule): C.
     assert relu.tf_flops == 2 * c
@@ -59,7 +59,7 @@ def test_ghost_op_on_a_shared_path_is_not_fused(keras):
     shifted = inputs + 1.0  # also used by the output below, so not exclusive to the ReLU
     outputs = layers.Concatenate(name="cat")([layers.ReLU(name="r")(shifted), shifted])
     report = _profile(keras.Model(inputs, outputs))
-    assert rows_by_label(report)["r"].fused_ops == ()
+    assert rows_by_label(report)["r"].ghost_ops == ()
     assert sum(r.kind == "op" for r in report.layers) == 1
     assert_exact(report)
 

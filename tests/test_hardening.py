@@ -168,7 +168,7 @@ def test_default_mobilenet_v3_small_table_fits_160_columns():
     widths = [len(line) for line in result.stdout.splitlines()]
     assert max(widths) <= 160, max(widths)
     wide = run_cli(["MobileNetV3Small", "--no-timing", "--wide"])
-    assert wide.returncode == 0 and "whole graph" in wide.stdout and "fused ops" in wide.stdout
+    assert wide.returncode == 0 and "whole graph" in wide.stdout and "ghost ops" in wide.stdout
 
 
 def test_columns_pick_the_table(model_file):

@@ -42,7 +42,7 @@ def test_expand_nested_gives_path_named_rows(keras):
     report = profile_model(model, timing=False, expand_nested=True)
     names = [r.name for r in report.layers]
     assert names == ["block/inner_conv", "block/inner_relu", "pool", "head"]
-    assert rows_by_label(report)["block/inner_relu"].fused_ops[0].startswith("add")
+    assert rows_by_label(report)["block/inner_relu"].ghost_ops[0].startswith("add")
     assert rows_by_label(report)["block/inner_conv"].flops == 2 * 9 * 3 * 4 * 36 + 4 * 36
     assert sum(r.params for r in report.layers) == model.count_params()
     assert_exact(report)

@@ -34,7 +34,7 @@ def test_json_has_the_documented_keys(timed_report):
     assert set(data["model"]["inputs"][0]) == {"name", "shape", "dtype"}
     assert set(data["environment"]) >= {"python", "tensorflow", "keras", "platform", "device"}
     assert set(data["settings"]) >= {"max_repeats", "warmup"}
-    row_keys = {"name", "type", "kind", "call_index", "fused_ops", "input_shapes",
+    row_keys = {"name", "type", "kind", "call_index", "ghost_ops", "input_shapes",
                 "output_shapes", "params", "flops", "whole_graph_flops", "time_us", "error"}  # fmt: skip
     for row in data["layers"]:
         assert set(row) >= row_keys

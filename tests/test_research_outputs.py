@@ -12,7 +12,7 @@ import pytest
 
 from submodel_profiler import Report, profile_model
 from submodel_profiler.derived import add_derived_fields
-from submodel_profiler.fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER, fusion_flag
+from submodel_profiler.kernel_fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER, fusion_flag
 from submodel_profiler.report import LayerRow
 from submodel_profiler.summaries import ordered_rows
 from submodel_profiler.throughput import Peak, matmul_flops
