@@ -15,7 +15,7 @@ With --processes it also times, alternately, two fresh processes: the seed metho
 `python -m submodel_profiler MODEL` (the default run), which is what a user waits for.
 
 Usage:
-  python scripts/bench.py                       # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
+  python scripts/bench.py    # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
   python scripts/bench.py MobileNetV3Large --processes 3
 """
 
@@ -117,8 +117,11 @@ def bench_model(name: str) -> dict:
     second = profile_model(model)
     times = {(r.name, r.call_index): r.time_us.median for r in second.layers if r.time_us}
     # Pair the two runs' rows by key (name, call index), then keep the rows above 50 µs.
-    pairs = [(r.time_us.median, times[(r.name, r.call_index)]) for r in first.layers
-             if r.time_us and (r.name, r.call_index) in times]  # fmt: skip
+    pairs = [
+        (r.time_us.median, times[(r.name, r.call_index)])
+        for r in first.layers
+        if r.time_us and (r.name, r.call_index) in times
+    ]
     big = [(x, y) for x, y in pairs if max(x, y) > 50.0]
     identity = [r.time_us.median for r in first.layers if r.type in IDENTITY_TYPES and r.time_us]
     t = first.totals
@@ -164,10 +167,17 @@ def time_processes(name: str, rounds: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("models", nargs="*", default=DEFAULT_MODELS)
-    parser.add_argument("--processes", type=int, default=0, metavar="ROUNDS",
-                        help="also time fresh processes, alternating, ROUNDS times each")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="also time fresh processes, alternating, ROUNDS times each",
+    )
     args = parser.parse_args()
     for name in args.models:
         if args.processes:

@@ -35,8 +35,10 @@ def main(names) -> None:
     from submodel_profiler import profile_model
     from submodel_profiler.loading import load_model
 
-    print("| model | MACs (ours) | paper multiply-adds | deviation | complete float ops | "
-          "TF float ops | source |")
+    print(
+        "| model | MACs (ours) | paper multiply-adds | deviation | complete float ops | "
+        "TF float ops | source |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in names:
         model = load_model(name).model  # weights=None, at the documented default size
@@ -45,8 +47,10 @@ def main(names) -> None:
         paper, source = PAPERS[name]
         deviation = 100.0 * (t.macs / 1e6 - paper) / paper
         exact = "" if report.cross_check.flops_exact else " (cross-check FAILED)"
-        print(f"| {name} | {t.macs / 1e6:,.1f}M{exact} | {paper:,}M | {deviation:+.1f}% | "
-              f"{t.flops / 1e6:,.1f}M | {t.tf_flops / 1e6:,.1f}M | {source} |")
+        print(
+            f"| {name} | {t.macs / 1e6:,.1f}M{exact} | {paper:,}M | {deviation:+.1f}% | "
+            f"{t.flops / 1e6:,.1f}M | {t.tf_flops / 1e6:,.1f}M | {source} |"
+        )
         sys.stdout.flush()
         keras.backend.clear_session()
 

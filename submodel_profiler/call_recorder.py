@@ -132,8 +132,14 @@ class Expansion:
     parent_traces: dict = field(default_factory=dict)
 
 
-def site_rows(sites, prefix: str, depth: int, max_depth: int, parent: str | None,
-              into: Expansion | None = None) -> Expansion:  # fmt: skip
+def site_rows(
+    sites,
+    prefix: str,
+    depth: int,
+    max_depth: int,
+    parent: str | None,
+    into: Expansion | None = None,
+) -> Expansion:
     """Rows for recorded call sites at `depth`, named `prefix + layer name` (`[k]` for the
     k-th call of a name). A site with children in its own graph is expanded while
     `depth < max_depth`: its children's rows, then an inline row for the ops it runs itself."""
@@ -148,23 +154,26 @@ def site_rows(sites, prefix: str, depth: int, max_depth: int, parent: str | None
             out.parents.append(row)
             out.parent_traces[row.key] = trace
             site_rows(site.children, row.label + "/", depth + 1, max_depth, row.label, out)
-            add_inline_row(out, row.label + "/", trace.op_names, site.children, depth + 1,
-                           row.label)  # fmt: skip
+            add_inline_row(
+                out, row.label + "/", trace.op_names, site.children, depth + 1, row.label
+            )
         else:
             out.rows.append(row)
             out.traces[row.key] = trace
     return out
 
 
-def add_inline_row(out: Expansion, prefix: str, op_names, children, depth: int,
-                   parent: str | None) -> None:  # fmt: skip
+def add_inline_row(
+    out: Expansion, prefix: str, op_names, children, depth: int, parent: str | None
+) -> None:
     """The row of the ops a call ran itself (its `op_names` less its children's), if any."""
     claimed = {op.name for site in children for op in site.ops}
     own = frozenset(op_names) - claimed
     if not own:
         return
-    row = RowPlan(prefix + INLINE_NAME, "inline ops", "inline", 0, None, nodes=(), depth=depth,
-                  parent=parent)  # fmt: skip
+    row = RowPlan(
+        prefix + INLINE_NAME, "inline ops", "inline", 0, None, nodes=(), depth=depth, parent=parent
+    )
     out.rows.append(row)
     out.traces[row.key] = RowTrace((), (), own)
 
@@ -175,8 +184,17 @@ def _site_row(site: CallSite, name: str, index: int, depth: int, parent):
     recorded, tensors = template((site.args, site.kwargs))
     flat = [t for t in tf.nest.flatten(site.outputs) if isinstance(t, tf.Tensor)]
     names = frozenset(op.name for op in site.ops)
-    row = RowPlan(name, type(site.layer).__name__, "layer", index, site.layer, nodes=(),
-                  call_template=recorded, depth=depth, parent=parent)  # fmt: skip
+    row = RowPlan(
+        name,
+        type(site.layer).__name__,
+        "layer",
+        index,
+        site.layer,
+        nodes=(),
+        call_template=recorded,
+        depth=depth,
+        parent=parent,
+    )
     trace = RowTrace(
         input_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in tensors),
         output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in flat),

@@ -1,6 +1,7 @@
 """Compare two reports row by row: float ops and every timing method, deltas and ratios.
 
-Rows are matched by (name, call_index), or by execution order and type (`match="order"`). `delta` is B − A and `ratio` is B ÷ A (None when either
+Rows are matched by (name, call_index), or by execution order and type (`match="order"`).
+`delta` is B − A and `ratio` is B ÷ A (None when either
 side is missing or A is 0). Rows present in only one report are listed, never dropped.
 Rendering lives in `renderers.render_comparison`.
 """
@@ -24,7 +25,9 @@ TOTAL_METRICS = {
     "whole_graph_flops": lambda t: t.whole_graph_flops,
     "tf_flops": lambda t: t.tf_flops,
     "macs": lambda t: t.macs,
-    "whole_model_time_us": lambda t: t.whole_model_time_us.median if t.whole_model_time_us else None,
+    "whole_model_time_us": lambda t: (
+        t.whole_model_time_us.median if t.whole_model_time_us else None
+    ),
     # Σ rows per timing method (time_us: the isolated medians)
     **{m.field: (lambda t, f=m.field: getattr(t, f)) for m in TIMING_METHODS},
 }
@@ -65,8 +68,15 @@ class Comparison:
         return {
             "schema_version": self.schema_version,
             "comparison": {"a": self.a, "b": self.b, "match": self.match},
-            "rows": [{"name": r.name, "call_index": r.call_index, "type": r.type,
-                      **{k: vars(d) for k, d in r.metrics.items()}} for r in self.rows],  # fmt: skip
+            "rows": [
+                {
+                    "name": r.name,
+                    "call_index": r.call_index,
+                    "type": r.type,
+                    **{k: vars(d) for k, d in r.metrics.items()},
+                }
+                for r in self.rows
+            ],
             "totals": {k: vars(d) for k, d in self.totals.items()},
             "only_in_a": list(self.only_in_a),
             "only_in_b": list(self.only_in_b),
@@ -99,12 +109,18 @@ def _keys(report: Report, match: str) -> list:
 
 def _side(report: Report, label: str) -> dict:
     m = report.model
-    return {"label": label, "model": m.name, "batch_size": m.batch_size,
-            "device": report.environment.device, "counting": report.settings.counting}  # fmt: skip
+    return {
+        "label": label,
+        "model": m.name,
+        "batch_size": m.batch_size,
+        "device": report.environment.device,
+        "counting": report.settings.counting,
+    }
 
 
-def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B",
-                    match: str = "name") -> Comparison:  # fmt: skip
+def compare_reports(
+    a: Report, b: Report, a_label: str = "A", b_label: str = "B", match: str = "name"
+) -> Comparison:
     """Match rows of `a` and `b` by (name, call_index), or with match="order" by position and
     type; deltas and ratios of every metric. Rows are named after A."""
     if match not in MATCH_MODES:
@@ -112,10 +128,15 @@ def compare_reports(a: Report, b: Report, a_label: str = "A", b_label: str = "B"
     a_keys, b_keys = _keys(a, match), _keys(b, match)
     b_rows, in_a = dict(zip(b_keys, b.layers)), set(a_keys)
     rows = tuple(
-        RowComparison(r.name, r.call_index, r.type,
-                      {m: delta(f(r), f(b_rows[k])) for m, f in ROW_METRICS.items()})
-        for k, r in zip(a_keys, a.layers) if k in b_rows
-    )  # fmt: skip
+        RowComparison(
+            r.name,
+            r.call_index,
+            r.type,
+            {m: delta(f(r), f(b_rows[k])) for m, f in ROW_METRICS.items()},
+        )
+        for k, r in zip(a_keys, a.layers)
+        if k in b_rows
+    )
     return Comparison(
         a=_side(a, a_label),
         b=_side(b, b_label),
@@ -153,4 +174,6 @@ def read_report(path: str) -> Report:
     except ValueError as e:
         raise UsageError(f"{path!r}: {e}") from e
     except (KeyError, TypeError) as e:
-        raise UsageError(f"{path!r} is not a submodel_profiler report: {type(e).__name__}: {e}.") from e
+        raise UsageError(
+            f"{path!r} is not a submodel_profiler report: {type(e).__name__}: {e}."
+        ) from e

@@ -48,8 +48,9 @@ class Count:
     macs: int = 0
 
     def __add__(self, other: Count) -> Count:
-        return Count(self.flops + other.flops, self.tf_flops + other.tf_flops,
-                     self.macs + other.macs)  # fmt: skip
+        return Count(
+            self.flops + other.flops, self.tf_flops + other.tf_flops, self.macs + other.macs
+        )
 
     def times(self, n: int) -> Count:
         """This count n times over (a loop body), TF's count unchanged (TF counts no loop)."""
@@ -109,8 +110,9 @@ ELEMENTWISE_OPS = frozenset(
 )
 
 # Reductions: 1 float op per input element.
-REDUCTION_OPS = frozenset({"Max", "Min", "Prod", "EuclideanNorm", "Cumsum", "Cumprod",
-                           "Cummax", "Cummin"})  # fmt: skip
+REDUCTION_OPS = frozenset(
+    {"Max", "Min", "Prod", "EuclideanNorm", "Cumsum", "Cumprod", "Cummax", "Cummin"}
+)
 
 # Softmax-like: TF counts Softmax as 5 per element (max, subtract, exp, sum, divide); the same
 # for its log form.
@@ -162,7 +164,8 @@ def matmul_macs(a_shape, output_shape, transpose_a: bool) -> int:
 
 
 def batch_matmul_macs(a_shape, output_shape, adj_x: bool) -> int:
-    """BatchMatMul: B·M·N·K (broadcast batch). # a: [..., M, K] (or [..., K, M]), out: [..., M, N]"""
+    """BatchMatMul: B·M·N·K (broadcast batch).
+    # a: [..., M, K] (or [..., K, M] with adj_x), output: [..., M, N]"""
     k = a_shape[-2] if adj_x else a_shape[-1]
     return elements(output_shape) * k
 
@@ -203,7 +206,7 @@ def einsum_macs(equation: str, shapes) -> int:
     for i, right in enumerate(terms[1:], start=1):
         joint = list(dict.fromkeys(left + right))
         macs += math.prod(sizes[x] for x in joint)
-        later = set(output).union(*terms[i + 1:]) if i + 1 < len(terms) else set(output)
+        later = set(output).union(*terms[i + 1 :]) if i + 1 < len(terms) else set(output)
         left = [x for x in joint if x in later]
     return macs
 
@@ -247,8 +250,10 @@ def parse_einsum(equation: str, shapes) -> tuple[list, list]:
     lhs, arrow, rhs = equation.partition("->")
     raw_terms = lhs.split(",")
     if len(raw_terms) != len(shapes):
-        raise ValueError(f"Einsum equation {equation!r} has {len(raw_terms)} operands, "
-                         f"received {len(shapes)} shapes.")  # fmt: skip
+        raise ValueError(
+            f"Einsum equation {equation!r} has {len(raw_terms)} operands, "
+            f"received {len(shapes)} shapes."
+        )
     ranks = [_ellipsis_rank(term, len(shape)) for term, shape in zip(raw_terms, shapes)]
     broadcast = [f"...{i}" for i in range(max(ranks, default=0))]
     terms = [_expand(term, broadcast, n) for term, n in zip(raw_terms, ranks)]
@@ -322,9 +327,14 @@ def rule_flops(op) -> int | None:
 
 
 def has_rule(op_type: str) -> bool:
-    return op_type == "Einsum" or op_type in (ELEMENTWISE_OPS | REDUCTION_OPS | SOFTMAX_LIKE_OPS
-                                              | BATCH_NORM_OPS | POOL_3D_OPS
-                                              | UNREGISTERED_CONTRACTIONS)  # fmt: skip
+    return op_type == "Einsum" or op_type in (
+        ELEMENTWISE_OPS
+        | REDUCTION_OPS
+        | SOFTMAX_LIKE_OPS
+        | BATCH_NORM_OPS
+        | POOL_3D_OPS
+        | UNREGISTERED_CONTRACTIONS
+    )
 
 
 def _einsum_flops(op) -> int | None:
@@ -350,12 +360,19 @@ def op_macs(op) -> int:
             return einsum_macs(op.get_attr("equation").decode(), shapes)
         if t not in MAC_OP_TYPES:
             return 0
-        a, b, out = (static_shape(op.inputs[0]), static_shape(op.inputs[1]),
-                     static_shape(op.outputs[0]))  # fmt: skip
+        a, b, out = (
+            static_shape(op.inputs[0]),
+            static_shape(op.inputs[1]),
+            static_shape(op.outputs[0]),
+        )
         if t == "MatMul":
-            return 0 if a is None or out is None else matmul_macs(a, out, op.get_attr("transpose_a"))
+            return (
+                0 if a is None or out is None else matmul_macs(a, out, op.get_attr("transpose_a"))
+            )
         if t.startswith("BatchMatMul"):
-            adj = op.get_attr("adj_x") if t != "BatchMatMul" or "adj_x" in op.node_def.attr else False
+            adj = (
+                op.get_attr("adj_x") if t != "BatchMatMul" or "adj_x" in op.node_def.attr else False
+            )
             return 0 if a is None or out is None else batch_matmul_macs(a, out, adj)
         if t in ("Conv2D", "Conv3D"):
             return 0 if b is None or out is None else conv_macs(b, out)
@@ -368,6 +385,17 @@ def op_macs(op) -> int:
         return 0
 
 
-MAC_OP_TYPES = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D",
-                          "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput",
-                          "Conv3DBackpropInputV2", "Einsum"})  # fmt: skip
+MAC_OP_TYPES = frozenset(
+    {
+        "MatMul",
+        "BatchMatMul",
+        "BatchMatMulV2",
+        "BatchMatMulV3",
+        "Conv2D",
+        "Conv3D",
+        "DepthwiseConv2dNative",
+        "Conv2DBackpropInput",
+        "Conv3DBackpropInputV2",
+        "Einsum",
+    }
+)

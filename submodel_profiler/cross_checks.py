@@ -31,8 +31,9 @@ class OtherMethods:
     errors: dict = field(default_factory=dict)  # method -> message
 
 
-def cross_check(layers, reference: Count, others: OtherMethods, counting: str,
-                parents=()) -> CrossCheck:  # fmt: skip
+def cross_check(
+    layers, reference: Count, others: OtherMethods, counting: str, parents=()
+) -> CrossCheck:
     """The report's verdict: float ops (exact? complete?) and the timing cross-checks.
 
     `reference` is the whole graph's count (`model(x)` traced the ordinary way); `counting`
@@ -41,12 +42,15 @@ def cross_check(layers, reference: Count, others: OtherMethods, counting: str,
     """
     # A row that was counted takes part even when its timing failed (its `error` says so).
     mismatched = tuple(r.label for r in layers if r.flops is not None and not r.flops_match)
-    mismatched += tuple(f"{p.label}/" for p in parents if p.flops is not None
-                        and not p.counts_match)  # fmt: skip
+    mismatched += tuple(
+        f"{p.label}/" for p in parents if p.flops is not None and not p.counts_match
+    )
     failed = tuple(r.label for r in layers if r.flops is None)
-    sums_equal = (sum(r.flops or 0 for r in layers) == reference.of(counting)
-                  and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
-                  and sum(r.macs or 0 for r in layers) == reference.macs)  # fmt: skip
+    sums_equal = (
+        sum(r.flops or 0 for r in layers) == reference.of(counting)
+        and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
+        and sum(r.macs or 0 for r in layers) == reference.macs
+    )
     uncounted: dict = {}
     for row in layers:
         for op_type, n in row.uncounted_ops.items():
@@ -63,8 +67,9 @@ def cross_check(layers, reference: Count, others: OtherMethods, counting: str,
     )
 
 
-def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: int,
-                  int_high: int = 10) -> OtherMethods:  # fmt: skip
+def other_methods(
+    model, whole, specs, step_stats_runs: int, callback_samples: int, int_high: int = 10
+) -> OtherMethods:
     """Run the step-stats (both modes) and callback methods on one set of random inputs."""
     from submodel_profiler.timing import random_inputs
 
@@ -91,9 +96,11 @@ def other_methods(model, whole, specs, step_stats_runs: int, callback_samples: i
 
 # Step stats from a software trace time kernel launches on a GPU, not kernels: the method (and
 # the fusion flags it feeds) is CPU-only.
-GPU_STEP_STATS = ("skipped: a GPU is visible, and TF's software-traced step stats record kernel "
-                  "launches there, not kernel durations; the step-stats methods and the fusion "
-                  "flags are CPU-only (run with CUDA_VISIBLE_DEVICES= for them)")  # fmt: skip
+GPU_STEP_STATS = (
+    "skipped: a GPU is visible, and TF's software-traced step stats record kernel "
+    "launches there, not kernel durations; the step-stats methods and the fusion "
+    "flags are CPU-only (run with CUDA_VISIBLE_DEVICES= for them)"
+)
 
 
 def _gpu_visible() -> bool:
@@ -135,7 +142,9 @@ def rank_correlations(layers) -> dict:
     result = {}
     for method in CROSS_CHECK_METHODS:
         pairs = [(ISOLATED.row_us(r), method.row_us(r)) for r in layers]
-        result[method.key] = _spearman([(a, b) for a, b in pairs if a is not None and b is not None])
+        result[method.key] = _spearman(
+            [(a, b) for a, b in pairs if a is not None and b is not None]
+        )
     return result
 
 

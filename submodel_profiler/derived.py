@@ -15,4 +15,3 @@ from submodel_profiler.throughput import Peak, add_throughput
 def add_derived_fields(report: Report, peak: Peak | None) -> Report:
     """Rows' and totals' flop_per_s / peak_fraction, fusion flags and summary_by_type."""
     return add_summary_by_type(flag_fusion(add_throughput(report, peak)))
-

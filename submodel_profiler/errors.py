@@ -34,8 +34,13 @@ class ProfilingError(RuntimeError):
 
 
 # Opening lines that say where, not what: TF's graph errors, Keras' layer-call wrapper.
-_TF_PREAMBLE = ("Graph execution error", "Detected at node", "File \"", "[[{{node",
-                "Exception encountered when calling")  # fmt: skip
+_TF_PREAMBLE = (
+    "Graph execution error",
+    "Detected at node",
+    'File "',
+    "[[{{node",
+    "Exception encountered when calling",
+)
 
 
 def describe(error: BaseException, limit: int = 300) -> str:

@@ -230,8 +230,12 @@ def _branch_count(op, library, active: tuple) -> _Node:
         return _Node(uncounted=unknown, tf_uncounted=unknown, notes=(note,))
     largest = max(branches, key=lambda b: (b.count.flops, b.count.macs))
     note = f"{op.type}: largest of {len(branches)} branches counted"
-    return _Node(Count(largest.count.flops, 0, largest.count.macs), largest.uncounted, unknown,
-                 (note, *largest.notes))  # fmt: skip
+    return _Node(
+        Count(largest.count.flops, 0, largest.count.macs),
+        largest.uncounted,
+        unknown,
+        (note, *largest.notes),
+    )
 
 
 def _profile(graph):
@@ -240,9 +244,7 @@ def _profile(graph):
     from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
 
     options = (
-        ProfileOptionBuilder(ProfileOptionBuilder.float_operation())
-        .with_empty_output()
-        .build()
+        ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
     )
     notices = io.StringIO()
     with contextlib.redirect_stderr(notices):
@@ -274,8 +276,9 @@ _BODY_CACHE: dict = {}
 _BODY_CACHE_SIZE = 4096
 
 
-def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple,
-                    shapes=None) -> _Node | None:  # fmt: skip
+def _function_count(
+    name: str, inputs, library: _FunctionLibrary, active: tuple, shapes=None
+) -> _Node | None:
     """Counts of function `name` run on `inputs` (with `shapes`, if given, instead of the
     inputs' static shapes), or None if it cannot be rebuilt."""
     functions = library.closure(name)
@@ -295,8 +298,12 @@ def _function_count(name: str, inputs, library: _FunctionLibrary, active: tuple,
         counted = _count(body_graph, library, active + (name,), roots)
         if len(_BODY_CACHE) >= _BODY_CACHE_SIZE:
             _BODY_CACHE.clear()
-        _BODY_CACHE[key] = _Node(counted.total, counted.uncounted_ops(),
-                                 counted.uncounted_ops(counting="tf"), counted.notes_of())  # fmt: skip
+        _BODY_CACHE[key] = _Node(
+            counted.total,
+            counted.uncounted_ops(),
+            counted.uncounted_ops(counting="tf"),
+            counted.notes_of(),
+        )
     return _BODY_CACHE[key]
 
 
@@ -350,7 +357,9 @@ def _body_graph(functions, call_inputs, shapes):
         library.library.function.extend(functions)
         importer.import_graph_def(library, name="")  # Nested calls need their functions.
         args = {}
-        for i, (arg, tensor, shape) in enumerate(zip(fdef.signature.input_arg, call_inputs, shapes)):
+        for i, (arg, tensor, shape) in enumerate(
+            zip(fdef.signature.input_arg, call_inputs, shapes)
+        ):
             placeholder = tf.compat.v1.placeholder(tensor.dtype, shape, name=f"arg_{i}")
             if tensor.dtype in (tf.resource, tf.variant):
                 data = handle_data_util.get_resource_handle_data(tensor)

@@ -71,8 +71,10 @@ class RowPlan:
 
     def _functional_nodes(self) -> tuple:
         if not self.nodes:
-            raise TypeError(f"Row {self.name!r} is a {self.source} row: it has no Keras nodes, "
-                            "so no input or output KerasTensors; its specs are in its RowTrace.")
+            raise TypeError(
+                f"Row {self.name!r} is a {self.source} row: it has no Keras nodes, "
+                "so no input or output KerasTensors; its specs are in its RowTrace."
+            )
         return self.nodes
 
 
@@ -169,9 +171,11 @@ def is_activation(operation) -> bool:
     )
 
 
-def plan_rows(model, expand_nested: bool = False, depth: int = 1,
-              parents: list | None = None) -> list[RowPlan]:  # fmt: skip
-    """One RowPlan per layer call site and per ghost op not attached to an activation, in execution order.
+def plan_rows(
+    model, expand_nested: bool = False, depth: int = 1, parents: list | None = None
+) -> list[RowPlan]:
+    """One RowPlan per layer call site and per ghost op not attached to an activation, in
+    execution order.
 
     A nested Functional/Sequential model called once is replaced by rows for its own layers,
     named by path (`backbone/conv`): with `expand_nested` at every level, else down to `depth`

@@ -42,7 +42,9 @@ def fusion_flag(row: LayerRow) -> str | None:
 def flag_fusion(report: Report) -> Report:
     """A copy of `report` with every row's fusion_flag and isolated_over_in_graph set."""
     layers = tuple(
-        dataclasses.replace(r, fusion_flag=fusion_flag(r), isolated_over_in_graph=isolated_over_in_graph(r))
+        dataclasses.replace(
+            r, fusion_flag=fusion_flag(r), isolated_over_in_graph=isolated_over_in_graph(r)
+        )
         for r in report.layers
     )
     return dataclasses.replace(report, layers=layers)

@@ -139,7 +139,9 @@ def import_custom_objects(specs) -> dict:
             ) from e
         if attr:
             if not hasattr(module, attr):
-                raise UsageError(f"--custom-objects: module {module_name!r} has no {attr!r}. Received: {spec!r}.")
+                raise UsageError(
+                    f"--custom-objects: module {module_name!r} has no {attr!r}. Received: {spec!r}."
+                )
             objects[attr] = getattr(module, attr)
     return objects
 
@@ -174,11 +176,11 @@ def _load_file(path: str, custom_objects: dict | None = None, safe_mode: bool = 
 # Layers whose Keras 2 (tf.keras / tf_keras) config Keras 3 refuses, and what cannot be repaired.
 _UNLOADABLE = {
     "TFOpLambda": "a raw TensorFlow op called on a Keras tensor in Keras 2 (tf.nn.relu(x), "
-                  "x + 1 outside a layer); Keras 3 has no such layer. Rebuild the model with "
-                  "Keras 3, or wrap the op in a Layer",
+    "x + 1 outside a layer); Keras 3 has no such layer. Rebuild the model with "
+    "Keras 3, or wrap the op in a Layer",
     "SlicingOpLambda": "a tensor slice taken outside a layer in Keras 2; Keras 3 has no such "
-                       "layer. Rebuild the model with Keras 3",
-}  # fmt: skip
+    "layer. Rebuild the model with Keras 3",
+}
 
 
 def legacy_repairs() -> dict:
@@ -204,10 +206,12 @@ def _refusal(path: str, error: Exception) -> str | None:
         if layer in text:
             return f"Could not load {path!r}: it holds a {layer} layer, {why}."
     if "safe_mode" in text:
-        return (f"Could not load {path!r}: it holds a Lambda layer (Python code stored in the "
-                "file), which Keras' safe mode refuses to run. If you trust the file, pass "
-                "--no-safe-mode (API: load_model(..., safe_mode=False)): it executes that code. "
-                f"Keras said: {_first_line(error)}")  # fmt: skip
+        return (
+            f"Could not load {path!r}: it holds a Lambda layer (Python code stored in the "
+            "file), which Keras' safe mode refuses to run. If you trust the file, pass "
+            "--no-safe-mode (API: load_model(..., safe_mode=False)): it executes that code. "
+            f"Keras said: {_first_line(error)}"
+        )
     return None
 
 

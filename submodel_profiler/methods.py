@@ -26,14 +26,26 @@ class TimingMethod:
     row_us: Callable
 
 
-ISOLATED = TimingMethod("isolated", "time_us", "isolated",
-                        "median µs ± IQR", lambda r: r.time_median_us)  # fmt: skip
-UNFUSED = TimingMethod("unfused", "unfused_time_us", "step stats (unfused)", "unfused µs",
-                       lambda r: r.unfused_time_us)  # fmt: skip
-IN_GRAPH = TimingMethod("in_graph", "in_graph_time_us", "step stats (as optimized)",
-                        "in-graph µs", lambda r: r.in_graph_time_us)  # fmt: skip
-CALLBACK = TimingMethod("callback", "callback_time_us", "callback (eager)", "callback µs",
-                        lambda r: r.callback_median_us)  # fmt: skip
+ISOLATED = TimingMethod(
+    "isolated", "time_us", "isolated", "median µs ± IQR", lambda r: r.time_median_us
+)
+UNFUSED = TimingMethod(
+    "unfused", "unfused_time_us", "step stats (unfused)", "unfused µs", lambda r: r.unfused_time_us
+)
+IN_GRAPH = TimingMethod(
+    "in_graph",
+    "in_graph_time_us",
+    "step stats (as optimized)",
+    "in-graph µs",
+    lambda r: r.in_graph_time_us,
+)
+CALLBACK = TimingMethod(
+    "callback",
+    "callback_time_us",
+    "callback (eager)",
+    "callback µs",
+    lambda r: r.callback_median_us,
+)
 
 TIMING_METHODS = (ISOLATED, UNFUSED, IN_GRAPH, CALLBACK)
 # The cross-checks: every method but the isolated one, which they are compared with.

@@ -29,7 +29,9 @@ def require_matplotlib():
     try:
         import matplotlib
     except ImportError as e:
-        raise UsageError('--plot needs matplotlib. Install it with: pip install -e ".[plot]"') from e
+        raise UsageError(
+            '--plot needs matplotlib. Install it with: pip install -e ".[plot]"'
+        ) from e
     matplotlib.use("Agg")
     return matplotlib
 
@@ -38,7 +40,9 @@ def check_plot_path(path: str) -> None:
     """Raises UsageError unless `path` ends in a supported suffix inside an existing folder."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in PLOT_FORMATS:
-        raise UsageError(f"--plot must end in one of {', '.join(PLOT_FORMATS)}. Received: {path!r}.")
+        raise UsageError(
+            f"--plot must end in one of {', '.join(PLOT_FORMATS)}. Received: {path!r}."
+        )
     check_output_folder("--plot", path)
 
 
@@ -54,10 +58,22 @@ def write_plot(report: Report, path: str) -> None:
 
     fig, axes = plt.subplots(2, 2, figsize=FIGSIZE_IN, dpi=DPI)
     try:
-        _per_row(axes[0][0], report, lambda r: _time(r) and _time(r) * 1e-6,
-                 "isolated time per execution", "tab:blue", "s")  # fmt: skip
-        _per_row(axes[1][0], report, lambda r: r.macs, "MACs (multiply-accumulates, the "
-                 "MAdds papers publish)", "tab:orange", "")  # fmt: skip
+        _per_row(
+            axes[0][0],
+            report,
+            lambda r: _time(r) and _time(r) * 1e-6,
+            "isolated time per execution",
+            "tab:blue",
+            "s",
+        )
+        _per_row(
+            axes[1][0],
+            report,
+            lambda r: r.macs,
+            "MACs (multiply-accumulates, the MAdds papers publish)",
+            "tab:orange",
+            "",
+        )
         _flops_vs_time(axes[0][1], report)
         _methods(axes[1][1], report)
         fig.suptitle(_title(report), fontsize=13)
@@ -69,8 +85,10 @@ def write_plot(report: Report, path: str) -> None:
 
 def _title(report: Report) -> str:
     m, env = report.model, report.environment
-    return (f"{m.name} — batch size {m.batch_size} — TensorFlow {env.tensorflow}, "
-            f"Keras {env.keras} — {env.device}")  # fmt: skip
+    return (
+        f"{m.name} — batch size {m.batch_size} — TensorFlow {env.tensorflow}, "
+        f"Keras {env.keras} — {env.device}"
+    )
 
 
 def _time(row: LayerRow):
@@ -103,20 +121,41 @@ def _per_row(ax, report: Report, value, ylabel: str, colour: str, unit: str) -> 
     ranked = sorted(range(len(heights)), key=lambda i: -heights[i])[:LABELLED_ROWS]
     legend = []
     for rank, i in enumerate(ranked, start=1):
-        ax.annotate(str(rank), (i, heights[i]), xytext=(0, 2), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8, fontweight="bold")  # fmt: skip
+        ax.annotate(
+            str(rank),
+            (i, heights[i]),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            fontweight="bold",
+        )
         legend.append(f"{rank}: #{i} {report.layers[i].label}")
-    ax.text(0.99, 0.97, "largest\n" + "\n".join(legend), transform=ax.transAxes, ha="right",
-            va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "grey"})
+    ax.text(
+        0.99,
+        0.97,
+        "largest\n" + "\n".join(legend),
+        transform=ax.transAxes,
+        ha="right",
+        va="top",
+        fontsize=8,
+        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "grey"},
+    )
 
 
 def _flops_vs_time(ax, report: Report) -> None:
-    points = [(r.time_us.median, r.flops, r.type) for r in report.layers
-              if r.time_us and r.time_us.median > 0 and r.flops]  # fmt: skip
+    points = [
+        (r.time_us.median, r.flops, r.type)
+        for r in report.layers
+        if r.time_us and r.time_us.median > 0 and r.flops
+    ]
     if not points:
         _no_data(ax, "no timed rows with float ops")
         return
-    common = [s.type for s in report.summary_by_type][:TYPE_COLOURS] or sorted({p[2] for p in points})
+    common = [s.type for s in report.summary_by_type][:TYPE_COLOURS] or sorted(
+        {p[2] for p in points}
+    )
     for type_ in [t for t in common if any(p[2] == t for p in points)]:
         xs, ys = zip(*[(t, f) for t, f, ty in points if ty == type_])
         ax.scatter(xs, ys, s=18, label=type_, alpha=0.8)
@@ -128,8 +167,9 @@ def _flops_vs_time(ax, report: Report) -> None:
     _peak_lines(ax, report, points)
     ax.set_xlabel("isolated time per execution (µs, log)")
     ax.set_ylabel("float ops (count, log)")
-    ax.set_title("float ops vs isolated time per row (rows with 0 counted float ops omitted)",
-                 fontsize=10)  # fmt: skip
+    ax.set_title(
+        "float ops vs isolated time per row (rows with 0 counted float ops omitted)", fontsize=10
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper left", ncol=2)  # above the peak line: always empty
 
@@ -145,13 +185,24 @@ def _peak_lines(ax, report: Report, points) -> None:
     if not peak:
         return
     for share, style in ((1.0, "-"), (0.1, "--"), (0.01, ":")):
-        ax.plot([lo, hi], [share * peak * lo * 1e-6, share * peak * hi * 1e-6], style,
-                color="black", linewidth=1)  # fmt: skip
+        ax.plot(
+            [lo, hi],
+            [share * peak * lo * 1e-6, share * peak * hi * 1e-6],
+            style,
+            color="black",
+            linewidth=1,
+        )
         x = hi / 1.15
         label = "peak" if share == 1 else f"{share:.0%} of peak"
-        ax.text(x, share * peak * x * 1e-6, f"{label} {share * peak / 1e9:,.1f} GFLOP/s",
-                ha="right", va="bottom", fontsize=8,
-                bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+        ax.text(
+            x,
+            share * peak * x * 1e-6,
+            f"{label} {share * peak / 1e9:,.1f} GFLOP/s",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+        )
 
 
 _METHODS = tuple((m.label, m.field, m.row_us) for m in TIMING_METHODS)
@@ -178,7 +229,10 @@ def _methods(ax, report: Report) -> None:
     ax.set_ylim(-0.5, len(rows) + 1.6)  # room for the legend above the rows
     ax.set_xscale("log")
     ax.set_xlabel("time per execution (µs, log)")
-    ax.set_title(f"timing methods, {len(rows)} longest rows in isolation "
-                 "(fused rows: no as-optimized point)", fontsize=10)  # fmt: skip
+    ax.set_title(
+        f"timing methods, {len(rows)} longest rows in isolation "
+        "(fused rows: no as-optimized point)",
+        fontsize=10,
+    )
     ax.grid(axis="x", alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="upper center", ncol=2)

@@ -132,22 +132,27 @@ def profile_model(
                 timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
         if timing and not timed.interrupted:
             try:
-                others = other_methods(model, whole, specs, step_stats_runs, callback_samples,
-                                       int_high)  # fmt: skip
+                others = other_methods(
+                    model, whole, specs, step_stats_runs, callback_samples, int_high
+                )
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
-    layers = tuple(_layer_row(row, whole, results[row.key], timed, others, counting)
-                   for row in rows)  # fmt: skip
-    parent_rows = tuple(_parent_row(p, layers, whole, results[p.key], timed, counting)
-                        for p in parents)  # fmt: skip
+    layers = tuple(
+        _layer_row(row, whole, results[row.key], timed, others, counting) for row in rows
+    )
+    parent_rows = tuple(
+        _parent_row(p, layers, whole, results[p.key], timed, counting) for p in parents
+    )
     if timed.whole_error:
-        others = dataclasses.replace(others, errors={**others.errors,
-                                                     "whole_model": timed.whole_error})  # fmt: skip
+        others = dataclasses.replace(
+            others, errors={**others.errors, "whole_model": timed.whole_error}
+        )
     report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
         settings=dataclasses.replace(
-            _settings(timing, timing_settings, timed.overhead_us, counting), depth=depth),
+            _settings(timing, timing_settings, timed.overhead_us, counting), depth=depth
+        ),
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time, counting),
         cross_check=cross_check(layers, whole.reference.total, others, counting, parent_rows),
@@ -162,7 +167,8 @@ def profile_model(
         except Exception as e:  # no peak: no peak fractions, never a lost report
             errors = {**report.cross_check.method_errors, "peak": describe(e)}
             report = dataclasses.replace(
-                report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors))
+                report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
+            )
     return add_derived_fields(report, peak)
 
 
@@ -189,16 +195,22 @@ def check_model(model, expand_nested: bool) -> None:
     import keras
 
     if not isinstance(model, keras.Model):
-        raise UsageError(f"profile_model expects a keras.Model (Functional, Sequential or "
-                         f"subclassed). Received: {model!r:.80} (of type {type(model).__name__}).")
+        raise UsageError(
+            f"profile_model expects a keras.Model (Functional, Sequential or "
+            f"subclassed). Received: {model!r:.80} (of type {type(model).__name__})."
+        )
     if isinstance(model, keras.Sequential) and graph_of(model) is None:
-        raise UsageError(f"The Sequential model {model.name!r} is not built: it has no input "
-                         "shape yet. Start it with keras.Input(shape) or call model.build("
-                         "(None, ...)) first. Received: an unbuilt Sequential.")  # fmt: skip
+        raise UsageError(
+            f"The Sequential model {model.name!r} is not built: it has no input "
+            "shape yet. Start it with keras.Input(shape) or call model.build("
+            "(None, ...)) first. Received: an unbuilt Sequential."
+        )
     if graph_of(model) is None and expand_nested:
-        raise UsageError(f"--expand-nested (expand_nested=True) expands nested Functional "
-                         f"models, and {type(model).__name__} is a subclassed model: its rows "
-                         "are already its layers' call sites. Received: expand_nested=True.")
+        raise UsageError(
+            f"--expand-nested (expand_nested=True) expands nested Functional "
+            f"models, and {type(model).__name__} is a subclassed model: its rows "
+            "are already its layers' call sites. Received: expand_nested=True."
+        )
 
 
 @contextlib.contextmanager
@@ -231,8 +243,9 @@ def _profile_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool):
     except KeyboardInterrupt:
         for row in rows:
             if row.key not in results:
-                results[row.key] = _RowResult(None, row.key, "interrupted (Ctrl-C) before its "
-                                                             "sub-model was built")  # fmt: skip
+                results[row.key] = _RowResult(
+                    None, row.key, "interrupted (Ctrl-C) before its sub-model was built"
+                )
         return results, True
     return results, False
 
@@ -248,7 +261,9 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
         earlier = by_signature.get(signature) if signature is not None else None
         # Equal configs are not enough (a custom layer's behaviour may not be in its config):
         # the traced graphs must be identical too.
-        if earlier is not None and whole.row_graph_digest(row.key) == whole.row_graph_digest(earlier):
+        if earlier is not None and whole.row_graph_digest(row.key) == whole.row_graph_digest(
+            earlier
+        ):
             results[row.key] = results[earlier]
             continue
         try:
@@ -280,8 +295,10 @@ def computation_signature(row: RowPlan, specs) -> str | None:
         except Exception:
             return None
         config.pop("name", None)
-        args = None if node.arguments is None else node.arguments.convert(
-            lambda x: "<tensor>" if isinstance(x, KerasTensor) else x
+        args = (
+            None
+            if node.arguments is None
+            else node.arguments.convert(lambda x: "<tensor>" if isinstance(x, KerasTensor) else x)
         )
         parts.append((type(node.operation).__qualname__, repr(sorted(config.items())), repr(args)))
     return repr(parts)
@@ -313,8 +330,9 @@ class _StandIn:
     arguments: object = None
 
 
-def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool,
-               int_high: int) -> _Timing:  # fmt: skip
+def _time_rows(
+    results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool, int_high: int
+) -> _Timing:
     """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
     rows = [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in keys]
@@ -337,8 +355,14 @@ def _time_rows(results: dict, whole: WholeGraph, specs, settings: TimingSettings
     return _Timing(times, model_stats, timer.overhead_us, timer.interrupted, errors, whole_error)
 
 
-def _layer_row(row: RowPlan, whole: WholeGraph, result: _RowResult, timed: _Timing,
-               others: OtherMethods, counting: str) -> LayerRow:  # fmt: skip
+def _layer_row(
+    row: RowPlan,
+    whole: WholeGraph,
+    result: _RowResult,
+    timed: _Timing,
+    others: OtherMethods,
+    counting: str,
+) -> LayerRow:
     trace = whole.row_traces[row.key]
     same_as = None if result.representative == row.key else row_label(*result.representative)
     fused_into = others.in_graph.fused_into.get(row.key) if others.in_graph else None
@@ -378,8 +402,9 @@ def _timing_error(row: RowPlan, error: str | None) -> str | None:
     return None if error is None else f"{row.name}: its sub-model failed when run: {error}"
 
 
-def _parent_row(plan: RowPlan, layers, whole: WholeGraph, result: _RowResult, timed: _Timing,
-                counting: str) -> ParentRow:  # fmt: skip
+def _parent_row(
+    plan: RowPlan, layers, whole: WholeGraph, result: _RowResult, timed: _Timing, counting: str
+) -> ParentRow:
     """An expanded layer: its own sub-model's counts and time beside its rows' sums."""
     prefix = plan.label + "/"
     inside = [r for r in layers if r.label.startswith(prefix)]

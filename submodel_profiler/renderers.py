@@ -18,23 +18,56 @@ from submodel_profiler.summaries import ordered_rows
 FORMATS = ("table", "json", "csv")
 
 CSV_COLUMNS = (
-    "index", "name", "type", "kind", "call_index", "depth", "parent", "ghost_ops", "input_shapes",
+    "index",
+    "name",
+    "type",
+    "kind",
+    "call_index",
+    "depth",
+    "parent",
+    "ghost_ops",
+    "input_shapes",
     "input_dtypes",
-    "output_shapes", "params", "flops", "whole_graph_flops", "tf_flops", "whole_graph_tf_flops",
-    "macs", "whole_graph_macs", "flops_match", "count_notes", "time_us_median",
-    "time_us_min", "time_us_max", "time_us_iqr", "time_us_repeats", "unfused_time_us",
-    "in_graph_time_us", "fused_into", "callback_time_us_median", "uncounted_ops", "same_as",
-    "error", "flop_per_s", "peak_fraction", "fusion_flag", "isolated_over_in_graph",
-)  # fmt: skip
+    "output_shapes",
+    "params",
+    "flops",
+    "whole_graph_flops",
+    "tf_flops",
+    "whole_graph_tf_flops",
+    "macs",
+    "whole_graph_macs",
+    "flops_match",
+    "count_notes",
+    "time_us_median",
+    "time_us_min",
+    "time_us_max",
+    "time_us_iqr",
+    "time_us_repeats",
+    "unfused_time_us",
+    "in_graph_time_us",
+    "fused_into",
+    "callback_time_us_median",
+    "uncounted_ops",
+    "same_as",
+    "error",
+    "flop_per_s",
+    "peak_fraction",
+    "fusion_flag",
+    "isolated_over_in_graph",
+)
 
 
-def render(report: Report, fmt: str, *, top: int | None = None, sort: str = "order",
-           columns=None) -> str:  # fmt: skip
+def render(
+    report: Report, fmt: str, *, top: int | None = None, sort: str = "order", columns=None
+) -> str:
     """Render `report` as "table", "json" or "csv"; `top`, `sort` and `columns` shape the
     table only (JSON and CSV keep every field)."""
     columns = DEFAULT_COLUMNS if columns is None else columns
-    renderers = {"table": lambda r: render_table(r, top=top, sort=sort, columns=columns),
-                 "json": render_json, "csv": render_csv}  # fmt: skip
+    renderers = {
+        "table": lambda r: render_table(r, top=top, sort=sort, columns=columns),
+        "json": render_json,
+        "csv": render_csv,
+    }
     if fmt not in renderers:
         raise ValueError(f"Unknown format. Expected one of {FORMATS}. Received: {fmt!r}.")
     return renderers[fmt](report)
@@ -123,7 +156,7 @@ def _name_cell(row: LayerRow, c: _Context) -> str:
     marks = ("*" if row.uncounted_ops else "") + ("†" if _branch_rule(row) else "")
     if not c.tree:
         return row.label + ("/" if c.parent else "") + marks
-    shown = row.label[len(row.parent) + 1:] if row.parent else row.label
+    shown = row.label[len(row.parent) + 1 :] if row.parent else row.label
     return "  " * (row.depth - 1) + shown + ("/" if c.parent else "") + marks
 
 
@@ -157,8 +190,12 @@ COLUMNS = (
     Column("name", "name", _name_cell, right=False),
     Column("type", "type", lambda r, c: _type_label(r.type, r.kind), right=False),
     Column("ghost_ops", "ghost ops", lambda r, c: ", ".join(r.ghost_ops), right=False),
-    Column("output_shape", "output shape",
-           lambda r, c: " ".join(_shape(s) for s in r.output_shapes), right=False),  # fmt: skip
+    Column(
+        "output_shape",
+        "output shape",
+        lambda r, c: " ".join(_shape(s) for s in r.output_shapes),
+        right=False,
+    ),
     Column("params", "params", lambda r, c: _int(r.params)),
     Column("flops", "float ops", _flops_cell),
     Column("whole_graph_flops", "whole graph", _whole_cell),
@@ -166,24 +203,45 @@ COLUMNS = (
     Column("macs", "MACs", lambda r, c: "error" if r.macs is None and r.error else _int(r.macs)),
     Column("tf_flops", "TF float ops", lambda r, c: _int(r.tf_flops)),
     Column("time", ISOLATED.column, _time_cell, timed=True),
-    Column("time_share", "% time", lambda r, c: "" if r.time_us is None or not c.total_time
-           or c.parent else _percent(r.time_us.median, c.total_time), timed=True),  # fmt: skip
+    Column(
+        "time_share",
+        "% time",
+        lambda r, c: (
+            ""
+            if r.time_us is None or not c.total_time or c.parent
+            else _percent(r.time_us.median, c.total_time)
+        ),
+        timed=True,
+    ),
     Column("gflops", "GFLOP/s", lambda r, c: _gflops(r.flop_per_s), timed=True),
     Column("peak", "% peak", lambda r, c: _fraction(r.peak_fraction), timed=True),
-    *(Column(m.key, m.column, lambda r, c, m=m: _method_cell(m, r), timed=True)
-      for m in CROSS_CHECK_METHODS),  # fmt: skip
+    *(
+        Column(m.key, m.column, lambda r, c, m=m: _method_cell(m, r), timed=True)
+        for m in CROSS_CHECK_METHODS
+    ),
     Column("fusion", "fusion", lambda r, c: _fusion_cell(r), timed=True),
     Column("marks", "check", _marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 # What a reader needs first, in about 150 characters: the rest with --wide or --columns.
-DEFAULT_COLUMNS = ("index", "name", "type", "output_shape", "params", "flops", "macs", "time",
-                   "time_share", "marks")  # fmt: skip
+DEFAULT_COLUMNS = (
+    "index",
+    "name",
+    "type",
+    "output_shape",
+    "params",
+    "flops",
+    "macs",
+    "time",
+    "time_share",
+    "marks",
+)
 WIDE_COLUMNS = tuple(k for k in COLUMN_KEYS if k != "tf_flops")
 
 
-def render_table(report: Report, *, top: int | None = None, sort: str = "order",
-                 columns=DEFAULT_COLUMNS) -> str:  # fmt: skip
+def render_table(
+    report: Report, *, top: int | None = None, sort: str = "order", columns=DEFAULT_COLUMNS
+) -> str:
     """The human-readable report: header, one line per row, the per-type summary, totals,
     cross-check verdict. `sort` ("order", "flops", "time", "params") orders the rows, largest
     first; `top` keeps the first N (the summary and totals still cover every row); `columns`
@@ -212,31 +270,73 @@ def render_table(report: Report, *, top: int | None = None, sort: str = "order",
                 body.append([c.cell(_as_row(parent), context) for c in shown])
         context = _Context(i, total_flops, total_time, tree=tree)
         body.append([c.cell(row, context) for c in shown])
-    table = _tabulate_keeping_indents(body, [c.title for c in shown],
-                                      ["right" if c.right else "left" for c in shown])
+    table = _tabulate_keeping_indents(
+        body, [c.title for c in shown], ["right" if c.right else "left" for c in shown]
+    )
     lines = _shown_line(report, len(pairs), sort)
     legend = _marks_legend(report) if "marks" in columns else []
     footer = [_wrap(line) for line in _footer(report)]
-    return "\n".join([_header(report), "", table, *lines, *legend, "", *_type_summary(report),
-                      "", *_parents_summary(report), *footer, ""])  # fmt: skip
+    return "\n".join(
+        [
+            _header(report),
+            "",
+            table,
+            *lines,
+            *legend,
+            "",
+            *_type_summary(report),
+            "",
+            *_parents_summary(report),
+            *footer,
+            "",
+        ]
+    )
 
 
 def _parents_summary(report: Report) -> list[str]:
     """Per expanded layer: its own sub-model beside the sums of its rows, and additivity."""
     if not report.parents:
         return []
-    headers = ["layer (--depth)", "rows", "float ops", "Σ rows", "MACs", "Σ rows MACs",
-               "isolated µs", "Σ rows µs", "additivity"]  # fmt: skip
+    headers = [
+        "layer (--depth)",
+        "rows",
+        "float ops",
+        "Σ rows",
+        "MACs",
+        "Σ rows MACs",
+        "isolated µs",
+        "Σ rows µs",
+        "additivity",
+    ]
     body = []
     for p in report.parents:
         flops = _int(p.flops) + ("" if p.counts_match or p.flops is None else " ≠")
-        body.append([p.label + "/", p.rows, flops, _int(p.rows_flops), _int(p.macs),
-                     _int(p.rows_macs), _us(p.time_us and p.time_us.median),
-                     _us(p.rows_time_us), _two_decimals(p.additivity)])  # fmt: skip
-    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=["left"] + ["right"] * (len(headers) - 1))  # fmt: skip
-    return ["Expanded layers: each one's own sub-model beside the sums of its rows "
-            "(additivity = Σ rows µs / its µs):", table, ""]  # fmt: skip
+        body.append(
+            [
+                p.label + "/",
+                p.rows,
+                flops,
+                _int(p.rows_flops),
+                _int(p.macs),
+                _int(p.rows_macs),
+                _us(p.time_us and p.time_us.median),
+                _us(p.rows_time_us),
+                _two_decimals(p.additivity),
+            ]
+        )
+    table = tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=["left"] + ["right"] * (len(headers) - 1),
+    )
+    return [
+        "Expanded layers: each one's own sub-model beside the sums of its rows "
+        "(additivity = Σ rows µs / its µs):",
+        table,
+        "",
+    ]
 
 
 TEXT_WIDTH = 120  # prose lines under the tables are wrapped to this width
@@ -249,8 +349,13 @@ def _wrap(line: str) -> str:
     if len(line) <= TEXT_WIDTH:
         return line
     indent = " " * (len(line) - len(line.lstrip()))
-    return textwrap.fill(line, TEXT_WIDTH, subsequent_indent=indent + "  ",
-                         break_on_hyphens=False, break_long_words=False)  # fmt: skip
+    return textwrap.fill(
+        line,
+        TEXT_WIDTH,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def _tabulate_keeping_indents(body, headers, align) -> str:
@@ -260,8 +365,9 @@ def _tabulate_keeping_indents(body, headers, align) -> str:
     saved = module.PRESERVE_WHITESPACE
     module.PRESERVE_WHITESPACE = True
     try:
-        return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                        colalign=align)  # fmt: skip
+        return tabulate(
+            body, headers=headers, tablefmt="simple", disable_numparse=True, colalign=align
+        )
     finally:
         module.PRESERVE_WHITESPACE = saved
 
@@ -278,24 +384,49 @@ def _enclosing(row: LayerRow, parents: dict) -> list:
 def _as_row(parent) -> LayerRow:
     """An expanded layer as a table line: its own sub-model's figures; `whole graph` holds the
     sums of its rows, so a disagreement shows as ≠."""
-    return LayerRow(name=parent.name, type=parent.type, kind="layer",
-                    call_index=parent.call_index, depth=parent.depth, parent=parent.parent,
-                    params=parent.params, flops=parent.flops, whole_graph_flops=parent.rows_flops,
-                    tf_flops=parent.tf_flops, whole_graph_tf_flops=parent.rows_tf_flops,
-                    macs=parent.macs, whole_graph_macs=parent.rows_macs, time_us=parent.time_us,
-                    error=parent.error)  # fmt: skip
+    return LayerRow(
+        name=parent.name,
+        type=parent.type,
+        kind="layer",
+        call_index=parent.call_index,
+        depth=parent.depth,
+        parent=parent.parent,
+        params=parent.params,
+        flops=parent.flops,
+        whole_graph_flops=parent.rows_flops,
+        tf_flops=parent.tf_flops,
+        whole_graph_tf_flops=parent.rows_tf_flops,
+        macs=parent.macs,
+        whole_graph_macs=parent.rows_macs,
+        time_us=parent.time_us,
+        error=parent.error,
+    )
 
 
 def _marks_legend(report: Report) -> list[str]:
     if not any(_marks_cell(r) for r in report.layers):
         return []
-    return ["check: ≠ sub-model and whole-graph counts differ, E error (see below), F fusion "
-            "flag (--wide shows the timing methods and flags)"]
+    return [
+        "check: ≠ sub-model and whole-graph counts differ, E error (see below), F fusion "
+        "flag (--wide shows the timing methods and flags)"
+    ]
 
 
 def _alignment(headers) -> tuple:
-    right = {"#", "params", "float ops", "whole graph", "% flops", "MACs", "% MACs", "% time",
-             "GFLOP/s", "% peak", "rows", "fusion"}  # fmt: skip
+    right = {
+        "#",
+        "params",
+        "float ops",
+        "whole graph",
+        "% flops",
+        "MACs",
+        "% MACs",
+        "% time",
+        "GFLOP/s",
+        "% peak",
+        "rows",
+        "fusion",
+    }
     return tuple("right" if h in right or "µs" in h else "left" for h in headers)
 
 
@@ -316,15 +447,25 @@ def _type_summary(report: Report) -> list[str]:
         headers += ["time µs", "% time", "GFLOP/s"]
     body = []
     for s in report.summary_by_type:
-        cells = [_type_label(s.type, s.kind), s.count, _int(s.flops),
-                 f"{100.0 * s.flops_share:.1f}%", _int(s.macs),
-                 f"{100.0 * s.macs_share:.1f}%"]  # fmt: skip
+        cells = [
+            _type_label(s.type, s.kind),
+            s.count,
+            _int(s.flops),
+            f"{100.0 * s.flops_share:.1f}%",
+            _int(s.macs),
+            f"{100.0 * s.macs_share:.1f}%",
+        ]
         if timed:
             share = "" if s.time_share is None else f"{100.0 * s.time_share:.1f}%"
             cells += [_us(s.time_us), share, _gflops(s.flop_per_s)]
         body.append(cells)
-    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=_alignment(headers))  # fmt: skip
+    table = tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=_alignment(headers),
+    )
     return ["By type (all rows):", table]
 
 
@@ -388,19 +529,25 @@ def _footer(report: Report) -> list[str]:
         f"{t.whole_graph_flops:,}   unattributed {t.unattributed_flops:,}",
     ]
     if t.macs is not None:
-        lines.append(f"MACs: Σ rows {t.macs:,}   whole graph {_int(t.whole_graph_macs)}   "
-                     f"unattributed {_int(t.unattributed_macs)}")  # fmt: skip
+        lines.append(
+            f"MACs: Σ rows {t.macs:,}   whole graph {_int(t.whole_graph_macs)}   "
+            f"unattributed {_int(t.unattributed_macs)}"
+        )
     if counting != "tf" and t.tf_flops is not None:
-        lines.append(f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
-                     f"{_int(t.whole_graph_tf_flops)}   unattributed {_int(t.unattributed_tf_flops)}")
+        lines.append(
+            f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
+            f"{_int(t.whole_graph_tf_flops)}   unattributed {_int(t.unattributed_tf_flops)}"
+        )
     lines += _timing_footer(report)
     lines.append(_verdict(report))
     lines += [f"  error in {r.label}: {r.error}" for r in report.layers if r.error]
     lines.append(COUNTING_CONVENTIONS.get(counting, ""))
     lines += _notes_footer(report)
     if any(r.same_as for r in report.layers):
-        lines.append("Rows identical to an earlier row (same config and input specs) reuse its "
-                     "sub-model measurements; see same_as in the JSON.")  # fmt: skip
+        lines.append(
+            "Rows identical to an earlier row (same config and input specs) reuse its "
+            "sub-model measurements; see same_as in the JSON."
+        )
     return lines
 
 
@@ -410,23 +557,31 @@ def _two_decimals(value) -> str:
 
 def _timing_footer(report: Report) -> list[str]:
     t, check = report.totals, report.cross_check
-    errors = [f"The {method} cross-check did not run: {error}"
-              for method, error in check.method_errors.items()]  # fmt: skip
+    errors = [
+        f"The {method} cross-check did not run: {error}"
+        for method, error in check.method_errors.items()
+    ]
     if t.time_us is None or t.whole_model_time_us is None:
         return errors
     w = t.whole_model_time_us
     lines = [
         f"Isolated time: Σ rows {t.time_us:,.1f} µs   whole model (same method) "
-        f"{w.median:,.1f} ± {w.iqr:,.1f} µs   additivity (Σ rows / whole) {_two_decimals(t.additivity)}",
+        f"{w.median:,.1f} ± {w.iqr:,.1f} µs   "
+        f"additivity (Σ rows / whole) {_two_decimals(t.additivity)}",
     ]
-    others = [(m.label, getattr(t, m.field)) for m in CROSS_CHECK_METHODS
-              if getattr(t, m.field) is not None]  # fmt: skip
+    others = [
+        (m.label, getattr(t, m.field))
+        for m in CROSS_CHECK_METHODS
+        if getattr(t, m.field) is not None
+    ]
     if others:
         lines.append("Other methods, Σ rows: " + "   ".join(f"{k} {v:,.1f} µs" for k, v in others))
     rho = {k: v for k, v in check.rank_correlation.items() if v is not None}
     if rho:
-        lines.append("Rank correlation (Spearman) of isolated times with: "
-                     + "   ".join(f"{k} {v:.2f}" for k, v in rho.items()))  # fmt: skip
+        lines.append(
+            "Rank correlation (Spearman) of isolated times with: "
+            + "   ".join(f"{k} {v:.2f}" for k, v in rho.items())
+        )
     fused = sum(1 for r in report.layers if r.fused_into)
     if fused:
         lines.append(f"{fused} row(s) fused into a neighbour by TF's optimizer (in-graph → row).")
@@ -441,8 +596,10 @@ def _throughput_footer(report: Report) -> list[str]:
         return []
     line = f"Throughput: whole model {_gflops(t.flop_per_s)} GFLOP/s"
     if env.peak_flop_per_s:
-        line += (f" = {_fraction(t.peak_fraction)} of this machine's peak "
-                 f"{_gflops(env.peak_flop_per_s)} GFLOP/s ({env.peak_method})")  # fmt: skip
+        line += (
+            f" = {_fraction(t.peak_fraction)} of this machine's peak "
+            f"{_gflops(env.peak_flop_per_s)} GFLOP/s ({env.peak_method})"
+        )
     return [line + "."]
 
 
@@ -466,16 +623,23 @@ def _notes_footer(report: Report) -> list[str]:
     for row in noted[:_NOTED_ROWS]:
         lines.append(f"  {row.label}: {'; '.join(row.count_notes)}")
     if len(noted) > _NOTED_ROWS:
-        lines.append(f"  ... and {len(noted) - _NOTED_ROWS} more row(s) with counting notes "
-                     "(count_notes in the JSON/CSV)")  # fmt: skip
+        lines.append(
+            f"  ... and {len(noted) - _NOTED_ROWS} more row(s) with counting notes "
+            "(count_notes in the JSON/CSV)"
+        )
     if noted:
-        lines.insert(0, "How loops and branches were counted (rows marked † count the largest "
-                        "If/Case branch):" if any(map(_branch_rule, noted)) else
-                        "How loops and branches were counted:")  # fmt: skip
+        lines.insert(
+            0,
+            "How loops and branches were counted (rows marked † count the largest If/Case branch):"
+            if any(map(_branch_rule, noted))
+            else "How loops and branches were counted:",
+        )
     uncounted = _uncounted_summary(report)
     if uncounted:
-        lines.append(f"Op types without a float-op count ({report.settings.counting} "
-                     f"convention; rows marked * are lower bounds): {uncounted}.")  # fmt: skip
+        lines.append(
+            f"Op types without a float-op count ({report.settings.counting} "
+            f"convention; rows marked * are lower bounds): {uncounted}."
+        )
     return lines
 
 
@@ -487,27 +651,42 @@ def _verdict(report: Report) -> str:
     if check.flops_exact and check.lower_bound_rows:
         rows = check.lower_bound_rows
         listed = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-        return (f"Cross-check: exact but a LOWER BOUND — every one of {n} rows' sub-model float "
-                "ops (both conventions) and MACs equal the whole graph's and sum to it exactly, "
-                f"but {len(rows)} row(s) hold op types without a count in the "
-                f"{report.settings.counting} convention ({_uncounted_summary(report)}): {listed}. "
-                "Their float ops are lower bounds; their GFLOP/s and % peak are left out.")
+        return (
+            f"Cross-check: exact but a LOWER BOUND — every one of {n} rows' sub-model float "
+            "ops (both conventions) and MACs equal the whole graph's and sum to it exactly, "
+            f"but {len(rows)} row(s) hold op types without a count in the "
+            f"{report.settings.counting} convention ({_uncounted_summary(report)}): {listed}. "
+            "Their float ops are lower bounds; their GFLOP/s and % peak are left out."
+        )
     if check.flops_exact:
         branches = [r.label for r in report.layers if _branch_rule(r)]
-        upper = (f" Rows marked † ({', '.join(branches[:10])}) count the largest branch of an "
-                 "If/Case: an upper bound of what runs." if branches else "")  # fmt: skip
-        return (f"Cross-check: OK — every one of {n} rows' sub-model float ops (both "
-                "conventions) and MACs equal the whole graph's, the rows sum exactly to the "
-                "whole graph, and every arithmetic op is counted." + upper)  # fmt: skip
+        upper = (
+            f" Rows marked † ({', '.join(branches[:10])}) count the largest branch of an "
+            "If/Case: an upper bound of what runs."
+            if branches
+            else ""
+        )
+        return (
+            f"Cross-check: OK — every one of {n} rows' sub-model float ops (both "
+            "conventions) and MACs equal the whole graph's, the rows sum exactly to the "
+            "whole graph, and every arithmetic op is counted." + upper
+        )
     problems = []
     if check.mismatched_rows:
-        problems.append(f"{len(check.mismatched_rows)} row(s) differ from the whole graph "
-                        f"(marked ≠): {', '.join(check.mismatched_rows[:10])}")  # fmt: skip
+        problems.append(
+            f"{len(check.mismatched_rows)} row(s) differ from the whole graph "
+            f"(marked ≠): {', '.join(check.mismatched_rows[:10])}"
+        )
     if check.failed_rows:
-        problems.append(f"{len(check.failed_rows)} row(s) failed: {', '.join(check.failed_rows[:10])}")
+        problems.append(
+            f"{len(check.failed_rows)} row(s) failed: {', '.join(check.failed_rows[:10])}"
+        )
     t = report.totals
-    for what, value in (("float ops", t.unattributed_flops), ("TF float ops", t.unattributed_tf_flops),
-                        ("MACs", t.unattributed_macs)):  # fmt: skip
+    for what, value in (
+        ("float ops", t.unattributed_flops),
+        ("TF float ops", t.unattributed_tf_flops),
+        ("MACs", t.unattributed_macs),
+    ):
         if value:
             problems.append(f"{value:,} whole-graph {what} are not claimed by any row")
     if report.totals.flops != report.totals.whole_graph_flops:
@@ -546,21 +725,42 @@ def render_comparison(comparison, fmt: str = "table") -> str:
         return comparison.to_json(indent=2) + "\n"
     if fmt != "table":
         raise ValueError(f"Unknown format. Expected one of {COMPARE_FORMATS}. Received: {fmt!r}.")
-    headers = ["#", "name", "type", "float ops A", "float ops B", "B/A", "isolated µs A",
-               "isolated µs B", "B/A ", *(f"{m.key} B/A" for m in CROSS_CHECK_METHODS)]
+    headers = [
+        "#",
+        "name",
+        "type",
+        "float ops A",
+        "float ops B",
+        "B/A",
+        "isolated µs A",
+        "isolated µs B",
+        "B/A ",
+        *(f"{m.key} B/A" for m in CROSS_CHECK_METHODS),
+    ]
     body = [_comparison_row(i, r) for i, r in enumerate(comparison.rows)]
-    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=("right", "left", "left") + ("right",) * (len(headers) - 3))
-    return "\n".join([*_comparison_header(comparison), "", table, "",
-                      *_comparison_footer(comparison), ""])  # fmt: skip
+    table = tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
+    )
+    return "\n".join(
+        [*_comparison_header(comparison), "", table, "", *_comparison_footer(comparison), ""]
+    )
 
 
 def _comparison_header(c) -> list[str]:
-    lines = [f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}, "
-             f"{d.get('counting', 'tf')} counting" for side, d in (("A", c.a), ("B", c.b))]
+    lines = [
+        f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}, "
+        f"{d.get('counting', 'tf')} counting"
+        for side, d in (("A", c.a), ("B", c.b))
+    ]
     if c.a.get("counting") != c.b.get("counting"):
-        lines.append("WARNING: A and B count float ops in different conventions: compare their "
-                     "tf_flops (both have TF's count) or MACs, not flops.")  # fmt: skip
+        lines.append(
+            "WARNING: A and B count float ops in different conventions: compare their "
+            "tf_flops (both have TF's count) or MACs, not flops."
+        )
     return lines
 
 
@@ -570,17 +770,28 @@ def _ratio(d) -> str:
 
 def _comparison_row(index: int, r) -> list:
     m = r.metrics
-    return [index, r.label, r.type, _int(m["flops"].a), _int(m["flops"].b), _ratio(m["flops"]),
-            _us(m["time_us"].a), _us(m["time_us"].b), _ratio(m["time_us"]),
-            *(_ratio(m[method.field]) for method in CROSS_CHECK_METHODS)]  # fmt: skip
+    return [
+        index,
+        r.label,
+        r.type,
+        _int(m["flops"].a),
+        _int(m["flops"].b),
+        _ratio(m["flops"]),
+        _us(m["time_us"].a),
+        _us(m["time_us"].b),
+        _ratio(m["time_us"]),
+        *(_ratio(m[method.field]) for method in CROSS_CHECK_METHODS),
+    ]
 
 
 _TOTAL_LABELS = {
-    "flops": "float ops, Σ rows", "whole_graph_flops": "float ops, whole graph",
-    "tf_flops": "TF float ops, Σ rows", "macs": "MACs, Σ rows",
+    "flops": "float ops, Σ rows",
+    "whole_graph_flops": "float ops, whole graph",
+    "tf_flops": "TF float ops, Σ rows",
+    "macs": "MACs, Σ rows",
     "whole_model_time_us": "isolated µs, whole model",
     **{m.field: f"{m.label} µs, Σ rows" for m in TIMING_METHODS},
-}  # fmt: skip
+}
 
 
 def _comparison_footer(c) -> list[str]:
@@ -589,8 +800,15 @@ def _comparison_footer(c) -> list[str]:
         fmt = _int if "flops" in key or key == "macs" else _us
         delta = "" if d.delta is None else ("+" if d.delta >= 0 else "") + fmt(d.delta)
         body.append([_TOTAL_LABELS[key], fmt(d.a), fmt(d.b), delta, _ratio(d)])
-    lines = [tabulate(body, headers=["totals", "A", "B", "B − A", "B/A"], tablefmt="simple",
-                      disable_numparse=True, colalign=("left",) + ("right",) * 4)]  # fmt: skip
+    lines = [
+        tabulate(
+            body,
+            headers=["totals", "A", "B", "B − A", "B/A"],
+            tablefmt="simple",
+            disable_numparse=True,
+            colalign=("left",) + ("right",) * 4,
+        )
+    ]
     how = "(name, call_index)" if c.match == "name" else "execution order and type"
     lines.append(f"Rows matched by {how}: {len(c.rows)}.")
     for side, labels in (("A", c.only_in_a), ("B", c.only_in_b)):
@@ -619,10 +837,18 @@ def render_sweep(sweep, fmt: str, *, top: int | None = None, sort: str = "order"
     rows = {(r.name, r.call_index): r for r in per_sample_rows(sweep)}
     largest = max(sweep.reports, key=lambda r: r.model.batch_size)
     order = ordered_rows(largest, sort, top)  # sorted by the largest batch
-    body = [_sweep_row(i, rows[(r.name, r.call_index)], timed) for i, r in order
-            if (r.name, r.call_index) in rows]  # fmt: skip
-    table = tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True,
-                     colalign=("right", "left", "left") + ("right",) * (len(headers) - 3))  # fmt: skip
+    body = [
+        _sweep_row(i, rows[(r.name, r.call_index)], timed)
+        for i, r in order
+        if (r.name, r.call_index) in rows
+    ]
+    table = tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
+    )
     shown = _shown_line(largest, len(body), sort)
     return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *_sweep_footer(sweep), ""])
 
@@ -631,16 +857,21 @@ def _sweep_header(sweep) -> list[str]:
     first = sweep.reports[0]
     m, env = first.model, first.environment
     sizes = ", ".join(str(b) for b in sweep.batch_sizes)
-    inputs = ", ".join(f"{t.name} (N,{','.join(str(d) for d in t.shape[1:])}) {t.dtype}"
-                       for t in m.inputs)  # fmt: skip
-    return [f"Model: {m.name} ({m.source})   batch sizes N = {sizes}   inputs: {inputs}",
-            f"TensorFlow {env.tensorflow}, Keras {env.keras}, Python {env.python} on {env.device}"]
+    inputs = ", ".join(
+        f"{t.name} (N,{','.join(str(d) for d in t.shape[1:])}) {t.dtype}" for t in m.inputs
+    )
+    return [
+        f"Model: {m.name} ({m.source})   batch sizes N = {sizes}   inputs: {inputs}",
+        f"TensorFlow {env.tensorflow}, Keras {env.keras}, Python {env.python} on {env.device}",
+    ]
 
 
 def _sweep_row(index: int, row, timed: bool) -> list:
     cells = [index, row.label, row.type]
     for flops, time_us in zip(row.flops, row.time_us):
-        cells.append("" if flops is None else f"{flops:,.0f}" if flops == int(flops) else f"{flops:,.1f}")
+        cells.append(
+            "" if flops is None else f"{flops:,.0f}" if flops == int(flops) else f"{flops:,.1f}"
+        )
         if timed:
             cells.append("" if time_us is None else f"{time_us:,.2f}")
     return cells
@@ -652,19 +883,32 @@ def _sweep_footer(sweep) -> list[str]:
         t, b = r.totals, r.model.batch_size
         line = f"  batch {b}: float ops/sample {t.whole_graph_flops / b:,.0f}"
         if t.whole_model_time_us is not None:
-            line += (f"   whole model {t.whole_model_time_us.median / b:,.1f} µs/sample   "
-                     f"{_gflops(t.flop_per_s)} GFLOP/s ({_fraction(t.peak_fraction)} of peak)   "
-                     f"additivity {_two_decimals(t.additivity)}")  # fmt: skip
+            line += (
+                f"   whole model {t.whole_model_time_us.median / b:,.1f} µs/sample   "
+                f"{_gflops(t.flop_per_s)} GFLOP/s ({_fraction(t.peak_fraction)} of peak)   "
+                f"additivity {_two_decimals(t.additivity)}"
+            )
         verdict = "OK" if r.cross_check.flops_exact else "FAILED"
         lines.append(f"{line}   float-op cross-check {verdict}")
     lines.append(COUNTING_CONVENTIONS.get(sweep.reports[0].settings.counting, ""))
-    lines.append("Each batch size's full report (all columns, cross-checks) is in the JSON "
-                 "(--format json): sweep[k].")  # fmt: skip
+    lines.append(
+        "Each batch size's full report (all columns, cross-checks) is in the JSON "
+        "(--format json): sweep[k]."
+    )
     return lines
 
 
-SWEEP_CSV_COLUMNS = ("batch_size", "index", "name", "type", "call_index", "flops",
-                     "flops_per_sample", "time_us_median", "time_us_per_sample")  # fmt: skip
+SWEEP_CSV_COLUMNS = (
+    "batch_size",
+    "index",
+    "name",
+    "type",
+    "call_index",
+    "flops",
+    "flops_per_sample",
+    "time_us_median",
+    "time_us_per_sample",
+)
 
 
 def _sweep_csv(sweep) -> str:
@@ -676,9 +920,17 @@ def _sweep_csv(sweep) -> str:
         b = report.model.batch_size
         for index, row in enumerate(report.layers):
             median = row.time_median_us
-            writer.writerow({"batch_size": b, "index": index, "name": row.name, "type": row.type,
-                             "call_index": row.call_index, "flops": row.flops,
-                             "flops_per_sample": None if row.flops is None else row.flops / b,
-                             "time_us_median": _round(median),
-                             "time_us_per_sample": _round(median and median / b)})  # fmt: skip
+            writer.writerow(
+                {
+                    "batch_size": b,
+                    "index": index,
+                    "name": row.name,
+                    "type": row.type,
+                    "call_index": row.call_index,
+                    "flops": row.flops,
+                    "flops_per_sample": None if row.flops is None else row.flops / b,
+                    "time_us_median": _round(median),
+                    "time_us_per_sample": _round(median and median / b),
+                }
+            )
     return out.getvalue()

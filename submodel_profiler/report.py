@@ -152,9 +152,12 @@ class LayerRow:
     @property
     def flops_match(self) -> bool:
         """The sub-model's float ops (both conventions) and MACs equal the whole graph's."""
-        return (self.flops is not None and self.flops == self.whole_graph_flops
-                and self.tf_flops == self.whole_graph_tf_flops
-                and self.macs == self.whole_graph_macs)  # fmt: skip
+        return (
+            self.flops is not None
+            and self.flops == self.whole_graph_flops
+            and self.tf_flops == self.whole_graph_tf_flops
+            and self.macs == self.whole_graph_macs
+        )
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,11 @@ class ParentRow:
 
     @property
     def counts_match(self) -> bool:
-        return (self.flops == self.rows_flops and self.tf_flops == self.rows_tf_flops
-                and self.macs == self.rows_macs)  # fmt: skip
+        return (
+            self.flops == self.rows_flops
+            and self.tf_flops == self.rows_tf_flops
+            and self.macs == self.rows_macs
+        )
 
 
 @dataclass(frozen=True)
@@ -299,8 +305,10 @@ class Report:
         )
         totals = _known(Totals, data["totals"])
         totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
-        check = {k: tuple(v) if isinstance(v, list) else v
-                 for k, v in _known(CrossCheck, data["cross_check"]).items()}  # fmt: skip
+        check = {
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in _known(CrossCheck, data["cross_check"]).items()
+        }
         return cls(
             model=ModelInfo(**model),
             environment=Environment(**_known(Environment, data["environment"])),
@@ -324,13 +332,22 @@ class Report:
 def _from_version_1(data: dict) -> dict:
     """A version 1 report in version 2 terms: its `flops` were TF's profiler count."""
     data = {**data, "settings": {**data["settings"], "counting": "tf"}}
-    data["layers"] = [{**r, "tf_flops": r.get("flops"), "ghost_ops": r.get("fused_ops", ()),
-                       "whole_graph_tf_flops": r.get("whole_graph_flops")}
-                      for r in data["layers"]]  # fmt: skip
+    data["layers"] = [
+        {
+            **r,
+            "tf_flops": r.get("flops"),
+            "ghost_ops": r.get("fused_ops", ()),
+            "whole_graph_tf_flops": r.get("whole_graph_flops"),
+        }
+        for r in data["layers"]
+    ]
     t = data["totals"]
-    data["totals"] = {**t, "tf_flops": t.get("flops"),
-                      "whole_graph_tf_flops": t.get("whole_graph_flops"),
-                      "unattributed_tf_flops": t.get("unattributed_flops")}  # fmt: skip
+    data["totals"] = {
+        **t,
+        "tf_flops": t.get("flops"),
+        "whole_graph_tf_flops": t.get("whole_graph_flops"),
+        "unattributed_tf_flops": t.get("unattributed_flops"),
+    }
     return data
 
 

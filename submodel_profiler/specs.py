@@ -58,7 +58,9 @@ def input_name(tensor) -> str:
 
 def check_batch_size(batch_size) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"The batch size must be a positive integer. Received: batch_size={batch_size!r}.")
+        raise UsageError(
+            f"The batch size must be a positive integer. Received: batch_size={batch_size!r}."
+        )
     return batch_size
 
 
@@ -120,7 +122,8 @@ def _per_sample_dims(tensor, given):
     if given is None:
         if any(d is None for d in model_dims):
             raise UsageError(
-                f"Input {input_name(tensor)!r} has shape {_fmt(tensor.shape)} with undefined dimensions, "
+                f"Input {input_name(tensor)!r} has shape {_fmt(tensor.shape)} with undefined "
+                "dimensions, "
                 "and TF's profiler silently skips ops of unknown shape. Pass the per-sample shape "
                 "with --input-shape (e.g. --input-shape 224,224,3), or input_shapes= in the API."
             )

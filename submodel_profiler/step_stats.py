@@ -54,8 +54,21 @@ import numpy as np
 
 # Executed op types that only hold or route values: a derived node of one of these types (a
 # weight folded into `x/merged_input`) does not keep a row covered.
-NOT_WORK_OPS = frozenset({"Const", "HostConst", "VarHandleOp", "NoOp", "_Arg", "_Retval",
-                          "Placeholder", "_Send", "_Recv", "_HostSend", "_HostRecv"})
+NOT_WORK_OPS = frozenset(
+    {
+        "Const",
+        "HostConst",
+        "VarHandleOp",
+        "NoOp",
+        "_Arg",
+        "_Retval",
+        "Placeholder",
+        "_Send",
+        "_Recv",
+        "_HostSend",
+        "_HostRecv",
+    }
+)
 # Path segments grappler inserts into the names of nodes it creates (ConstantFolding/x,
 # scope/ArithmeticOptimizer/AddOpsRewrite_x).
 _GRAPPLER_SEGMENT = re.compile(r"^[A-Z]\w*(Optimizer|Folding|Remapper)$")
@@ -177,8 +190,11 @@ def _add_assign_nodes(graph_def, values: dict):
     import tensorflow as tf
 
     names = {n.name for n in graph_def.node}
-    prefix = next(f"step_stats_init_{i}" for i in range(len(names) + 1)
-                  if not any(n.startswith(f"step_stats_init_{i}") for n in names))
+    prefix = next(
+        f"step_stats_init_{i}"
+        for i in range(len(names) + 1)
+        if not any(n.startswith(f"step_stats_init_{i}") for n in names)
+    )
     init = graph_def.node.add(name=prefix, op="NoOp")
     feeds = {}
     for i, (name, (value, is_variable)) in enumerate(values.items()):

@@ -30,8 +30,7 @@ def build_submodel(row: RowPlan, input_specs) -> object:
     import keras
 
     inputs = [
-        keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name)
-        for spec in input_specs
+        keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name) for spec in input_specs
     ]
     name = f"submodel_{row.name}_{row.call_index}".replace("/", "__")
     operations = [node.operation for node in row.nodes] or [row.operation]

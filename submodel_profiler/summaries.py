@@ -68,4 +68,6 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
 
 
 def add_summary_by_type(report: Report) -> Report:
-    return dataclasses.replace(report, summary_by_type=summary_by_type(report.layers, report.totals))
+    return dataclasses.replace(
+        report, summary_by_type=summary_by_type(report.layers, report.totals)
+    )

@@ -53,12 +53,17 @@ class Sweep:
 
 
 def _plain_row(row: PerSampleRow) -> dict:
-    return {"name": row.name, "call_index": row.call_index, "type": row.type,
-            "flops_per_sample": list(row.flops), "time_us_per_sample": list(row.time_us)}  # fmt: skip
+    return {
+        "name": row.name,
+        "call_index": row.call_index,
+        "type": row.type,
+        "flops_per_sample": list(row.flops),
+        "time_us_per_sample": list(row.time_us),
+    }
 
 
 def parse_batch_sizes(text: str) -> tuple:
-    """"1,8,32" -> (1, 8, 32): distinct positive integers.
+    """ "1,8,32" -> (1, 8, 32): distinct positive integers.
 
     Raises:
         UsageError: anything else, naming --batch-sizes.
@@ -68,8 +73,10 @@ def parse_batch_sizes(text: str) -> tuple:
     except ValueError:
         sizes = ()
     if not sizes or any(s < 1 for s in sizes) or len(set(sizes)) != len(sizes):
-        raise UsageError("--batch-sizes must be distinct positive integers separated by commas, "
-                         f"e.g. 1,8,32. Received: {text!r}.")  # fmt: skip
+        raise UsageError(
+            "--batch-sizes must be distinct positive integers separated by commas, "
+            f"e.g. 1,8,32. Received: {text!r}."
+        )
     return sizes
 
 
@@ -85,16 +92,20 @@ def per_sample_rows(sweep: Sweep) -> tuple:
     rows = []
     for row in sweep.reports[0].layers:
         found = [rows_of.get((row.name, row.call_index)) for rows_of in indexed]
-        flops = tuple(None if r is None else per_sample(r.flops, b)
-                      for r, b in zip(found, sweep.batch_sizes))  # fmt: skip
-        times = tuple(None if r is None or r.time_us is None else per_sample(r.time_us.median, b)
-                      for r, b in zip(found, sweep.batch_sizes))  # fmt: skip
+        flops = tuple(
+            None if r is None else per_sample(r.flops, b) for r, b in zip(found, sweep.batch_sizes)
+        )
+        times = tuple(
+            None if r is None or r.time_us is None else per_sample(r.time_us.median, b)
+            for r, b in zip(found, sweep.batch_sizes)
+        )
         rows.append(PerSampleRow(row.name, row.call_index, row.type, flops, times))
     return tuple(rows)
 
 
-def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=None,
-                  **kwargs) -> Sweep:  # fmt: skip
+def profile_sweep(
+    model, batch_sizes, *, timing: bool = True, timing_settings=None, **kwargs
+) -> Sweep:
     """`profile_model` once per batch size; the peak is measured once and shared.
 
     Keyword arguments are passed on to `profile_model`. Raises what it raises.
@@ -107,8 +118,16 @@ def profile_sweep(model, batch_sizes, *, timing: bool = True, timing_settings=No
     settings = timing_settings or TimingSettings()
     reports = []
     for b in batch_sizes:
-        reports.append(profile_model(model, batch_size=b, timing=timing, timing_settings=settings,
-                                     measure_peak=False, **kwargs))  # fmt: skip
+        reports.append(
+            profile_model(
+                model,
+                batch_size=b,
+                timing=timing,
+                timing_settings=settings,
+                measure_peak=False,
+                **kwargs,
+            )
+        )
         if reports[-1].status == "interrupted":  # Ctrl-C: keep what was measured, stop here
             break
     interrupted = reports[-1].status == "interrupted"

@@ -28,12 +28,13 @@ class Peak:
 
 
 def matmul_flops(n: int) -> int:
-    """Float ops of [n, n] @ [n, n]: n² outputs, n multiply-adds each, 2 float ops per multiply-add."""
+    """Float ops of [n, n] @ [n, n]: n² outputs, n multiply-adds each, 2 float ops each."""
     return 2 * n**3
 
 
-def measure_peak(settings: TimingSettings = TimingSettings(), size: int | None = None,
-                 dtype: str = "float32") -> Peak | None:  # fmt: skip
+def measure_peak(
+    settings: TimingSettings = TimingSettings(), size: int | None = None, dtype: str = "float32"
+) -> Peak | None:
     """Time a `size`×`size` matmul of `dtype` in-graph (like the rows) and return its rate.
 
     Args:
@@ -51,10 +52,15 @@ def measure_peak(settings: TimingSettings = TimingSettings(), size: int | None =
     ((stats,),) = SegmentTimer(settings).time([[segment]])
     if stats is None or stats.median <= 0:
         return None
-    tf32 = dtype == "float32" and tf.config.list_physical_devices("GPU") and (
-        tf.config.experimental.tensor_float_32_execution_enabled())
-    method = (f"{dtype} matmul {n}x{n} @ {n}x{n}, {matmul_flops(n):,} float ops, in-graph "
-              f"median of {stats.repeats} runs{'; TF32 allowed' if tf32 else ''}")  # fmt: skip
+    tf32 = (
+        dtype == "float32"
+        and tf.config.list_physical_devices("GPU")
+        and (tf.config.experimental.tensor_float_32_execution_enabled())
+    )
+    method = (
+        f"{dtype} matmul {n}x{n} @ {n}x{n}, {matmul_flops(n):,} float ops, in-graph "
+        f"median of {stats.repeats} runs{'; TF32 allowed' if tf32 else ''}"
+    )
     return Peak(matmul_flops(n) / (stats.median * 1e-6), method)
 
 
@@ -92,8 +98,12 @@ def add_throughput(report: Report, peak: Peak | None) -> Report:
         report.environment, peak_flop_per_s=peak_rate, peak_method=peak and peak.method
     )
     complete = not report.cross_check.uncounted_ops
-    return dataclasses.replace(report, layers=layers, environment=environment,
-                               totals=_totals(report.totals, peak_rate, complete))  # fmt: skip
+    return dataclasses.replace(
+        report,
+        layers=layers,
+        environment=environment,
+        totals=_totals(report.totals, peak_rate, complete),
+    )
 
 
 def _row(row: LayerRow, peak: float | None) -> LayerRow:

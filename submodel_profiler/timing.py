@@ -90,7 +90,9 @@ def integer_input_bound(model, default: int = 10) -> int:
     """Upper bound (exclusive) for random integer inputs: within every Embedding's vocabulary."""
     import keras
 
-    dims = [layer.input_dim for layer in _all_layers(model) if isinstance(layer, keras.layers.Embedding)]
+    dims = [
+        layer.input_dim for layer in _all_layers(model) if isinstance(layer, keras.layers.Embedding)
+    ]
     return max(1, min([default, *dims]))
 
 
@@ -187,8 +189,13 @@ class SegmentTimer:
     ({(group index, segment index): "Type: message"}). Warm-up runs at least once for this.
     """
 
-    def __init__(self, settings: TimingSettings = TimingSettings(), clock=time.perf_counter,
-                 chunk_size: int = 32, int_high: int = 10):  # fmt: skip
+    def __init__(
+        self,
+        settings: TimingSettings = TimingSettings(),
+        clock=time.perf_counter,
+        chunk_size: int = 32,
+        int_high: int = 10,
+    ):
         self.settings = settings
         self.int_high = int_high  # integer inputs are drawn from [0, int_high)
         self.clock = clock
@@ -250,8 +257,9 @@ class SegmentTimer:
                 self.errors[(g, indices[0])] = describe(e)
                 return []
             half = len(indices) // 2
-            return (self._working_chunks(g, group, indices[:half])
-                    + self._working_chunks(g, group, indices[half:]))  # fmt: skip
+            return self._working_chunks(g, group, indices[:half]) + self._working_chunks(
+                g, group, indices[half:]
+            )
 
 
 class _Chunk:
@@ -292,7 +300,9 @@ class _Chunk:
 
 def _all_stable(samples: np.ndarray, tolerance: float) -> bool:
     overhead = float(np.median(samples[:, 0]))
-    return all(median_is_stable(samples[:, k] - overhead, tolerance) for k in range(samples.shape[1]))
+    return all(
+        median_is_stable(samples[:, k] - overhead, tolerance) for k in range(samples.shape[1])
+    )
 
 
 def median_is_stable(samples, tolerance: float) -> bool:

@@ -73,15 +73,22 @@ class WholeGraph:
         import hashlib
 
         graph = self.instrumented_function.graph
-        ops = sorted((graph.get_operation_by_name(n) for n in self.trace(key).op_names),
-                     key=lambda op: op._id)  # creation order  # fmt: skip
+        ops = sorted(
+            (graph.get_operation_by_name(n) for n in self.trace(key).op_names),
+            key=lambda op: op._id,
+        )  # creation order
         position = {op.name: i for i, op in enumerate(ops)}
         digest = hashlib.sha256()
         for op in ops:
-            inputs = [(position[t.op.name], t.value_index) if t.op.name in position
-                      else (t.dtype.name, str(t.shape)) for t in op.inputs]  # fmt: skip
-            attrs = sorted((k, _attr_text(v)) for k, v in op.node_def.attr.items()
-                           if not k.startswith("_"))  # fmt: skip
+            inputs = [
+                (position[t.op.name], t.value_index)
+                if t.op.name in position
+                else (t.dtype.name, str(t.shape))
+                for t in op.inputs
+            ]
+            attrs = sorted(
+                (k, _attr_text(v)) for k, v in op.node_def.attr.items() if not k.startswith("_")
+            )
             outputs = [str(t.shape) for t in op.outputs]
             digest.update(repr((op.type, inputs, attrs, outputs)).encode())
         return digest.hexdigest()
@@ -98,8 +105,7 @@ def _attr_text(value) -> str:
     return value.SerializeToString(deterministic=True).hex()
 
 
-def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
-               nested: tuple = ()):  # fmt: skip
+def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()):
     """Trace the model node by node; return (concrete function, Expansion of the rows).
 
     Every graph op created while a row's nodes run belongs to that row. With `depth` > 1, a
@@ -134,11 +140,16 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
         for row in rows:
             traces[row.key] = _trace(row, values, created[row.key])
         for parent in nested:
-            inside = [op for row in rows if row.name.startswith(parent.name + "/")
-                      for op in created[row.key]]  # fmt: skip
+            inside = [
+                op
+                for row in rows
+                if row.name.startswith(parent.name + "/")
+                for op in created[row.key]
+            ]
             traces[parent.key] = _trace(parent, values, inside)
-        outputs[:] = [(row.key, [values[id(t)] for t in row.output_tensors])
-                      for row in (*rows, *nested)]  # fmt: skip
+        outputs[:] = [
+            (row.key, [values[id(t)] for t in row.output_tensors]) for row in (*rows, *nested)
+        ]
         return [values[id(t)] for t in graph_model.outputs]
 
     try:
@@ -150,8 +161,12 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
         raise ProfilingError("tracing the whole model", cause, name) from e
     for key, tensors in outputs:  # consumers are known once the whole trace exists
         trace = traces[key]
-        traces[key] = RowTrace(trace.input_specs, trace.output_specs, trace.op_names,
-                               outputs_used(tensors, trace.op_names))  # fmt: skip
+        traces[key] = RowTrace(
+            trace.input_specs,
+            trace.output_specs,
+            trace.op_names,
+            outputs_used(tensors, trace.op_names),
+        )
     return concrete, _expand_rows(rows, traces, recorded, depth, nested)
 
 
@@ -165,8 +180,13 @@ def _trace(row: RowPlan, values: dict, ops) -> RowTrace:
 
 def is_composite(row: RowPlan, depth: int) -> bool:
     """A row to expand at `depth`: one layer call whose layer holds other layers."""
-    return (row.depth < depth and row.kind == "layer" and len(row.nodes) == 1
-            and graph_of(row.operation) is None and bool(sublayers(row.operation)))  # fmt: skip
+    return (
+        row.depth < depth
+        and row.kind == "layer"
+        and len(row.nodes) == 1
+        and graph_of(row.operation) is None
+        and bool(sublayers(row.operation))
+    )
 
 
 def _call_recording(row: RowPlan, node, values: dict, depth: int):
@@ -194,8 +214,9 @@ def _expand_rows(rows, traces, recorded, depth, nested) -> Expansion:
         out.parents.append(row)
         out.parent_traces[row.key] = traces[row.key]
         site_rows(sites, row.label + "/", row.depth + 1, depth, row.label, out)
-        add_inline_row(out, row.label + "/", traces[row.key].op_names, sites, row.depth + 1,
-                       row.label)  # fmt: skip
+        add_inline_row(
+            out, row.label + "/", traces[row.key].op_names, sites, row.depth + 1, row.label
+        )
     return out
 
 
@@ -212,8 +233,9 @@ def trace_reference(model, input_specs: list):
     return trace_call(model, input_specs, flat if structure is None else structure)
 
 
-def profile_whole_graph(model, rows: list[RowPlan], input_specs: list, depth: int = 1,
-                        nested: tuple = ()) -> WholeGraph:  # fmt: skip
+def profile_whole_graph(
+    model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()
+) -> WholeGraph:
     """Run the whole-graph method: instrumented trace, per-row split, reference total."""
     concrete, tree = trace_rows(model, rows, input_specs, depth, nested)
     reference = trace_reference(model, input_specs)

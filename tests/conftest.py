@@ -52,7 +52,9 @@ def seed_tf_flops(model, specs) -> int:
     specs = [s if isinstance(s, tf.TensorSpec) else tf.TensorSpec(s) for s in specs]
     fn = tf.function(lambda *xs: model(xs[0] if len(xs) == 1 else list(xs), training=False))
     graph = fn.get_concrete_function(*specs).graph
-    options = ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    options = (
+        ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    )
     with quiet_tf():
         return model_analyzer.profile(graph, options=options).total_float_ops
 

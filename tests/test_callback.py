@@ -131,8 +131,11 @@ def test_default_sync_waits_for_devices_only_with_a_gpu(monkeypatch, gpu):
     events = []
     clock = FakeClock()
     with monkeypatch.context() as m:
-        m.setattr(tf.config, "list_logical_devices",
-                  lambda kind=None: [object()] if gpu and kind == "GPU" else [])  # fmt: skip
+        m.setattr(
+            tf.config,
+            "list_logical_devices",
+            lambda kind=None: [object()] if gpu and kind == "GPU" else [],
+        )
         m.setattr(tf.test.experimental, "sync_devices", lambda: events.append("sync"))
         cb = LayerTimingCallback(clock=lambda: events.append("clock") or clock())
     small_model().predict(samples(2), batch_size=1, verbose=0, callbacks=[cb])
@@ -313,8 +316,9 @@ def test_shared_layer_call_sites_follow_plan_rows():
     clock = FakeClock()
     model = shared_layer_model(clock)
     cb = LayerTimingCallback(clock=clock)
-    model.predict([np.full((N, 3), 1.0), np.full((N, 3), 3.0)], batch_size=1, verbose=0,
-                  callbacks=[cb])
+    model.predict(
+        [np.full((N, 3), 1.0), np.full((N, 3), 3.0)], batch_size=1, verbose=0, callbacks=[cb]
+    )
     layer_rows = [r for r in plan_rows(model) if r.kind == "layer" and r.type != "InputLayer"]
     assert set(cb.site_times_us) == {row.key for row in layer_rows}
     assert len(cb.times_us["spend"]) == 3 * N
@@ -333,7 +337,9 @@ def test_call_index_restarts_each_forward_pass_with_steps_per_execution():
     cb = LayerTimingCallback()
     model.predict(samples(4), batch_size=1, verbose=0, callbacks=[cb])
     assert {site: len(t) for site, t in cb.site_times_us.items()} == {
-        ("d1", 0): 4, ("relu", 0): 4, ("d2", 0): 4
+        ("d1", 0): 4,
+        ("relu", 0): 4,
+        ("d2", 0): 4,
     }
 
 
@@ -362,7 +368,9 @@ def test_callback_times_keys_counts_and_values():
 def test_callback_times_single_input():
     times = callback_times(small_model(), [tf.ones((1, 3))], samples=3)
     assert {site: s.repeats for site, s in times.items()} == {
-        ("d1", 0): 3, ("relu", 0): 3, ("d2", 0): 3
+        ("d1", 0): 3,
+        ("relu", 0): 3,
+        ("d2", 0): 3,
     }
 
 

@@ -1,4 +1,5 @@
-"""The CLI as users run it: `python -m submodel_profiler` and the console script, as subprocesses."""
+"""The CLI as users run it: `python -m submodel_profiler` and the console script, run as
+subprocesses."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ import pytest
 from conftest import run_cli
 
 FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001"]
-
-
-
-
 
 
 def test_table_on_a_model_file(model_file):
@@ -42,8 +39,18 @@ def test_counting_flag_picks_what_flops_means(model_file, tmp_path):
     data = {}
     for counting in ("complete", "tf"):
         out = tmp_path / f"{counting}.json"
-        result = run_cli([model_file, "--no-timing", "--counting", counting, "--format", "json",
-                          "--output", str(out)])  # fmt: skip
+        result = run_cli(
+            [
+                model_file,
+                "--no-timing",
+                "--counting",
+                counting,
+                "--format",
+                "json",
+                "--output",
+                str(out),
+            ]
+        )
         assert result.returncode == 0, result.stderr
         data[counting] = json.loads(out.read_text())
         assert data[counting]["settings"]["counting"] == counting
@@ -90,8 +97,9 @@ def test_csv_to_stdout(model_file):
 
 def test_console_script_is_installed(model_file):
     script = os.path.join(os.path.dirname(sys.executable), "submodel-profiler")
-    result = subprocess.run([script, model_file, "--no-timing"], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [script, model_file, "--no-timing"], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "Cross-check: OK" in result.stdout
 
@@ -126,8 +134,10 @@ def test_help_explains_every_flag():
         (["MobileNetV3Larg"], "Did you mean: MobileNetV3Large"),
         (["MobileNetV3Small", "--batch-size", "0"], "--batch-size"),
         (["MobileNetV3Small", "--batch-size", "-3"], "--batch-size"),
-        (["MobileNetV3Small", "--input-shape", "32,32,3", "--input-shape", "32,32,3"],
-         "pass one --input-shape per input"),
+        (
+            ["MobileNetV3Small", "--input-shape", "32,32,3", "--input-shape", "32,32,3"],
+            "pass one --input-shape per input",
+        ),
         (["MobileNetV3Small", "--input-shape", "224,abc"], "--input-shape"),
         (["MobileNetV3Small", "--output", "/nonexistent_dir/r.json"], "does not exist"),
     ],

@@ -128,24 +128,30 @@ def test_einsum_dense_matches_its_equation(keras):
     assert_exact(report)
 
 
-@pytest.mark.parametrize("equation, shapes, gt", [
-    ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 7, 3, 4)], 2 * 5 * 3 * 4 * 7),
-    ("...ij,...jk->...ik", [(6, 2, 3), (3, 4)], 6 * 2 * 3 * 4),  # broadcast batch
-    # "..." of different ranks line up from the right: (2, 3) against (3,)
-    ("...ij,...jk->...ik", [(2, 3, 4, 5), (3, 5, 6)], 2 * 3 * 4 * 5 * 6),
-    ("ij,ij->ij", [(3, 4), (3, 4)], 0),  # elementwise product: multiplies, no accumulation
-    ("bi,j->bij", [(2, 3), (4,)], 0),  # outer product: no accumulation
-    ("ii->", [(5, 5)], 0),  # one operand: no multiply
-    ("ij,jk,kl->il", [(1, 128), (128, 128), (128, 64)], 1 * 128 * 128 + 1 * 128 * 64),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "equation, shapes, gt",
+    [
+        ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 7, 3, 4)], 2 * 5 * 3 * 4 * 7),
+        ("...ij,...jk->...ik", [(6, 2, 3), (3, 4)], 6 * 2 * 3 * 4),  # broadcast batch
+        # "..." of different ranks line up from the right: (2, 3) against (3,)
+        ("...ij,...jk->...ik", [(2, 3, 4, 5), (3, 5, 6)], 2 * 3 * 4 * 5 * 6),
+        ("ij,ij->ij", [(3, 4), (3, 4)], 0),  # elementwise product: multiplies, no accumulation
+        ("bi,j->bij", [(2, 3), (4,)], 0),  # outer product: no accumulation
+        ("ii->", [(5, 5)], 0),  # one operand: no multiply
+        ("ij,jk,kl->il", [(1, 128), (128, 128), (128, 64)], 1 * 128 * 128 + 1 * 128 * 64),
+    ],
+)
 def test_einsum_rule(equation, shapes, gt):
     assert einsum_macs(equation, shapes) == gt
 
 
-@pytest.mark.parametrize("equation, shapes, gt", [
-    ("ij,ij->ij", [(3, 4), (3, 4)], 3 * 4),  # one multiply per output element, as Mul
-    ("bi,j->bij", [(2, 3), (4,)], 2 * 3 * 4),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "equation, shapes, gt",
+    [
+        ("ij,ij->ij", [(3, 4), (3, 4)], 3 * 4),  # one multiply per output element, as Mul
+        ("bi,j->bij", [(2, 3), (4,)], 2 * 3 * 4),
+    ],
+)
 def test_einsum_products_without_a_summed_index_count_one_per_output(equation, shapes, gt):
     from submodel_profiler.counting import einsum_product_flops
 
@@ -194,8 +200,9 @@ def test_gelu_counts_its_erf(keras):
     assert row.macs == b * n_in * n_out
     assert row.uncounted_ops == {}
     assert row.flops - row.tf_flops == b * n_out  # one per element of Erf(c), which TF skips
-    _, tf_report = _single_row(keras, keras.layers.Dense(n_out, activation="gelu"), (n_in,),
-                               batch=b, counting="tf")  # fmt: skip
+    _, tf_report = _single_row(
+        keras, keras.layers.Dense(n_out, activation="gelu"), (n_in,), batch=b, counting="tf"
+    )
     assert set(tf_report.layers[0].uncounted_ops) & {"Erf", "Erfc"}
 
 
@@ -228,8 +235,9 @@ def test_loop_with_a_constant_limit_counts_every_iteration(keras):
             self.w = self.add_weight(shape=(n, n))
 
         def call(self, x):
-            _, y = tf.while_loop(lambda i, h: i < steps, lambda i, h: (i + 1, h @ self.w),
-                                 (tf.constant(0), x))  # fmt: skip
+            _, y = tf.while_loop(
+                lambda i, h: i < steps, lambda i, h: (i + 1, h @ self.w), (tf.constant(0), x)
+            )
             return y
 
     _, report = _single_row(keras, Power(name="power"), (n,), batch=2)
@@ -250,8 +258,9 @@ def test_loop_without_a_static_trip_count_stays_uncounted(keras):
 
         def call(self, x):
             limit = tf.reduce_sum(tf.cast(x > 0, tf.int32))  # depends on the data
-            _, y = tf.while_loop(lambda i, h: i < limit, lambda i, h: (i + 1, h @ self.w),
-                                 (tf.constant(0), x))  # fmt: skip
+            _, y = tf.while_loop(
+                lambda i, h: i < limit, lambda i, h: (i + 1, h @ self.w), (tf.constant(0), x)
+            )
             return y
 
     _, report = _single_row(keras, DataDependent(name="dd"), (n,))
@@ -300,8 +309,12 @@ def test_loop_with_a_data_dependent_condition_stays_uncounted_despite_maximum_it
     import tensorflow as tf
 
     def loop(x, w):
-        return tf.while_loop(lambda i, h: tf.reduce_sum(h) < 0.0, lambda i, h: (i + 1, h @ w),
-                             (0, x), maximum_iterations=7)[1]  # fmt: skip
+        return tf.while_loop(
+            lambda i, h: tf.reduce_sum(h) < 0.0,
+            lambda i, h: (i + 1, h @ w),
+            (0, x),
+            maximum_iterations=7,
+        )[1]
 
     _, report = _single_row(keras, _loop_layer(keras, 4, loop), (4,))
     row = rows_by_label(report)["loop"]
@@ -309,11 +322,14 @@ def test_loop_with_a_data_dependent_condition_stays_uncounted_despite_maximum_it
     assert row.macs == 0
 
 
-@pytest.mark.parametrize("start, cond, step, trips", [
-    (0.0, lambda t: t <= 1.0, lambda t: t + 0.5, 3),  # float counter, inclusive: 0, .5, 1
-    (5, lambda t: t > 0, lambda t: t - 1, 5),  # counting down
-    (5, lambda t: 0 < t, lambda t: t - 2, 3),  # limit on the left: 5, 3, 1
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "start, cond, step, trips",
+    [
+        (0.0, lambda t: t <= 1.0, lambda t: t + 0.5, 3),  # float counter, inclusive: 0, .5, 1
+        (5, lambda t: t > 0, lambda t: t - 1, 5),  # counting down
+        (5, lambda t: 0 < t, lambda t: t - 2, 3),  # limit on the left: 5, 3, 1
+    ],
+)
 def test_loop_counters_up_down_and_float(keras, start, cond, step, trips):
     import tensorflow as tf
 
@@ -331,9 +347,12 @@ def test_loop_whose_variable_grows_is_not_counted_at_its_first_shape(keras):
     import tensorflow as tf
 
     def loop(x, w):
-        return tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.concat([h, h @ w], 0)),
-                             (0, x), shape_invariants=(tf.TensorShape([]),
-                                                       tf.TensorShape([None, 4])))[1]  # fmt: skip
+        return tf.while_loop(
+            lambda i, h: i < 3,
+            lambda i, h: (i + 1, tf.concat([h, h @ w], 0)),
+            (0, x),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, 4])),
+        )[1]
 
     _, report = _single_row(keras, _loop_layer(keras, 4, loop), (4,))
     row = rows_by_label(report)["loop"]
@@ -387,16 +406,22 @@ def test_keras_hub_bert_attention_matches_the_textbook(keras):
     keras_hub = pytest.importorskip("keras_hub")  # a test extra: see pyproject.toml
     s, hdim, heads, inter, layers = 16, 32, 2, 64, 2
     model = keras_hub.models.BertBackbone(
-        vocabulary_size=100, num_layers=layers, num_heads=heads, hidden_dim=hdim,
-        intermediate_dim=inter, max_sequence_length=s,
-    )  # fmt: skip
+        vocabulary_size=100,
+        num_layers=layers,
+        num_heads=heads,
+        hidden_dim=hdim,
+        intermediate_dim=inter,
+        max_sequence_length=s,
+    )
     shapes = {name: (s,) for name in ("token_ids", "segment_ids", "padding_mask")}
     report = _profile(model, input_shapes=shapes)
     assert_exact(report)
     assert report.cross_check.uncounted_ops == {}
-    per_layer = (4 * s * hdim * hdim  # query, key, value, output projections
-                 + 2 * s * s * hdim  # scores and combine, over all heads
-                 + 2 * s * hdim * inter)  # the two feed-forward denses  # fmt: skip
+    per_layer = (
+        4 * s * hdim * hdim  # query, key, value, output projections
+        + 2 * s * s * hdim  # scores and combine, over all heads
+        + 2 * s * hdim * inter
+    )  # the two feed-forward denses
     encoder = [r for r in report.layers if r.type == "TransformerEncoder"]
     assert len(encoder) == layers
     assert all(r.macs == per_layer for r in encoder)

@@ -99,9 +99,17 @@ def test_a_sublayer_with_a_mask_argument(keras):
 def test_multi_head_attention_gives_its_projections_and_inline_row(keras):
     s, e, heads, dk = 16, 32, 2, 16
     inputs = keras.Input((s, e))
-    model = keras.Model(inputs, keras.layers.MultiHeadAttention(heads, dk, name="mha")(inputs, inputs))
-    report = profile_model(model, depth=2, timing_settings=FAST_TIMING, step_stats_runs=0,
-                           callback_samples=0, measure_peak=False)  # fmt: skip
+    model = keras.Model(
+        inputs, keras.layers.MultiHeadAttention(heads, dk, name="mha")(inputs, inputs)
+    )
+    report = profile_model(
+        model,
+        depth=2,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=0,
+        measure_peak=False,
+    )
     rows = rows_by_label(report)
     for name in ("query", "key", "value", "attention_output"):
         assert rows[f"mha/{name}"].macs == s * e * heads * dk, name
@@ -150,8 +158,9 @@ def test_cli_depth_json_rows_carry_depth_and_parent(keras, tmp_path):
     path = tmp_path / "mha.keras"
     model.save(path)
     out = tmp_path / "r.json"
-    result = run_cli([str(path), "--no-timing", "--depth", "2", "--format", "json",
-                      "--output", str(out)])  # fmt: skip
+    result = run_cli(
+        [str(path), "--no-timing", "--depth", "2", "--format", "json", "--output", str(out)]
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     rows = {r["name"]: r for r in data["layers"]}
@@ -167,13 +176,25 @@ def test_cli_depth_json_rows_carry_depth_and_parent(keras, tmp_path):
 def test_keras_hub_bert_at_depth_3(keras):
     keras_hub = pytest.importorskip("keras_hub")  # a test extra: see pyproject.toml
     s, hdim, inter = 16, 32, 64
-    model = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
-                                          hidden_dim=hdim, intermediate_dim=inter,
-                                          max_sequence_length=s)  # fmt: skip
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=100,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=hdim,
+        intermediate_dim=inter,
+        max_sequence_length=s,
+    )
     shapes = {name: (s,) for name in ("token_ids", "segment_ids", "padding_mask")}
     one = rows_by_label(_profile(model, input_shapes=shapes))
-    deep = profile_model(model, input_shapes=shapes, depth=3, timing_settings=FAST_TIMING,
-                         step_stats_runs=0, callback_samples=0, measure_peak=False)  # fmt: skip
+    deep = profile_model(
+        model,
+        input_shapes=shapes,
+        depth=3,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=0,
+        measure_peak=False,
+    )
     assert_exact(deep)
     rows = rows_by_label(deep)
     attention = "transformer_layer_0/self_attention_layer/"

@@ -20,8 +20,6 @@ def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
 
 
-
-
 def _call_nodes(graph) -> list:
     return [op.name for op in graph.get_operations() if op.type in CALL_OP_TYPES]
 
@@ -177,7 +175,8 @@ def test_convnext_tiny_counts_its_grouped_convs(keras):
     with quiet_tf():
         plain = model_analyzer.profile(graph, options=options.build()).total_float_ops
     grouped = [
-        layer for layer in model.layers
+        layer
+        for layer in model.layers
         if isinstance(layer, keras.layers.Conv2D) and layer.groups > 1
     ]
     assert len(grouped) == 18  # one 7x7 depthwise conv per ConvNeXt block (3 + 3 + 9 + 3)

@@ -13,8 +13,6 @@ def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
 
 
-
-
 def _hard_sigmoid_model(keras, channels=6):
     """MobileNetV3's hard-sigmoid: ReLU(6.)(x + 3.) * (1/6), inside an SE-style gate."""
     layers = keras.layers
@@ -75,8 +73,12 @@ def test_layer_names_that_collide_with_tf_scope_suffixes(keras):
     x = x + x  # a ghost Add next to a layer literally named Add_6
     report = _profile(keras.Model(inputs, x))
     rows = rows_by_label(report)
-    for name, (cin, cout, k) in {"conv": (2, 3, 3), "conv_1": (3, 4, 3),
-                                 "conv_1_2": (4, 5, 3), "Add_6": (5, 6, 1)}.items():  # fmt: skip
+    for name, (cin, cout, k) in {
+        "conv": (2, 3, 3),
+        "conv_1": (3, 4, 3),
+        "conv_1_2": (4, 5, 3),
+        "Add_6": (5, 6, 1),
+    }.items():
         assert rows[name].flops == 2 * k * k * cin * cout * 36 + cout * 36, name
     assert_exact(report)
 

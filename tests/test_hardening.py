@@ -15,8 +15,20 @@ from submodel_profiler import UsageError, profile_model
 
 from conftest import CLI, FAST_TIMING, assert_exact, rows_by_label, run_cli
 
-FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001",
-        "--step-stats-runs", "1", "--callback-samples", "1"]  # fmt: skip
+FAST = [
+    "--repeats",
+    "4",
+    "--min-repeats",
+    "3",
+    "--warmup",
+    "1",
+    "--time-budget",
+    "0.001",
+    "--step-stats-runs",
+    "1",
+    "--callback-samples",
+    "1",
+]
 
 CUSTOM_LAYERS = textwrap.dedent('''
     import keras
@@ -74,12 +86,24 @@ def failing_row_file(keras, custom_module, tmp_path_factory):
 # --- 1. a row that fails when run ------------------------------------------------------------
 
 
-def test_a_row_failing_at_run_time_leaves_every_other_row_complete(failing_row_file,
-                                                                    custom_module, tmp_path):
+def test_a_row_failing_at_run_time_leaves_every_other_row_complete(
+    failing_row_file, custom_module, tmp_path
+):
     folder, _ = custom_module
     out = tmp_path / "r.json"
-    result = _cli([failing_row_file, *FAST, "--custom-objects", "hardening_layers",
-                   "--format", "json", "--output", str(out)], folder)  # fmt: skip
+    result = _cli(
+        [
+            failing_row_file,
+            *FAST,
+            "--custom-objects",
+            "hardening_layers",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ],
+        folder,
+    )
     assert result.returncode == 3, result.stderr  # partial
     assert "Traceback" not in result.stderr
     data = json.loads(out.read_text())
@@ -98,8 +122,7 @@ def test_a_row_failing_at_run_time_leaves_every_other_row_complete(failing_row_f
 # --- 2. a crash is told apart ----------------------------------------------------------------
 
 
-def test_a_crash_exits_4_with_one_paragraph_naming_phase_and_layer(keras, custom_module,
-                                                                   tmp_path):
+def test_a_crash_exits_4_with_one_paragraph_naming_phase_and_layer(keras, custom_module, tmp_path):
     folder, layers = custom_module
     inputs = keras.Input((4,))
     model = keras.Model(inputs, layers.BatchOneFails(name="picky")(keras.layers.Dense(4)(inputs)))
@@ -119,9 +142,23 @@ def test_a_crash_exits_4_with_one_paragraph_naming_phase_and_layer(keras, custom
 
 def test_repeats_alone_lowers_the_minimum(model_file, tmp_path):
     out = tmp_path / "r.json"
-    result = run_cli([model_file, "--repeats", "5", "--time-budget", "0.001",
-                      "--step-stats-runs", "0", "--callback-samples", "0",
-                      "--format", "json", "--output", str(out)])  # fmt: skip
+    result = run_cli(
+        [
+            model_file,
+            "--repeats",
+            "5",
+            "--time-budget",
+            "0.001",
+            "--step-stats-runs",
+            "0",
+            "--callback-samples",
+            "0",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     settings = json.loads(out.read_text())["settings"]
     assert settings["max_repeats"] == 5 and settings["min_repeats"] == 5
@@ -130,13 +167,16 @@ def test_repeats_alone_lowers_the_minimum(model_file, tmp_path):
 # --- 4. flags that would be ignored are refused ----------------------------------------------
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--dtype-policy", "mixed_float16"], "--dtype-policy"),
-    (["--batch-size", "2", "--batch-sizes", "1,2"], "--batch-sizes"),
-    (["--batch-size", "1", "--batch-sizes", "1,2"], "--batch-sizes"),
-    (["--wide", "--format", "json"], "--columns and --wide"),
-    (["--columns", "name,bogus"], "--columns"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dtype-policy", "mixed_float16"], "--dtype-policy"),
+        (["--batch-size", "2", "--batch-sizes", "1,2"], "--batch-sizes"),
+        (["--batch-size", "1", "--batch-sizes", "1,2"], "--batch-sizes"),
+        (["--wide", "--format", "json"], "--columns and --wide"),
+        (["--columns", "name,bogus"], "--columns"),
+    ],
+)
 def test_flags_that_would_be_ignored_are_refused(model_file, extra, message):
     result = run_cli([model_file, "--no-timing", *extra])
     assert result.returncode == 2, result.stdout
@@ -161,9 +201,21 @@ def test_expand_nested_on_a_subclassed_model_is_refused(keras):
 
 @pytest.mark.architecture
 def test_default_mobilenet_v3_small_table_fits_160_columns():
-    result = run_cli(["MobileNetV3Small", "--repeats", "3", "--min-repeats", "3",
-                      "--time-budget", "0.001", "--step-stats-runs", "1",
-                      "--callback-samples", "1"])  # fmt: skip
+    result = run_cli(
+        [
+            "MobileNetV3Small",
+            "--repeats",
+            "3",
+            "--min-repeats",
+            "3",
+            "--time-budget",
+            "0.001",
+            "--step-stats-runs",
+            "1",
+            "--callback-samples",
+            "1",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     widths = [len(line) for line in result.stdout.splitlines()]
     assert max(widths) <= 160, max(widths)
@@ -185,19 +237,25 @@ def test_columns_pick_the_table(model_file):
 
 def test_stderr_holds_no_tensorflow_log_lines_by_default(model_file):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(CLI + [model_file, "--no-timing"], capture_output=True, text=True,
-                            env=env, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        CLI + [model_file, "--no-timing"], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     for noise in ("cuda", "cuInit", "oneDNN", "absl", "I0000", "E0000"):
         assert noise not in result.stderr, result.stderr
-    verbose = subprocess.run(CLI + [model_file, "--no-timing", "--verbose"], capture_output=True,
-                             text=True, env=env, timeout=300)  # fmt: skip
+    verbose = subprocess.run(
+        CLI + [model_file, "--no-timing", "--verbose"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert verbose.returncode == 0
 
 
 # --- 7. legacy Keras 2 files -----------------------------------------------------------------
 
-WRITE_LEGACY = textwrap.dedent('''
+WRITE_LEGACY = textwrap.dedent("""
     import sys
     import tf_keras
     import tensorflow as tf
@@ -210,7 +268,7 @@ WRITE_LEGACY = textwrap.dedent('''
     tf_keras.Model(x, y).save(folder + "/lambda.h5")
     x = tf_keras.Input((8,))
     tf_keras.Model(x, tf.nn.relu(tf_keras.layers.Dense(4)(x)) + 1.0).save(folder + "/op.h5")
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -218,15 +276,21 @@ def legacy_files(tmp_path_factory):
     pytest.importorskip("tf_keras")  # a test extra: see pyproject.toml
     folder = tmp_path_factory.mktemp("legacy")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-c", WRITE_LEGACY, str(folder)], check=True, env=env,
-                   capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-c", WRITE_LEGACY, str(folder)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
     return folder
 
 
 def test_a_tf_keras_h5_loads_and_agrees_row_by_row(keras, legacy_files, tmp_path):
     out = tmp_path / "r.json"
-    result = run_cli([str(legacy_files / "mnv2.h5"), "--no-timing", "--format", "json",
-                      "--output", str(out)])  # fmt: skip
+    result = run_cli(
+        [str(legacy_files / "mnv2.h5"), "--no-timing", "--format", "json", "--output", str(out)]
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["cross_check"]["flops_exact"]
@@ -270,8 +334,14 @@ def test_layers_with_equal_configs_but_different_graphs_are_measured_apart(keras
     inputs = keras.Input((6,))
     x = Mode(matmul=False, name="double")(inputs)
     model = keras.Model(inputs, Mode(matmul=True, name="project")(x))
-    report = profile_model(model, timing=True, timing_settings=FAST_TIMING, step_stats_runs=0,
-                           callback_samples=0, measure_peak=False)  # fmt: skip
+    report = profile_model(
+        model,
+        timing=True,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=0,
+        measure_peak=False,
+    )
     rows = rows_by_label(report)
     assert rows["project"].same_as is None
     assert rows["double"].flops == 6 and rows["project"].macs == 6 * 6
@@ -298,8 +368,10 @@ def test_the_peak_is_measured_in_the_compute_dtype():
     from submodel_profiler.report import LayerRow
     from submodel_profiler.throughput import compute_dtype, measure_peak
 
-    rows = [LayerRow("a", "Dense", "layer", 0, input_dtypes=("float16",), flops=100),
-            LayerRow("b", "Dense", "layer", 0, input_dtypes=("float32",), flops=10)]  # fmt: skip
+    rows = [
+        LayerRow("a", "Dense", "layer", 0, input_dtypes=("float16",), flops=100),
+        LayerRow("b", "Dense", "layer", 0, input_dtypes=("float32",), flops=10),
+    ]
     assert compute_dtype(rows) == "float16"
     peak = measure_peak(FAST_TIMING, size=64, dtype="float16")
     assert peak is not None and peak.method.startswith("float16 matmul 64x64")
@@ -323,3 +395,19 @@ def test_ctrl_c_while_sub_models_are_built_keeps_what_was_counted(tiny_cnn, monk
     assert [r.flops is not None for r in rows] == [True, True, False, False, False]
     assert all("interrupted" in r.error for r in rows[2:])
     assert all(r.time_us is None for r in rows)  # timing never started
+
+
+def test_step_stats_are_cpu_only_and_raise_no_fusion_flags_on_a_gpu(tiny_cnn, monkeypatch):
+    from submodel_profiler import cross_checks
+
+    monkeypatch.setattr(cross_checks, "_gpu_visible", lambda: True)  # as on a GPU machine
+    report = profile_model(
+        tiny_cnn,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=1,
+        callback_samples=0,
+        measure_peak=False,
+    )
+    assert "kernel launches" in report.cross_check.method_errors["step_stats"]
+    assert all(r.in_graph_time_us is None and r.unfused_time_us is None for r in report.layers)
+    assert not any(r.fusion_flag for r in report.layers)

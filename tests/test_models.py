@@ -50,13 +50,22 @@ def test_expand_nested_gives_path_named_rows(keras):
 
 @pytest.mark.architecture
 def test_application_backbone_inside_sequential(keras):
-    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(96, 96, 3))
-    model = keras.Sequential([keras.Input((96, 96, 3)), base,
-                              keras.layers.GlobalAveragePooling2D(name="gap"),
-                              keras.layers.Dense(10, name="head")])  # fmt: skip
+    base = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(96, 96, 3)
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((96, 96, 3)),
+            base,
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(10, name="head"),
+        ]
+    )
     _, h, w, c = base.output.shape  # the backbone's feature map, (1, 3, 3, 576)
-    head = {"gap": h * w * c,  # TF's Mean: 1 per input element
-            "head": 2 * c * 10 + 10}  # (1, c) @ (c, 10) + bias  # fmt: skip
+    head = {
+        "gap": h * w * c,  # TF's Mean: 1 per input element
+        "head": 2 * c * 10 + 10,
+    }  # (1, c) @ (c, 10) + bias
     seed_base = seed_tf_flops(base, [(1, 96, 96, 3)])
     one_row = profile_model(model, timing=False)
     assert_exact(one_row)
@@ -77,8 +86,9 @@ def test_integer_inputs_stay_within_the_embedding(keras):
     inputs = keras.Input((7,), dtype="int32")
     x = keras.layers.Embedding(5, 3, name="emb")(inputs)
     x = keras.layers.Dense(2, name="d")(keras.layers.Flatten(name="flat")(x))
-    report = profile_model(keras.Model(inputs, x), timing_settings=FAST_TIMING,
-                           callback_samples=2, step_stats_runs=1)  # fmt: skip
+    report = profile_model(
+        keras.Model(inputs, x), timing_settings=FAST_TIMING, callback_samples=2, step_stats_runs=1
+    )
     assert rows_by_label(report)["emb"].input_shapes == ((1, 7),)
     assert rows_by_label(report)["emb"].input_dtypes == ("int32",)
     assert all(r.time_us is not None for r in report.layers)
@@ -139,7 +149,9 @@ def test_a_failing_row_does_not_sink_the_run(keras):
     x = Fragile(name="fragile")(keras.layers.Dense(4, name="d1")(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, name="d2")(x))
     Fragile.broken = True
-    report = profile_model(model, timing_settings=FAST_TIMING, callback_samples=0, step_stats_runs=0)
+    report = profile_model(
+        model, timing_settings=FAST_TIMING, callback_samples=0, step_stats_runs=0
+    )
     rows = rows_by_label(report)
     assert "fragile" in rows["fragile"].error and "symbolically" in rows["fragile"].error
     assert rows["fragile"].flops is None and rows["fragile"].time_us is None
@@ -167,8 +179,9 @@ def test_ctrl_c_during_timing_keeps_the_samples_so_far(tiny_cnn, monkeypatch):
         return original(self, n, keep)
 
     monkeypatch.setattr(timing._Chunk, "sample", interrupt_on_third_batch)
-    settings = timing.TimingSettings(warmup=0, min_repeats=2, max_repeats=10, budget_s=100.0,
-                                     tolerance=1e-12)  # fmt: skip
+    settings = timing.TimingSettings(
+        warmup=0, min_repeats=2, max_repeats=10, budget_s=100.0, tolerance=1e-12
+    )
     report = profile_model(tiny_cnn, timing_settings=settings)
     assert report.status == "interrupted"
     from submodel_profiler.cli import EXIT_INTERRUPTED, exit_code
@@ -197,23 +210,41 @@ def test_custom_layer_needs_custom_objects(tmp_path, keras):
         import sp_custom
 
         inputs = keras.Input((3,))
-        model = keras.Model(inputs, keras.layers.Dense(2, name="d")(sp_custom.Doubler(name="dbl")(inputs)))
+        model = keras.Model(
+            inputs, keras.layers.Dense(2, name="d")(sp_custom.Doubler(name="dbl")(inputs))
+        )
         model.save(tmp_path / "custom.keras")
     finally:
         sys.path.remove(str(tmp_path))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(tmp_path)}
     cli = [sys.executable, "-m", "submodel_profiler", str(tmp_path / "custom.keras"), "--no-timing"]
-    missing = subprocess.run(cli, capture_output=True, text=True, cwd=str(tmp_path / ".."),
-                             env={**env, "PYTHONPATH": ""}, timeout=300)  # fmt: skip
+    missing = subprocess.run(
+        cli,
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path / ".."),
+        env={**env, "PYTHONPATH": ""},
+        timeout=300,
+    )
     assert missing.returncode == 2
     assert "Doubler" in missing.stderr and "--custom-objects" in missing.stderr
     assert "Traceback" not in missing.stderr
-    found = subprocess.run(cli + ["--custom-objects", "sp_custom:Doubler"], capture_output=True,
-                           text=True, env=env, timeout=300)  # fmt: skip
+    found = subprocess.run(
+        cli + ["--custom-objects", "sp_custom:Doubler"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert found.returncode == 0, found.stderr
     assert "dbl" in found.stdout and "Cross-check: OK" in found.stdout
-    bad = subprocess.run(cli + ["--custom-objects", "no_such_module_xyz"], capture_output=True,
-                         text=True, env=env, timeout=300)  # fmt: skip
+    bad = subprocess.run(
+        cli + ["--custom-objects", "no_such_module_xyz"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "could not import module" in bad.stderr
 
 
@@ -236,8 +267,13 @@ def test_subclassed_model_rows_and_inline_ops(keras):
 
     with pytest.raises(UsageError, match="--input-shape"):
         profile_model(model, timing=False)
-    report = profile_model(model, input_shapes=[(8, 8, 3)], timing_settings=FAST_TIMING,
-                           callback_samples=2, step_stats_runs=1)  # fmt: skip
+    report = profile_model(
+        model,
+        input_shapes=[(8, 8, 3)],
+        timing_settings=FAST_TIMING,
+        callback_samples=2,
+        step_stats_runs=1,
+    )
     rows = rows_by_label(report)
     assert rows["conv"].flops == 2 * 9 * 3 * 4 * 64 + 4 * 64
     assert rows["head"].flops == 2 * 4 * 2 + 2
@@ -263,7 +299,8 @@ def test_convnext_tiny_nested_blocks_both_modes(keras):
     added = sum(len(model.get_layer(name).layers) - 1 for name in blocks)
     assert len(expanded.layers) == len(one_row.layers) + added
     assert {k: r.flops for k, r in one.items() if k not in blocks} == {
-        k: r.flops for k, r in many.items() if "/" not in k}  # fmt: skip
+        k: r.flops for k, r in many.items() if "/" not in k
+    }
     for i, name in enumerate(blocks):
         block = model.get_layer(name)
         _, h, w, c = block.input.shape
@@ -282,7 +319,9 @@ def test_dtype_policy_builds_applications_in_that_policy(keras):
     from submodel_profiler.loading import load_model
 
     before = keras.config.dtype_policy().name
-    model = load_model("MobileNetV3Small", input_shape=(32, 32, 3), dtype_policy="mixed_float16").model
+    model = load_model(
+        "MobileNetV3Small", input_shape=(32, 32, 3), dtype_policy="mixed_float16"
+    ).model
     assert keras.config.dtype_policy().name == before  # restored
     report = profile_model(model, timing=False)
     convs = [r for r in report.layers if r.type == "Conv2D"][1:]  # after the float32 stem

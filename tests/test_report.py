@@ -34,8 +34,20 @@ def test_json_has_the_documented_keys(timed_report):
     assert set(data["model"]["inputs"][0]) == {"name", "shape", "dtype"}
     assert set(data["environment"]) >= {"python", "tensorflow", "keras", "platform", "device"}
     assert set(data["settings"]) >= {"max_repeats", "warmup"}
-    row_keys = {"name", "type", "kind", "call_index", "ghost_ops", "input_shapes",
-                "output_shapes", "params", "flops", "whole_graph_flops", "time_us", "error"}  # fmt: skip
+    row_keys = {
+        "name",
+        "type",
+        "kind",
+        "call_index",
+        "ghost_ops",
+        "input_shapes",
+        "output_shapes",
+        "params",
+        "flops",
+        "whole_graph_flops",
+        "time_us",
+        "error",
+    }
     for row in data["layers"]:
         assert set(row) >= row_keys
         assert set(row["time_us"]) >= {"median", "min", "max", "iqr", "repeats"}
@@ -66,8 +78,10 @@ TINY_CNN_MACS = {"conv": K * K * C_IN * C * H * W, "dense": C * UNITS}
 def test_rows_and_totals_match_the_formulas(timed_report):
     t = timed_report.totals
     assert {r.name: r.flops for r in timed_report.layers} == TINY_CNN_FLOPS
-    assert {r.name: r.macs for r in timed_report.layers} == {**dict.fromkeys(TINY_CNN_FLOPS, 0),
-                                                             **TINY_CNN_MACS}  # fmt: skip
+    assert {r.name: r.macs for r in timed_report.layers} == {
+        **dict.fromkeys(TINY_CNN_FLOPS, 0),
+        **TINY_CNN_MACS,
+    }
     assert t.flops == t.whole_graph_flops == sum(TINY_CNN_FLOPS.values())
     assert t.tf_flops == t.whole_graph_tf_flops == sum(TINY_CNN_FLOPS.values()) - H * W * C
     assert t.macs == t.whole_graph_macs == sum(TINY_CNN_MACS.values())
@@ -142,10 +156,13 @@ def test_table_without_additivity_or_times_still_renders(timed_report):
     no_times = dataclasses.replace(
         timed_report,
         totals=dataclasses.replace(timed_report.totals, time_us=None),
-        cross_check=dataclasses.replace(timed_report.cross_check,
-                                        method_errors={"callback": "EagerTimingError: refused"}),
-    )  # fmt: skip
-    assert "The callback cross-check did not run: EagerTimingError: refused" in render_table(no_times)
+        cross_check=dataclasses.replace(
+            timed_report.cross_check, method_errors={"callback": "EagerTimingError: refused"}
+        ),
+    )
+    assert "The callback cross-check did not run: EagerTimingError: refused" in render_table(
+        no_times
+    )
 
 
 def test_exit_code_precedence(timed_report):

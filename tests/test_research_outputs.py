@@ -20,13 +20,21 @@ from submodel_profiler.timing import TimeStats
 
 from conftest import FAST_TIMING, run_cli
 
-FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001",
-        "--step-stats-runs", "1", "--callback-samples", "1"]  # fmt: skip
+FAST = [
+    "--repeats",
+    "4",
+    "--min-repeats",
+    "3",
+    "--warmup",
+    "1",
+    "--time-budget",
+    "0.001",
+    "--step-stats-runs",
+    "1",
+    "--callback-samples",
+    "1",
+]
 RATE_TOLERANCE = 1e-9  # relative; the rates are one division of stored values
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,9 @@ def test_throughput_is_flops_over_median_time(timed_report):
         if expected is not None:
             assert row.peak_fraction == pytest.approx(expected / peak, rel=RATE_TOLERANCE)
     t = timed_report.totals
-    assert t.flop_per_s == pytest.approx(t.whole_graph_flops / (t.whole_model_time_us.median * 1e-6))
+    assert t.flop_per_s == pytest.approx(
+        t.whole_graph_flops / (t.whole_model_time_us.median * 1e-6)
+    )
     assert t.peak_fraction == pytest.approx(t.flop_per_s / peak)
 
 
@@ -87,15 +97,27 @@ def test_summary_by_type_sums_to_the_totals(timed_report):
 
 def test_summary_by_type_round_trips(timed_report):
     data = json.loads(timed_report.to_json())
-    assert {"type", "kind", "count", "flops", "flops_share", "time_us", "time_share",
-            "flop_per_s"} <= set(data["summary_by_type"][0])  # fmt: skip
+    assert {
+        "type",
+        "kind",
+        "count",
+        "flops",
+        "flops_share",
+        "time_us",
+        "time_share",
+        "flop_per_s",
+    } <= set(data["summary_by_type"][0])
     assert Report.from_dict(data) == timed_report
 
 
-@pytest.mark.parametrize("key, value", [
-    ("flops", lambda r: r.flops), ("params", lambda r: r.params),
-    ("time", lambda r: r.time_us.median),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("flops", lambda r: r.flops),
+        ("params", lambda r: r.params),
+        ("time", lambda r: r.time_us.median),
+    ],
+)
 def test_sorted_rows_are_largest_first(timed_report, key, value):
     pairs = ordered_rows(timed_report, key)
     values = [value(r) for _, r in pairs]
@@ -109,8 +131,9 @@ def test_sorted_rows_are_largest_first(timed_report, key, value):
 
 def _row(isolated, in_graph, fused_into=None) -> LayerRow:
     stats = None if isolated is None else TimeStats(isolated, isolated, isolated, 0.0, 3)
-    return LayerRow("r", "Conv2D", "layer", 0, time_us=stats, in_graph_time_us=in_graph,
-                    fused_into=fused_into)  # fmt: skip
+    return LayerRow(
+        "r", "Conv2D", "layer", 0, time_us=stats, in_graph_time_us=in_graph, fused_into=fused_into
+    )
 
 
 def test_fusion_flag_rules():
@@ -245,8 +268,10 @@ def test_a_version_1_report_reads_as_tf_counting_and_compare_warns(two_reports, 
     data = json.loads(open(two_reports[0]).read())
     old = {**data, "schema_version": 1}  # version 1: flops was TF's count; no tf_flops, no macs
     old["settings"] = {k: v for k, v in data["settings"].items() if k != "counting"}
-    old["layers"] = [{k: v for k, v in r.items() if "tf_flops" not in k and "macs" not in k}
-                     for r in data["layers"]]  # fmt: skip
+    old["layers"] = [
+        {k: v for k, v in r.items() if "tf_flops" not in k and "macs" not in k}
+        for r in data["layers"]
+    ]
     report = Report.from_dict(old)
     assert report.settings.counting == "tf" and report.schema_version == 2
     for row, raw in zip(report.layers, old["layers"]):
@@ -263,8 +288,18 @@ def test_a_version_1_report_reads_as_tf_counting_and_compare_warns(two_reports, 
 
 def test_sweep_cli_json_layout(model_file, tmp_path):
     out = tmp_path / "sweep.json"
-    result = run_cli([model_file, "--no-timing", "--batch-sizes", "1,2", "--format", "json",
-                  "--output", str(out)])  # fmt: skip
+    result = run_cli(
+        [
+            model_file,
+            "--no-timing",
+            "--batch-sizes",
+            "1,2",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
+    )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["schema_version"] == 2 and data["batch_sizes"] == [1, 2]
@@ -278,14 +313,16 @@ def test_sweep_timed_table(tiny_cnn):
     from submodel_profiler.renderers import render_sweep
     from submodel_profiler.sweep import per_sample_rows, profile_sweep
 
-    sweep = profile_sweep(tiny_cnn, (1, 2), timing_settings=FAST_TIMING, step_stats_runs=1,
-                          callback_samples=0)  # fmt: skip
+    sweep = profile_sweep(
+        tiny_cnn, (1, 2), timing_settings=FAST_TIMING, step_stats_runs=1, callback_samples=0
+    )
     peaks = {r.environment.peak_flop_per_s for r in sweep.reports}
     assert len(peaks) == 1 and None not in peaks  # measured once, shared
     for row in per_sample_rows(sweep):
         report_rows = [next(r for r in rep.layers if r.name == row.name) for rep in sweep.reports]
         assert row.time_us == pytest.approx(
-            tuple(r.time_us.median / b for r, b in zip(report_rows, (1, 2))))
+            tuple(r.time_us.median / b for r, b in zip(report_rows, (1, 2)))
+        )
     text = render_sweep(sweep, "table")
     assert "µs/sample @2" in text and "float ops/sample @1" in text
 

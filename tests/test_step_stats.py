@@ -141,8 +141,11 @@ def test_row_times_are_medians_of_recorded_kernel_times(conv_relu, monkeypatch, 
             if layer is None:
                 outside.add(node.node_name)
         per_run.append(sums)
-    expected = {(layer, 0): statistics.median(run.get(layer, 0.0) for run in per_run)
-                for layer in ("conv", "relu", "flat", "dense", "act") if layer not in host}
+    expected = {
+        (layer, 0): statistics.median(run.get(layer, 0.0) for run in per_run)
+        for layer in ("conv", "relu", "flat", "dense", "act")
+        if layer not in host
+    }
     assert result.times_us == pytest.approx(expected, abs=SUM_TOLERANCE_US)
     assert list(result.times_us) == [k for k in keys if k in expected]
     unattributed = statistics.median(run[None] for run in per_run)

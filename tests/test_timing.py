@@ -31,8 +31,11 @@ def test_median_stability_rule():
 def test_random_inputs_match_specs():
     import tensorflow as tf
 
-    specs = [tf.TensorSpec((2, 3), tf.float32), tf.TensorSpec((4,), tf.int32),
-             tf.TensorSpec((1,), tf.bool)]  # fmt: skip
+    specs = [
+        tf.TensorSpec((2, 3), tf.float32),
+        tf.TensorSpec((4,), tf.int32),
+        tf.TensorSpec((1,), tf.bool),
+    ]
     values = random_inputs(specs)
     assert [tuple(v.shape) for v in values] == [(2, 3), (4,), (1,)]
     assert [v.dtype for v in values] == [tf.float32, tf.int32, tf.bool]
@@ -97,8 +100,11 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
     timer = SegmentTimer(settings, chunk_size=2)
     first, second = timer.time([[Segment(f, spec) for f in fns[:3]], [Segment(fns[3], spec)]])
     # Group 1 is chunked [0, 1] + [2], group 2 compiled on its own; each with calibration first.
-    assert built == [[timing._empty_body, *fns[:2]], [timing._empty_body, fns[2]],
-                     [timing._empty_body, fns[3]]]  # fmt: skip
+    assert built == [
+        [timing._empty_body, *fns[:2]],
+        [timing._empty_body, fns[2]],
+        [timing._empty_body, fns[3]],
+    ]
     assert [s.median for s in first] == pytest.approx([10.0, 30.0, 20.0])
     assert [s.median for s in second] == [0.0]  # net of the overhead, clamped at 0
     assert all(s.repeats == 2 for s in first + second)
