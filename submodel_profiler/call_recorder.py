@@ -87,6 +87,8 @@ def layers_within(layers, levels: int) -> list:
     """The distinct layers among `layers` and their sublayers, `levels` levels deep."""
     found, frontier = {}, list(layers)
     for _ in range(max(levels, 0)):
+        if not frontier:
+            break
         nxt = []
         for layer in frontier:
             if id(layer) not in found:

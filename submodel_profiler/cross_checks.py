@@ -43,7 +43,9 @@ def cross_check(
     # A row that was counted takes part even when its timing failed (its `error` says so).
     mismatched = tuple(r.label for r in layers if r.flops is not None and not r.flops_match)
     mismatched += tuple(
-        f"{p.label}/" for p in parents if p.flops is not None and not p.counts_match
+        f"{p.label}/"
+        for p in parents
+        if p.flops is not None and p.rows_flops is not None and not p.counts_match
     )
     failed = tuple(r.label for r in layers if r.flops is None)
     sums_equal = (

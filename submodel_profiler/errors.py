@@ -52,6 +52,8 @@ def describe(error: BaseException, limit: int = 300) -> str:
     lines = [line.strip() for line in plain.strip().splitlines()]
     # TF's graph errors open with "Graph execution error:" and the Python stack of the node.
     useful = [line for line in lines if line and not line.startswith(_TF_PREAMBLE)]
+    if useful and useful[0] == "in user code:":  # tf.function: the Python stack, then the error
+        useful = useful[-1:]
     text = useful[0] if useful else (lines[0] if lines else "")
     if len(text) > limit:
         text = text[: limit - 1] + "…"

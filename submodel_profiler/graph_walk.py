@@ -215,11 +215,12 @@ def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) ->
             parent=parent,
         )
         if depth < levels and calls_per_op[id(op)] == 1 and graph_of(op) is not None:
+            at = None if parents is None else len(parents)
             inner = _expand(node, row, levels, parents)
             if inner:
                 rows.extend(inner)
                 if parents is not None:
-                    parents.append(row)
+                    parents.insert(at, row)  # outermost first, before its inner parents
                 continue
         call_counts[id(op)] += 1
         rows.append(row)

@@ -137,11 +137,14 @@ def profile_model(
                 )
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
+    counted_params: set = set()  # ids of layers whose weights a row already counts
     layers = tuple(
-        _layer_row(row, whole, results[row.key], timed, others, counting) for row in rows
+        _layer_row(row, whole, results[row.key], timed, others, counting, counted_params)
+        for row in rows
     )
+    parent_params: set = set()
     parent_rows = tuple(
-        _parent_row(p, layers, whole, results[p.key], timed, counting) for p in parents
+        _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
     )
     if timed.whole_error:
         others = dataclasses.replace(
@@ -156,7 +159,7 @@ def profile_model(
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time, counting),
         cross_check=cross_check(layers, whole.reference.total, others, counting, parent_rows),
-        status=_status(layers, timed.interrupted),
+        status=_status((*layers, *parent_rows), timed.interrupted),
         parents=parent_rows,
     )
     peak = None
@@ -335,7 +338,14 @@ def _time_rows(
 ) -> _Timing:
     """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
-    rows = [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in keys]
+    parent_keys = {p.key for p in whole.parents}
+    row_keys = [k for k in keys if k not in parent_keys]
+    parents = [k for k in keys if k in parent_keys]
+    keys = row_keys + parents  # parents (large graphs) in a group of their own
+
+    def segments(group):
+        return [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in group]
+
     model = [Segment(whole.reference_function, tuple(specs))]
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
@@ -346,12 +356,17 @@ def _time_rows(
         bar.refresh()
 
     try:
-        row_stats, (model_stats,) = timer.time([rows, model], progress=report)
+        groups = [segments(row_keys), segments(parents), model]
+        row_stats, parent_stats, (model_stats,) = timer.time(groups, progress=report)
     finally:
         bar.close()
-    times = {k: s for k, s in zip(keys, row_stats) if s is not None}
-    errors = {keys[i]: error for (group, i), error in timer.errors.items() if group == 0}
-    whole_error = timer.errors.get((1, 0))
+    times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
+    errors = {
+        (row_keys, parents)[group][i]: error
+        for (group, i), error in timer.errors.items()
+        if group < 2
+    }
+    whole_error = timer.errors.get((2, 0))
     return _Timing(times, model_stats, timer.overhead_us, timer.interrupted, errors, whole_error)
 
 
@@ -362,6 +377,7 @@ def _layer_row(
     timed: _Timing,
     others: OtherMethods,
     counting: str,
+    counted_params: set,
 ) -> LayerRow:
     trace = whole.row_traces[row.key]
     same_as = None if result.representative == row.key else row_label(*result.representative)
@@ -377,7 +393,7 @@ def _layer_row(
         input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
         input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
-        params=_params(row),
+        params=_params(row, counted_params),
         depth=row.depth,
         parent=row.parent,
         flops=None if count is None else count.of(counting),
@@ -403,11 +419,13 @@ def _timing_error(row: RowPlan, error: str | None) -> str | None:
 
 
 def _parent_row(
-    plan: RowPlan, layers, whole: WholeGraph, result: _RowResult, timed: _Timing, counting: str
+    plan: RowPlan, layers, result: _RowResult, timed: _Timing, counting: str, counted_params: set
 ) -> ParentRow:
-    """An expanded layer: its own sub-model's counts and time beside its rows' sums."""
+    """An expanded layer: its own sub-model's counts and time beside its rows' sums (None when
+    one of its rows could not be counted: no sum to compare)."""
     prefix = plan.label + "/"
     inside = [r for r in layers if r.label.startswith(prefix)]
+    complete = all(r.flops is not None for r in inside)
     count = None if result.submodel is None else result.submodel.flops.total
     time = timed.times.get(result.representative)
     rows_time = total_us(ISOLATED, inside)
@@ -420,14 +438,14 @@ def _parent_row(
         call_index=plan.call_index,
         depth=plan.depth,
         parent=plan.parent,
-        params=_params(plan),
+        params=_params(plan, counted_params),
         rows=len(inside),
         flops=None if count is None else count.of(counting),
         tf_flops=None if count is None else count.tf_flops,
         macs=None if count is None else count.macs,
-        rows_flops=sum(r.flops or 0 for r in inside),
-        rows_tf_flops=sum(r.tf_flops or 0 for r in inside),
-        rows_macs=sum(r.macs or 0 for r in inside),
+        rows_flops=sum(r.flops for r in inside) if complete else None,
+        rows_tf_flops=sum(r.tf_flops for r in inside) if complete else None,
+        rows_macs=sum(r.macs for r in inside) if complete else None,
         time_us=time,
         rows_time_us=rows_time,
         additivity=additivity,
@@ -441,10 +459,12 @@ def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:
     return None if sub is None else sub.flops.total
 
 
-def _params(row: RowPlan) -> int:
-    """Parameters of the row's layer, on its first call site only (shared weights count once)."""
-    if row.kind != "layer" or row.call_index != 0:
+def _params(row: RowPlan, counted: set) -> int:
+    """Parameters of the row's layer, on the first row of that layer object only (shared
+    weights count once, also under different paths: `block/dense`, `block[1]/dense`)."""
+    if row.kind != "layer" or id(row.operation) in counted:
         return 0
+    counted.add(id(row.operation))
     return int(row.operation.count_params()) if row.operation.built else 0
 
 

@@ -179,9 +179,9 @@ class ParentRow:
     flops: int | None = None
     tf_flops: int | None = None
     macs: int | None = None
-    rows_flops: int = 0
-    rows_tf_flops: int = 0
-    rows_macs: int = 0
+    rows_flops: int | None = None  # None when a row inside could not be counted
+    rows_tf_flops: int | None = None
+    rows_macs: int | None = None
     time_us: TimeStats | None = None
     rows_time_us: float | None = None  # Σ its rows' isolated medians
     additivity: float | None = None

@@ -9,6 +9,7 @@ soon as the sub-model exists, so the user's model is left as it was.
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 
 from submodel_profiler.flops import GraphFlops, count_graph_flops
@@ -32,7 +33,8 @@ def build_submodel(row: RowPlan, input_specs) -> object:
     inputs = [
         keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name) for spec in input_specs
     ]
-    name = f"submodel_{row.name}_{row.call_index}".replace("/", "__")
+    # Keras refuses scope names with "/", "[" or spaces (row paths have them: block[1]/dense).
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"submodel_{row.name}_{row.call_index}")
     operations = [node.operation for node in row.nodes] or [row.operation]
     with _node_history_restored(operations):
         if row.source == "call_site":

@@ -213,3 +213,36 @@ def test_keras_hub_bert_at_depth_3(keras):
     parents = {p.label: p for p in deep.parents}
     assert parents["transformer_layer_0"].additivity is not None
     assert all(p.counts_match for p in deep.parents)
+
+
+def test_a_composite_layer_called_twice_expands_both_calls(keras):
+    two, _, _ = _composite_classes(keras)
+    n = 4
+    block = two(n, name="blk")
+    inputs = keras.Input((n,))
+    model = keras.Model(inputs, block(block(inputs)))
+    report = _profile(model, depth=2)
+    rows = rows_by_label(report)
+    dense = 2 * n * n + n
+    for call in ("blk", "blk[1]"):
+        assert rows[f"{call}/d1"].flops == rows[f"{call}/d2"].flops == dense
+        assert rows[f"{call}/(inline ops)"].flops == n
+    assert [p.label for p in report.parents] == ["blk", "blk[1]"]
+    assert all(p.counts_match for p in report.parents)
+    # shared weights count once, whatever the path
+    assert sum(r.params for r in report.layers) == model.count_params() == 2 * (n * n + n)
+    assert_exact(report)
+
+
+def test_nested_models_are_parents_outermost_first(keras):
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="d")], name="inner")
+    middle_in = keras.Input((3,))
+    middle = keras.Model(middle_in, inner(middle_in), name="middle")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, middle(inputs))
+    report = _profile(model, depth="all")
+    assert [p.label for p in report.parents] == ["middle", "middle/inner"]
+    assert [r.label for r in report.layers] == ["middle/inner/d"]
+    assert report.layers[0].depth == 3 and report.layers[0].parent == "middle/inner"
+    assert all(p.counts_match for p in report.parents)
+    assert_exact(report)
