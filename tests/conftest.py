@@ -17,6 +17,15 @@ FAST_TIMING = TimingSettings(warmup=1, min_repeats=3, max_repeats=5, budget_s=0.
 
 
 CLI = [sys.executable, "-m", "submodel_profiler"]
+# The same, as CLI flags: few samples, one step-stats run, one callback sample.
+FAST_FLAGS = (
+    "--repeats=4",
+    "--min-repeats=3",
+    "--warmup=1",
+    "--time-budget=0.001",
+    "--step-stats-runs=1",
+    "--callback-samples=1",
+)
 
 
 def rows_by_label(report) -> dict:

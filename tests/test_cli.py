@@ -10,13 +10,11 @@ import sys
 
 import pytest
 
-from conftest import run_cli
-
-FAST = ["--repeats", "4", "--min-repeats", "3", "--warmup", "1", "--time-budget", "0.001"]
+from conftest import FAST_FLAGS, run_cli
 
 
 def test_table_on_a_model_file(model_file):
-    result = run_cli([model_file, *FAST])
+    result = run_cli([model_file, *FAST_FLAGS])
     assert result.returncode == 0, result.stderr
     assert "Cross-check: OK" in result.stdout
     assert "conv" in result.stdout and "dense" in result.stdout

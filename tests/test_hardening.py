@@ -13,22 +13,7 @@ import pytest
 
 from submodel_profiler import UsageError, profile_model
 
-from conftest import CLI, FAST_TIMING, assert_exact, rows_by_label, run_cli
-
-FAST = [
-    "--repeats",
-    "4",
-    "--min-repeats",
-    "3",
-    "--warmup",
-    "1",
-    "--time-budget",
-    "0.001",
-    "--step-stats-runs",
-    "1",
-    "--callback-samples",
-    "1",
-]
+from conftest import CLI, FAST_FLAGS, FAST_TIMING, assert_exact, rows_by_label, run_cli
 
 CUSTOM_LAYERS = textwrap.dedent('''
     import keras
@@ -94,7 +79,7 @@ def test_a_row_failing_at_run_time_leaves_every_other_row_complete(
     result = _cli(
         [
             failing_row_file,
-            *FAST,
+            *FAST_FLAGS,
             "--custom-objects",
             "hardening_layers",
             "--format",
@@ -201,21 +186,7 @@ def test_expand_nested_on_a_subclassed_model_is_refused(keras):
 
 @pytest.mark.architecture
 def test_default_mobilenet_v3_small_table_fits_160_columns():
-    result = run_cli(
-        [
-            "MobileNetV3Small",
-            "--repeats",
-            "3",
-            "--min-repeats",
-            "3",
-            "--time-budget",
-            "0.001",
-            "--step-stats-runs",
-            "1",
-            "--callback-samples",
-            "1",
-        ]
-    )
+    result = run_cli(["MobileNetV3Small", *FAST_FLAGS])
     assert result.returncode == 0, result.stderr
     widths = [len(line) for line in result.stdout.splitlines()]
     assert max(widths) <= 160, max(widths)

@@ -18,22 +18,8 @@ from submodel_profiler.summaries import ordered_rows
 from submodel_profiler.throughput import Peak, matmul_flops
 from submodel_profiler.timing import TimeStats
 
-from conftest import FAST_TIMING, run_cli
+from conftest import FAST_FLAGS, FAST_TIMING, run_cli
 
-FAST = [
-    "--repeats",
-    "4",
-    "--min-repeats",
-    "3",
-    "--warmup",
-    "1",
-    "--time-budget",
-    "0.001",
-    "--step-stats-runs",
-    "1",
-    "--callback-samples",
-    "1",
-]
 RATE_TOLERANCE = 1e-9  # relative; the rates are one division of stored values
 
 
@@ -172,7 +158,7 @@ def _png_size(path) -> tuple:
 def test_cli_top_sort_and_plot(model_file, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "tiny.png"
-    result = run_cli([model_file, *FAST, "--top", "2", "--sort", "flops", "--plot", str(png)])
+    result = run_cli([model_file, *FAST_FLAGS, "--top", "2", "--sort", "flops", "--plot", str(png)])
     assert result.returncode == 0, result.stderr
     table = result.stdout.split("By type")[0]
     rows = [line.split()[1] for line in table.splitlines() if line[:3].strip().isdigit()]
