@@ -52,10 +52,6 @@ class Count:
             self.flops + other.flops, self.tf_flops + other.tf_flops, self.macs + other.macs
         )
 
-    def times(self, n: int) -> Count:
-        """This count n times over (a loop body), TF's count unchanged (TF counts no loop)."""
-        return Count(self.flops * n, self.tf_flops, self.macs * n)
-
     def __bool__(self) -> bool:
         return bool(self.flops or self.tf_flops or self.macs)
 
@@ -324,17 +320,6 @@ def rule_flops(op) -> int | None:
         out = static_shape(op.outputs[0])
         return None if out is None else pool_3d_flops(out, list(op.get_attr("ksize")))
     return None
-
-
-def has_rule(op_type: str) -> bool:
-    return op_type == "Einsum" or op_type in (
-        ELEMENTWISE_OPS
-        | REDUCTION_OPS
-        | SOFTMAX_LIKE_OPS
-        | BATCH_NORM_OPS
-        | POOL_3D_OPS
-        | UNREGISTERED_CONTRACTIONS
-    )
 
 
 def _einsum_flops(op) -> int | None:

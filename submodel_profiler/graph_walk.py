@@ -48,7 +48,10 @@ class RowPlan:
 
     @property
     def label(self) -> str:
-        return self.name if self.call_index == 0 else f"{self.name}[{self.call_index}]"
+        """`name`, or `name[k]` for the k-th call site (k > 0), as report rows are labelled."""
+        from submodel_profiler.report import row_label
+
+        return row_label(self.name, self.call_index)
 
     @property
     def source(self) -> str:

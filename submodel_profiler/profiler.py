@@ -429,9 +429,6 @@ def _parent_row(
     count = None if result.submodel is None else result.submodel.flops.total
     time = timed.times.get(result.representative)
     rows_time = total_us(ISOLATED, inside)
-    additivity = None
-    if time is not None and rows_time is not None and time.median > 0:
-        additivity = rows_time / time.median
     return ParentRow(
         name=plan.name,
         type=plan.type,
@@ -448,7 +445,7 @@ def _parent_row(
         rows_macs=sum(r.macs for r in inside) if complete else None,
         time_us=time,
         rows_time_us=rows_time,
-        additivity=additivity,
+        additivity=_additivity(rows_time, time),
         error=result.error or _timing_error(plan, timed.errors.get(result.representative)),
     )
 
@@ -468,11 +465,15 @@ def _params(row: RowPlan, counted: set) -> int:
     return int(row.operation.count_params()) if row.operation.built else 0
 
 
+def _additivity(parts_us: float | None, whole: TimeStats | None) -> float | None:
+    """Σ the parts' isolated medians ÷ the whole's isolated median; None without both."""
+    if parts_us is None or whole is None or whole.median <= 0:
+        return None
+    return parts_us / whole.median
+
+
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: str) -> Totals:
     time_us = total_us(ISOLATED, layers)
-    additivity = None
-    if whole_time is not None and time_us is not None and whole_time.median > 0:
-        additivity = time_us / whole_time.median
     reference = whole.reference.total
     return Totals(
         **{m.field: total_us(m, layers) for m in CROSS_CHECK_METHODS},
@@ -487,7 +488,7 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
         unattributed_macs=reference.macs - sum(r.whole_graph_macs for r in layers),
         time_us=time_us,
         whole_model_time_us=whole_time,
-        additivity=additivity,
+        additivity=_additivity(time_us, whole_time),
     )
 
 

@@ -412,24 +412,6 @@ def _marks_legend(report: Report) -> list[str]:
     ]
 
 
-def _alignment(headers) -> tuple:
-    right = {
-        "#",
-        "params",
-        "float ops",
-        "whole graph",
-        "% flops",
-        "MACs",
-        "% MACs",
-        "% time",
-        "GFLOP/s",
-        "% peak",
-        "rows",
-        "fusion",
-    }
-    return tuple("right" if h in right or "µs" in h else "left" for h in headers)
-
-
 def _shown_line(report: Report, shown: int, sort: str) -> list[str]:
     if shown == len(report.layers) and sort == "order":
         return []
@@ -464,7 +446,7 @@ def _type_summary(report: Report) -> list[str]:
         headers=headers,
         tablefmt="simple",
         disable_numparse=True,
-        colalign=_alignment(headers),
+        colalign=["left"] + ["right"] * (len(headers) - 1),  # the type, then numbers
     )
     return ["By type (all rows):", table]
 

@@ -225,22 +225,29 @@ def test_max_reduction_is_one_per_input_element(keras):
 # --- control flow written in a custom layer -------------------------------------------------
 
 
+def _loop_layer(keras, n, loop, name="loop"):
+    """A layer named `name` running `loop(x, w)` (a loop or a branch) with a weight w of shape
+    (n, n)."""
+
+    class Loop(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(n, n))
+
+        def call(self, x):
+            return loop(x, self.w)
+
+    return Loop(name=name)
+
+
 def test_loop_with_a_constant_limit_counts_every_iteration(keras):
     import tensorflow as tf
 
     steps, n = 5, 8
 
-    class Power(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(n, n))
+    def loop(x, w):
+        return tf.while_loop(lambda i, h: i < steps, lambda i, h: (i + 1, h @ w), (0, x))[1]
 
-        def call(self, x):
-            _, y = tf.while_loop(
-                lambda i, h: i < steps, lambda i, h: (i + 1, h @ self.w), (tf.constant(0), x)
-            )
-            return y
-
-    _, report = _single_row(keras, Power(name="power"), (n,), batch=2)
+    _, report = _single_row(keras, _loop_layer(keras, n, loop, "power"), (n,), batch=2)
     row = rows_by_label(report)["power"]
     assert row.macs == steps * 2 * n * n
     assert row.uncounted_ops == {}
@@ -252,18 +259,11 @@ def test_loop_without_a_static_trip_count_stays_uncounted(keras):
 
     n = 8
 
-    class DataDependent(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(n, n))
+    def loop(x, w):
+        limit = tf.reduce_sum(tf.cast(x > 0, tf.int32))  # depends on the data
+        return tf.while_loop(lambda i, h: i < limit, lambda i, h: (i + 1, h @ w), (0, x))[1]
 
-        def call(self, x):
-            limit = tf.reduce_sum(tf.cast(x > 0, tf.int32))  # depends on the data
-            _, y = tf.while_loop(
-                lambda i, h: i < limit, lambda i, h: (i + 1, h @ self.w), (tf.constant(0), x)
-            )
-            return y
-
-    _, report = _single_row(keras, DataDependent(name="dd"), (n,))
+    _, report = _single_row(keras, _loop_layer(keras, n, loop, "dd"), (n,))
     row = rows_by_label(report)["dd"]
     assert row.uncounted_ops.get("While") == 1
     assert any("trip count not static" in note for note in row.count_notes)
@@ -277,32 +277,15 @@ def test_branch_counts_the_largest_branch(keras):
 
     n = 16
 
-    class Either(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(n, n))
+    def either(x, w):
+        return tf.cond(tf.reduce_sum(x) > 0, lambda: x @ w, lambda: x * 2.0)
 
-        def call(self, x):
-            return tf.cond(tf.reduce_sum(x) > 0, lambda: x @ self.w, lambda: x * 2.0)
-
-    _, report = _single_row(keras, Either(name="either"), (n,))
+    _, report = _single_row(keras, _loop_layer(keras, n, either, "either"), (n,))
     row = rows_by_label(report)["either"]
     assert row.macs == n * n
     assert any("largest of 2 branches" in note for note in row.count_notes)
     assert row.uncounted_ops == {}
     assert_exact(report)
-
-
-def _loop_layer(keras, n, loop):
-    """A layer running `loop(x, w)` with a weight w of shape (n, n)."""
-
-    class Loop(keras.layers.Layer):
-        def build(self, shape):
-            self.w = self.add_weight(shape=(n, n))
-
-        def call(self, x):
-            return loop(x, self.w)
-
-    return Loop(name="loop")
 
 
 def test_loop_with_a_data_dependent_condition_stays_uncounted_despite_maximum_iterations(keras):
