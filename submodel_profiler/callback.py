@@ -32,10 +32,13 @@ user's `run_eagerly` and `predict_function` back. Whatever could break that is r
 Call sites: a layer shared by several nodes runs several times per forward pass. Executions are
 numbered by their order within one forward pass (each call of the model's own `call` starts
 one): `call_index` k is the layer's k-th call, which is Keras' execution order and therefore
-the `call_index` of `graph_walk.plan_rows`. Only top-level calls are timed: a patched layer
-called from inside another timed layer (a layer shared with a nested model) adds to that
-layer's time and gets no entry of its own. Ghost ops (Keras ops that are not layers) and
-InputLayers are not timed.
+the `call_index` of `graph_walk.plan_rows`. By default only top-level calls are timed: a layer
+called from inside a timed layer adds to that layer's time and gets no entry of its own. The
+calls made inside the calls named in `expanded` (row labels: `block`, `block[1]`,
+`block/attention`) are timed too, under the path `label/sublayer` and numbered per path: the
+rows of `--depth` and `--expand-nested` (`call_recorder.site_rows`, `graph_walk.plan_rows`),
+which the profiler passes. An expanded call's own time holds its children's timing, so it is
+not reported. Ghost ops (Keras ops that are not layers) and InputLayers are not timed.
 
 Restoration: `on_predict_end` restores everything, and the guarded step restores before
 re-raising any error of the model itself. An error raised elsewhere during predict (the data
@@ -51,15 +54,17 @@ from __future__ import annotations
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
+from submodel_profiler.call_recorder import layers_within, sublayers
 from submodel_profiler.errors import UsageError
 from submodel_profiler.patching import Patches
-from submodel_profiler.report import TimeStats
+from submodel_profiler.report import TimeStats, row_label
+from submodel_profiler.tracing import input_structure, pack_inputs
 
 US_PER_S = 1e6
 
@@ -72,7 +77,7 @@ class EagerTimingError(RuntimeError):
 class Execution:
     """One timed execution of a layer's `call`."""
 
-    layer: str  # layer name
+    layer: str  # layer name; for a call inside an expanded call, its path ("block/dense")
     call_index: int  # order of this call of the layer within its forward pass
     time_us: float  # wall time in microseconds
 
@@ -135,6 +140,8 @@ class LayerTimingCallback(keras.callbacks.Callback):
         clock: returns the time in seconds; `time.perf_counter` unless a test fakes it. Read
             exactly twice per timed execution.
         sync: waits until queued device work finished; `default_sync()` when None.
+        expanded: labels of layer calls (`name`, `name[k]`, `parent/name`) whose own sublayer
+            calls are timed too, each under the path `label/sublayer`; empty: top level only.
 
     After `model.predict(x, batch_size=1, callbacks=[cb])` on N samples every timed layer has
     N times per call site. The results of the last predict stay readable after it returns.
@@ -148,16 +155,18 @@ class LayerTimingCallback(keras.callbacks.Callback):
         self,
         clock: Callable[[], float] = time.perf_counter,
         sync: Callable[[], None] | None = None,
+        expanded: Collection[str] = (),
     ):
         super().__init__()
         self._clock = clock
         self._sync = default_sync() if sync is None else sync
+        self._expanded = frozenset(expanded)
         self._executions: list[Execution] = []
         self._undo = Patches()
         self._site_counts: dict[str, int] = defaultdict(int)
         self._in_step = False
         self._step_ran = False
-        self._depth = 0
+        self._stack: list[str] = []  # labels of the timed calls running, outermost first
 
     # ----- results -----------------------------------------------------------------------
 
@@ -204,7 +213,7 @@ class LayerTimingCallback(keras.callbacks.Callback):
     def restore(self) -> None:
         """Put back every patched attribute and `run_eagerly`; safe to call any time."""
         self._in_step = False
-        self._depth = 0
+        self._stack = []
         self._undo.restore()
 
     def __enter__(self) -> LayerTimingCallback:
@@ -255,12 +264,20 @@ class LayerTimingCallback(keras.callbacks.Callback):
     # ----- patching ----------------------------------------------------------------------
 
     def _install(self, model) -> None:
-        """Make predict's step eager and time every top-level layer; record how to undo."""
+        """Make predict's step eager and time every top-level layer (and the layers inside
+        the expanded calls); record how to undo."""
         saved_run_eagerly = model.run_eagerly
         model.run_eagerly = True
         self._undo.add(lambda: setattr(model, "run_eagerly", saved_run_eagerly))
         self._undo.replace(model, "call", self._forward_pass(model.call))
-        for layer in timed_layers(model):
+        top = timed_layers(model)
+        levels = max((label.count("/") + 1 for label in self._expanded), default=0)
+        inner = layers_within([s for layer in top for s in sublayers(layer)], levels)
+        patched: set = set()
+        for layer in (*top, *inner):
+            if id(layer) in patched or isinstance(layer, keras.layers.InputLayer):
+                continue
+            patched.add(id(layer))
             self._undo.replace(layer, "call", self._timed(layer.name, layer.call))
         self._undo.replace(model, "predict_function", model.predict_function)
         model.make_predict_function(force=True)
@@ -296,25 +313,27 @@ class LayerTimingCallback(keras.callbacks.Callback):
         @tf.autograph.experimental.do_not_convert
         @functools.wraps(call)
         def forward_pass(*args, **kwargs):
-            if self._depth == 0:
+            if not self._stack:
                 self._site_counts = defaultdict(int)
             return call(*args, **kwargs)
 
         return forward_pass
 
     def _timed(self, name: str, call: Callable) -> Callable:
-        """`call` timed when it runs at top level inside the predict step."""
+        """`call` timed when it runs inside the predict step at top level or directly inside
+        an expanded call (then under the path `label/name`)."""
 
         @tf.autograph.experimental.do_not_convert
         @functools.wraps(call)
         def timed_call(*args, **kwargs):
-            if not self._in_step or self._depth:
+            if not self._in_step or (self._stack and self._stack[-1] not in self._expanded):
                 return call(*args, **kwargs)
             if not tf.executing_eagerly():
                 self._refuse(f"layer {name!r} is being traced, not executed")
-            call_index = self._site_counts[name]
-            self._site_counts[name] += 1
-            self._depth += 1
+            path = f"{self._stack[-1]}/{name}" if self._stack else name
+            call_index = self._site_counts[path]
+            self._site_counts[path] += 1
+            self._stack.append(row_label(path, call_index))
             try:
                 self._sync()
                 t0 = self._clock()
@@ -322,8 +341,8 @@ class LayerTimingCallback(keras.callbacks.Callback):
                 self._sync()
                 t1 = self._clock()
             finally:
-                self._depth -= 1
-            self._executions.append(Execution(name, call_index, (t1 - t0) * US_PER_S))
+                self._stack.pop()
+            self._executions.append(Execution(path, call_index, (t1 - t0) * US_PER_S))
             return outputs
 
         return timed_call
@@ -333,9 +352,11 @@ class LayerTimingCallback(keras.callbacks.Callback):
         raise EagerTimingError(f"LayerTimingCallback refuses to record: {reason}.")
 
 
-def repeated_batches(inputs: Sequence, count: int):
-    """A dataset yielding the same batch `count` times, shaped for `predict` (x only)."""
-    x = inputs[0] if len(inputs) == 1 else tuple(inputs)
+def repeated_batches(inputs: Sequence, count: int, structure=None):
+    """A dataset yielding the same batch `count` times, shaped for `predict` (x only): the
+    flat `inputs` nested as `structure` (a dict of named inputs, ...), lists as tuples (tf.data
+    would stack a list into one tensor)."""
+    x = keras.tree.lists_to_tuples(pack_inputs(inputs, structure))
     return tf.data.Dataset.from_tensors((x,)).repeat(count)
 
 
@@ -347,6 +368,7 @@ def callback_times(
     warmup: int = 1,
     clock: Callable[[], float] = time.perf_counter,
     sync: Callable[[], None] | None = None,
+    expanded: Collection[str] = (),
 ) -> dict[tuple[str, int], TimeStats]:
     """Times of each layer call site, executed eagerly inside `model.predict`.
 
@@ -356,7 +378,7 @@ def callback_times(
             runs on this batch.
         samples: executions kept per call site.
         warmup: executions run first and left out (first-call costs).
-        clock, sync: as for `LayerTimingCallback`.
+        clock, sync, expanded: as for `LayerTimingCallback`.
 
     Returns:
         (layer name, call_index) -> TimeStats in microseconds with `repeats == samples`.
@@ -371,6 +393,7 @@ def callback_times(
         raise UsageError(f"warmup must be an int >= 0. Received: warmup={warmup!r}.")
     if len(inputs) == 0:
         raise UsageError("inputs must hold one tensor per model input. Received: inputs=[].")
-    with LayerTimingCallback(clock=clock, sync=sync) as cb:
-        model.predict(repeated_batches(inputs, warmup + samples), verbose=0, callbacks=[cb])
+    with LayerTimingCallback(clock=clock, sync=sync, expanded=expanded) as cb:
+        batches = repeated_batches(inputs, warmup + samples, input_structure(model))
+        model.predict(batches, verbose=0, callbacks=[cb])
     return cb.summary(skip=warmup)

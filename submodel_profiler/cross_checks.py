@@ -90,7 +90,8 @@ def other_methods(
         try:
             from submodel_profiler.callback import callback_times
 
-            callback = callback_times(model, inputs, samples=callback_samples)
+            expanded = [parent.label for parent in whole.parents]
+            callback = callback_times(model, inputs, samples=callback_samples, expanded=expanded)
         except Exception as e:
             errors["callback"] = describe(e)
     return OtherMethods(in_graph, unfused, callback, errors)

@@ -12,13 +12,25 @@ def trace_call(model, specs, structure=None):
     single input is passed as a tensor and several as a list.
     """
     import tensorflow as tf
-    from keras import tree
 
     def call(*xs):
-        if structure is not None:
-            inputs = tree.pack_sequence_as(structure, list(xs))
-        else:
-            inputs = xs[0] if len(xs) == 1 else list(xs)
-        return model(inputs, training=False)
+        return model(pack_inputs(xs, structure), training=False)
 
     return tf.function(call).get_concrete_function(*specs)
+
+
+def pack_inputs(xs, structure=None):
+    """The flat tensors `xs` nested as `structure`; without one, a single input as a tensor
+    and several as a list."""
+    from keras import tree
+
+    if structure is not None:
+        return tree.pack_sequence_as(structure, list(xs))
+    return xs[0] if len(xs) == 1 else list(xs)
+
+
+def input_structure(model):
+    """The nesting a Functional (or built Sequential) model takes its inputs in, or None."""
+    from submodel_profiler.graph_walk import graph_of
+
+    return getattr(graph_of(model), "_inputs_struct", None)

@@ -35,7 +35,7 @@ from submodel_profiler.graph_walk import (
     outputs_used,
 )
 from submodel_profiler.patching import wrapped_calls
-from submodel_profiler.tracing import trace_call
+from submodel_profiler.tracing import input_structure, trace_call
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ def _spec(tensor):
 
 def trace_reference(model, input_specs: list):
     """Concrete function of `model(x, training=False)`, traced the ordinary way."""
-    structure = getattr(functional_graph(model), "_inputs_struct", None)
+    structure = input_structure(functional_graph(model))
     flat = list(range(len(input_specs)))  # a list of leaves: the inputs as a list
     return trace_call(model, input_specs, flat if structure is None else structure)
 

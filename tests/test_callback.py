@@ -353,6 +353,80 @@ def test_nested_model_is_timed_as_one_layer():
     assert not is_patched(inner)
 
 
+class SpendTwice(keras.layers.Layer):
+    """A composite layer: `spend(spend(x) + 1)`, one sublayer called twice, one inline add."""
+
+    def __init__(self, clock, **kwargs):
+        super().__init__(**kwargs)
+        self.spend = Spend(clock, name="spend")
+
+    def call(self, x):
+        return self.spend(self.spend(x) + 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def composite_model(clock) -> keras.Model:
+    x = keras.Input((3,), name="x")
+    return keras.Model(x, keras.layers.Dense(2, name="head")(SpendTwice(clock, name="pair")(x)))
+
+
+def test_expanded_calls_time_their_sublayer_calls_by_path():
+    clock = FakeClock()
+    model = composite_model(clock)
+    cb = LayerTimingCallback(clock=clock, expanded=["pair"])
+    model.predict(samples(), batch_size=1, verbose=0, callbacks=[cb])
+    times = cb.site_times_us
+    assert set(times) == {("pair", 0), ("pair/spend", 0), ("pair/spend", 1), ("head", 0)}
+    # spend sees 1.0 then 1.0 + 1: one clock tick plus 1 ms, then plus 2 ms
+    for k, spent_ms in ((0, 1.0), (1, 2.0)):
+        expected_us = (TICK_S + spent_ms * 1e-3) * 1e6
+        assert times[("pair/spend", k)] == pytest.approx([expected_us] * N, abs=FLOAT_TOLERANCE_US)
+    # the parent's own clock reads enclose its children's two reads each
+    expected_pair_us = (5 * TICK_S + 3e-3) * 1e6
+    assert times[("pair", 0)] == pytest.approx([expected_pair_us] * N, abs=FLOAT_TOLERANCE_US)
+    assert not is_patched(model) and "call" not in vars(model.get_layer("pair").spend)
+
+
+def test_sublayer_calls_are_untimed_unless_their_caller_is_expanded():
+    clock = FakeClock()
+    model = composite_model(clock)
+    cb = LayerTimingCallback(clock=clock, expanded=["head"])  # a leaf: nothing inside to time
+    model.predict(samples(), batch_size=1, verbose=0, callbacks=[cb])
+    assert set(cb.site_times_us) == {("pair", 0), ("head", 0)}
+    expected_us = (TICK_S + 3e-3) * 1e6  # both of spend's calls inside pair's one reading
+    assert cb.site_times_us[("pair", 0)] == pytest.approx([expected_us] * N, abs=FLOAT_TOLERANCE_US)
+
+
+def test_expanded_nested_model_rows_follow_plan_rows():
+    inner = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(3, name="in_d"), keras.layers.ReLU(name="r")],
+        name="inner",
+    )
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2, name="head")(inner(x)))
+    parents: list = []
+    rows = [r for r in plan_rows(model, expand_nested=True, parents=parents) if r.kind == "layer"]
+    cb = LayerTimingCallback(expanded=[p.label for p in parents])
+    model.predict(samples(), batch_size=1, verbose=0, callbacks=[cb])
+    assert {row.key for row in rows} == {("inner/in_d", 0), ("inner/r", 0), ("head", 0)}
+    assert {row.key for row in rows} | {("inner", 0)} == set(cb.site_times_us)
+    assert not is_patched(inner)
+
+
+def test_callback_times_feeds_named_inputs_as_the_model_takes_them():
+    # a dict of inputs (keras-hub backbones take one): packed by name, not passed as a tuple
+    ids = keras.Input((4,), name="ids")
+    mask = keras.Input((2,), name="mask")
+    joined = keras.layers.Concatenate(name="cat")([ids, mask])
+    model = keras.Model({"mask": mask, "ids": ids}, keras.layers.Dense(1, name="d")(joined))
+    flat = [tf.ones((1, 4)), tf.zeros((1, 2))]  # in the order of model.inputs
+    assert [t.name for t in model.inputs] == ["ids", "mask"]
+    times = callback_times(model, flat, samples=2, warmup=0)
+    assert {site: stats.repeats for site, stats in times.items()} == {("cat", 0): 2, ("d", 0): 2}
+
+
 def test_callback_times_keys_counts_and_values():
     clock = FakeClock()
     model = shared_layer_model(clock)

@@ -106,17 +106,22 @@ def test_multi_head_attention_gives_its_projections_and_inline_row(keras):
         model,
         depth=2,
         timing_settings=FAST_TIMING,
-        step_stats_runs=0,
-        callback_samples=0,
+        step_stats_runs=1,
+        callback_samples=1,
         measure_peak=False,
     )
+    assert report.cross_check.method_errors == {}
     rows = rows_by_label(report)
     for name in ("query", "key", "value", "attention_output"):
-        assert rows[f"mha/{name}"].macs == s * e * heads * dk, name
-        assert rows[f"mha/{name}"].time_us is not None  # every sublayer row is timed
+        row = rows[f"mha/{name}"]
+        assert row.macs == s * e * heads * dk, name
+        # every sublayer row is timed, in isolation, in the graph and by the callback
+        assert None not in (row.time_us, row.in_graph_time_us, row.callback_time_us), name
     inline = rows["mha/(inline ops)"]
     assert inline.macs == 2 * heads * s * s * dk  # the scores and combine einsums
     assert inline.time_us is None  # inline ops cannot be isolated
+    assert inline.callback_time_us is None  # nor timed as a layer call
+    assert inline.in_graph_time_us is not None  # their nodes are in the graph
     (parent,) = report.parents
     assert parent.counts_match and parent.time_us is not None and parent.additivity is not None
     assert_exact(report)
@@ -192,10 +197,11 @@ def test_keras_hub_bert_at_depth_3(keras):
         depth=3,
         timing_settings=FAST_TIMING,
         step_stats_runs=0,
-        callback_samples=0,
+        callback_samples=1,
         measure_peak=False,
     )
     assert_exact(deep)
+    assert deep.cross_check.method_errors == {}
     rows = rows_by_label(deep)
     attention = "transformer_layer_0/self_attention_layer/"
     for name in ("query", "key", "value", "attention_output"):
@@ -209,7 +215,9 @@ def test_keras_hub_bert_at_depth_3(keras):
         inside = [r for r in deep.layers if r.label.startswith(layer + "/")]
         assert sum(r.flops for r in inside) == one[layer].flops
         assert sum(r.macs for r in inside) == one[layer].macs
-        assert all(r.time_us is not None for r in inside if r.kind != "inline")
+        for r in inside:
+            if r.kind != "inline":
+                assert r.time_us is not None and r.callback_time_us is not None, r.label
     parents = {p.label: p for p in deep.parents}
     assert parents["transformer_layer_0"].additivity is not None
     assert all(p.counts_match for p in deep.parents)
@@ -221,12 +229,22 @@ def test_a_composite_layer_called_twice_expands_both_calls(keras):
     block = two(n, name="blk")
     inputs = keras.Input((n,))
     model = keras.Model(inputs, block(block(inputs)))
-    report = _profile(model, depth=2)
+    report = profile_model(
+        model,
+        depth=2,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=1,
+        measure_peak=False,
+    )
     rows = rows_by_label(report)
     dense = 2 * n * n + n
     for call in ("blk", "blk[1]"):
         assert rows[f"{call}/d1"].flops == rows[f"{call}/d2"].flops == dense
         assert rows[f"{call}/(inline ops)"].flops == n
+        # the callback times each call's sublayers under that call's path
+        assert rows[f"{call}/d1"].callback_time_us is not None
+        assert rows[f"{call}/d2"].callback_time_us is not None
     assert [p.label for p in report.parents] == ["blk", "blk[1]"]
     assert all(p.counts_match for p in report.parents)
     # shared weights count once, whatever the path
