@@ -32,11 +32,12 @@ class OtherMethods:
 
 
 def cross_check(
-    layers, reference: Count, others: OtherMethods, counting: str, parents=()
+    layers, reference: Count | None, others: OtherMethods, counting: str, parents=()
 ) -> CrossCheck:
     """The report's verdict: float ops (exact? complete?) and the timing cross-checks.
 
-    `reference` is the whole graph's count (`model(x)` traced the ordinary way); `counting`
+    `reference` is the whole graph's count (`model(x)` traced the ordinary way; None when it
+    could not be traced, and then the float ops are not exact); `counting`
     says which of its figures the rows' `flops` are. An expanded layer (`parents`) whose own
     sub-model counts differ from the sums of its rows is listed as `label/`.
     """
@@ -48,7 +49,7 @@ def cross_check(
         if p.flops is not None and p.rows_flops is not None and not p.counts_match
     )
     failed = tuple(r.label for r in layers if r.flops is None)
-    sums_equal = (
+    sums_equal = reference is not None and (
         sum(r.flops or 0 for r in layers) == reference.of(counting)
         and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops
         and sum(r.macs or 0 for r in layers) == reference.macs
@@ -79,7 +80,12 @@ def other_methods(
     errors: dict = {}
     in_graph = unfused = None
     callback: dict = {}
-    if step_stats_runs > 0 and _gpu_visible():
+    if step_stats_runs > 0 and not whole.complete:
+        errors["step_stats"] = (
+            "skipped: a row failed in the whole model's trace, so the traced graph is not "
+            "the model's"
+        )
+    elif step_stats_runs > 0 and _gpu_visible():
         errors["step_stats"] = GPU_STEP_STATS
     elif step_stats_runs > 0:
         try:

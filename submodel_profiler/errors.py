@@ -43,6 +43,10 @@ _TF_PREAMBLE = (
 )
 
 
+# Keras' layer-call errors end by listing the arguments the call received.
+_KERAS_ARGS = ("Arguments received by", "•")
+
+
 def describe(error: BaseException, limit: int = 300) -> str:
     """`Type: first line of the message`, cut to `limit` characters (TF's messages carry whole
     graph dumps after the first line)."""
@@ -51,7 +55,7 @@ def describe(error: BaseException, limit: int = 300) -> str:
     plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error))  # Keras bolds words with ANSI codes
     lines = [line.strip() for line in plain.strip().splitlines()]
     # TF's graph errors open with "Graph execution error:" and the Python stack of the node.
-    useful = [line for line in lines if line and not line.startswith(_TF_PREAMBLE)]
+    useful = [line for line in lines if line and not line.startswith(_TF_PREAMBLE + _KERAS_ARGS)]
     if useful and useful[0] == "in user code:":  # tf.function: the Python stack, then the error
         useful = useful[-1:]
     text = useful[0] if useful else (lines[0] if lines else "")

@@ -150,6 +150,10 @@ def profile_model(
         others = dataclasses.replace(
             others, errors={**others.errors, "whole_model": timed.whole_error}
         )
+    if whole.reference_error:
+        others = dataclasses.replace(
+            others, errors={"whole_graph": whole.reference_error, **others.errors}
+        )
     report = Report(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
@@ -158,7 +162,9 @@ def profile_model(
         ),
         layers=layers,
         totals=_totals(layers, whole, timed.whole_time, counting),
-        cross_check=cross_check(layers, whole.reference.total, others, counting, parent_rows),
+        cross_check=cross_check(
+            layers, whole.reference and whole.reference.total, others, counting, parent_rows
+        ),
         status=_status((*layers, *parent_rows), timed.interrupted),
         parents=parent_rows,
     )
@@ -259,6 +265,9 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
         if row.source == "inline":  # ops written in a subclassed model's call: not isolable
             results[row.key] = _RowResult(None, row.key)
             continue
+        if row.key in whole.row_errors:  # its layer failed in the whole model's trace
+            results[row.key] = _RowResult(None, row.key, whole.row_errors[row.key])
+            continue
         specs = whole.trace(row.key).input_specs
         signature = computation_signature(row, specs)
         earlier = by_signature.get(signature) if signature is not None else None
@@ -346,7 +355,8 @@ def _time_rows(
     def segments(group):
         return [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in group]
 
-    model = [Segment(whole.reference_function, tuple(specs))]
+    traced = whole.reference_function is not None
+    model = [Segment(whole.reference_function, tuple(specs))] if traced else []
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
     bar.unit = "sample"
@@ -357,7 +367,7 @@ def _time_rows(
 
     try:
         groups = [segments(row_keys), segments(parents), model]
-        row_stats, parent_stats, (model_stats,) = timer.time(groups, progress=report)
+        row_stats, parent_stats, model_stats = timer.time(groups, progress=report)
     finally:
         bar.close()
     times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
@@ -366,8 +376,9 @@ def _time_rows(
         for (group, i), error in timer.errors.items()
         if group < 2
     }
-    whole_error = timer.errors.get((2, 0))
-    return _Timing(times, model_stats, timer.overhead_us, timer.interrupted, errors, whole_error)
+    whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
+    whole_time = model_stats[0] if model_stats else None
+    return _Timing(times, whole_time, timer.overhead_us, timer.interrupted, errors, whole_error)
 
 
 def _layer_row(
@@ -474,18 +485,33 @@ def _additivity(parts_us: float | None, whole: TimeStats | None) -> float | None
 
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: str) -> Totals:
     time_us = total_us(ISOLATED, layers)
-    reference = whole.reference.total
+    reference = whole.reference.total if whole.reference is not None else None
+
+    def whole_and_unattributed(of, row_whole) -> tuple:
+        if reference is None:  # model(x) could not be traced
+            return None, None
+        return of(reference), of(reference) - sum(row_whole(r) for r in layers)
+
+    whole_flops, unattributed_flops = whole_and_unattributed(
+        lambda c: c.of(counting), lambda r: r.whole_graph_flops
+    )
+    whole_tf, unattributed_tf = whole_and_unattributed(
+        lambda c: c.tf_flops, lambda r: r.whole_graph_tf_flops
+    )
+    whole_macs, unattributed_macs = whole_and_unattributed(
+        lambda c: c.macs, lambda r: r.whole_graph_macs
+    )
     return Totals(
         **{m.field: total_us(m, layers) for m in CROSS_CHECK_METHODS},
         flops=sum(r.flops or 0 for r in layers),
-        whole_graph_flops=reference.of(counting),
-        unattributed_flops=reference.of(counting) - sum(r.whole_graph_flops for r in layers),
+        whole_graph_flops=whole_flops,
+        unattributed_flops=unattributed_flops,
         tf_flops=sum(r.tf_flops or 0 for r in layers),
-        whole_graph_tf_flops=reference.tf_flops,
-        unattributed_tf_flops=reference.tf_flops - sum(r.whole_graph_tf_flops for r in layers),
+        whole_graph_tf_flops=whole_tf,
+        unattributed_tf_flops=unattributed_tf,
         macs=sum(r.macs or 0 for r in layers),
-        whole_graph_macs=reference.macs,
-        unattributed_macs=reference.macs - sum(r.whole_graph_macs for r in layers),
+        whole_graph_macs=whole_macs,
+        unattributed_macs=unattributed_macs,
         time_us=time_us,
         whole_model_time_us=whole_time,
         additivity=_additivity(time_us, whole_time),

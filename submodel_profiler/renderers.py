@@ -508,17 +508,17 @@ def _footer(report: Report) -> list[str]:
     lines = [
         f"Rows: {len(report.layers)}   params: {report.model.params:,}",
         f"Float ops ({counting}): Σ rows (sub-models) {t.flops:,}   whole graph "
-        f"{t.whole_graph_flops:,}   unattributed {t.unattributed_flops:,}",
+        f"{_count(t.whole_graph_flops)}   unattributed {_count(t.unattributed_flops)}",
     ]
     if t.macs is not None:
         lines.append(
-            f"MACs: Σ rows {t.macs:,}   whole graph {_int(t.whole_graph_macs)}   "
-            f"unattributed {_int(t.unattributed_macs)}"
+            f"MACs: Σ rows {t.macs:,}   whole graph {_count(t.whole_graph_macs)}   "
+            f"unattributed {_count(t.unattributed_macs)}"
         )
     if counting != "tf" and t.tf_flops is not None:
         lines.append(
             f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
-            f"{_int(t.whole_graph_tf_flops)}   unattributed {_int(t.unattributed_tf_flops)}"
+            f"{_count(t.whole_graph_tf_flops)}   unattributed {_count(t.unattributed_tf_flops)}"
         )
     lines += _timing_footer(report)
     lines.append(_verdict(report))
@@ -671,7 +671,9 @@ def _verdict(report: Report) -> str:
     ):
         if value:
             problems.append(f"{value:,} whole-graph {what} are not claimed by any row")
-    if report.totals.flops != report.totals.whole_graph_flops:
+    if report.totals.whole_graph_flops is None:
+        problems.append("the whole model could not be traced, so Σ rows has nothing to equal")
+    elif report.totals.flops != report.totals.whole_graph_flops:
         problems.append("Σ rows ≠ whole graph")
     return "Cross-check: FAILED — " + "; ".join(problems) + "."
 
@@ -690,6 +692,11 @@ def _shape(shape) -> str:
 
 def _int(value) -> str:
     return "" if value is None else f"{value:,}"
+
+
+def _count(value) -> str:
+    """A total in prose: `n/a` where there is none (the whole model could not be traced)."""
+    return "n/a" if value is None else f"{value:,}"
 
 
 def _percent(part, whole) -> str:
@@ -863,7 +870,8 @@ def _sweep_footer(sweep) -> list[str]:
     lines = ["Per batch size (per sample = ÷ batch size):"]
     for r in sweep.reports:
         t, b = r.totals, r.model.batch_size
-        line = f"  batch {b}: float ops/sample {t.whole_graph_flops / b:,.0f}"
+        per_sample = "n/a" if t.whole_graph_flops is None else f"{t.whole_graph_flops / b:,.0f}"
+        line = f"  batch {b}: float ops/sample {per_sample}"
         if t.whole_model_time_us is not None:
             line += (
                 f"   whole model {t.whole_model_time_us.median / b:,.1f} µs/sample   "

@@ -203,8 +203,9 @@ class ParentRow:
 @dataclass(frozen=True)
 class Totals:
     flops: int  # Σ rows' sub-model float ops (settings.counting)
-    whole_graph_flops: int  # float ops of the ordinary trace of model(x)
-    unattributed_flops: int  # whole_graph_flops - Σ rows' whole-graph float ops
+    # float ops of the ordinary trace of model(x); None when a row's layer failed to trace
+    whole_graph_flops: int | None
+    unattributed_flops: int | None  # whole_graph_flops - Σ rows' whole-graph float ops
     tf_flops: int | None = None  # the same three in TF's profiler convention
     whole_graph_tf_flops: int | None = None
     unattributed_tf_flops: int | None = None

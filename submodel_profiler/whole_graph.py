@@ -8,6 +8,12 @@ uniquify name scopes, so `conv_1` may appear as `conv_1_2` and ghost ops as `Add
 
 The model is also traced the ordinary way, `model(x, training=False)`, and that graph's totals
 (float ops in both conventions, MACs) are the reference the per-row split must add up to.
+
+A row whose layer fails while traced does not sink the trace of a functional model: the row
+keeps the error (`WholeGraph.row_errors`), zeros of its outputs' static shapes stand in for its
+outputs so the later rows still trace, and the reference trace (which fails the same way) is
+left out (`reference_error`). Only when a failing row's output shapes are not static past the
+batch dimension is the failure a crash (`ProfilingError`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from submodel_profiler.call_recorder import (
     sublayers,
 )
 from submodel_profiler.counting import Count
-from submodel_profiler.errors import ProfilingError
+from submodel_profiler.errors import ProfilingError, describe
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import (
     RowPlan,
@@ -35,6 +41,7 @@ from submodel_profiler.graph_walk import (
     outputs_used,
 )
 from submodel_profiler.patching import wrapped_calls
+from submodel_profiler.report import row_label
 from submodel_profiler.tracing import input_structure, trace_call
 
 
@@ -44,12 +51,19 @@ class WholeGraph:
 
     row_traces: dict  # RowPlan.key -> RowTrace, of the report's rows (the leaves)
     instrumented: GraphFlops  # counts of the trace run node by node (op names -> rows)
-    reference: GraphFlops  # counts of the ordinary trace of model(x, training=False)
+    reference: GraphFlops | None  # counts of the ordinary trace of model(x, training=False)
     instrumented_function: object  # ConcreteFunction traced node by node
-    reference_function: object  # ConcreteFunction of model(x, training=False)
+    reference_function: object  # ConcreteFunction of model(x, training=False), or None
     rows: tuple = ()  # the report's rows (RowPlans, execution order)
     parents: tuple = ()  # RowPlans of the layers and nested models expanded into rows
     parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
+    row_errors: dict = field(default_factory=dict)  # row key -> why its layer failed to trace
+    reference_error: str | None = None  # why model(x) could not be traced (reference is None)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every row traced: the instrumented graph is the model's own computation."""
+        return not self.row_errors
 
     def trace(self, key):
         """The RowTrace of a row or of an expanded parent."""
@@ -106,7 +120,8 @@ def _attr_text(value) -> str:
 
 
 def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()):
-    """Trace the model node by node; return (concrete function, Expansion of the rows).
+    """Trace the model node by node; return (concrete function, Expansion of the rows,
+    {row key: error} of the rows whose layer failed while traced).
 
     Every graph op created while a row's nodes run belongs to that row. With `depth` > 1, a
     composite layer's row (its `call` calls other layers) is traced with those layers' calls
@@ -117,8 +132,10 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
     import tensorflow as tf
 
     graph_model = functional_graph(model)
+    batch = input_specs[0].shape[0] if input_specs else None
     traces: dict = {}
     recorded: dict = {}  # row key -> recorded call sites of a composite layer
+    row_errors: dict = {}  # row key -> why it failed (zeros stood in for its outputs)
     outputs: list = []
     failed: list = []  # (layer name, exception): tf.function re-raises it wrapped
 
@@ -132,9 +149,13 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
                 start = len(graph.get_operations())
                 try:
                     recorded[row.key] = _call_recording(row, node, values, depth)
-                except Exception as e:  # name the layer: the trace of every row needs it
-                    failed.append((row.name, e))
-                    raise
+                except Exception as e:
+                    created[row.key].extend(graph.get_operations()[start:])
+                    if not _stand_in(row, values, batch):  # later rows cannot be traced
+                        failed.append((row.name, e))
+                        raise
+                    row_errors[row.key] = f"{row.name}: failed when traced: {describe(e)}"
+                    break
                 created[row.key].extend(graph.get_operations()[start:])
             bind(row.bind_after, values)
         for row in rows:
@@ -167,7 +188,32 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
             trace.op_names,
             outputs_used(tensors, trace.op_names),
         )
-    return concrete, _expand_rows(rows, traces, recorded, depth, nested)
+    return concrete, _expand_rows(rows, traces, recorded, depth, nested), row_errors
+
+
+def _stand_in(row: RowPlan, values: dict, batch) -> bool:
+    """Give a failed row's outputs zeros of their static shapes (batch pinned); False when a
+    shape is not static past the batch dimension.
+
+    The zeros depend on the row's inputs through `Shape` ops (data movement, no float ops),
+    so the rows that feed the failed row still count as used and live, as in the model.
+    """
+    import tensorflow as tf
+
+    shapes = []
+    for t in row.output_tensors:
+        shape = list(t.shape)
+        if shape and shape[0] is None:
+            shape[0] = batch
+        if any(d is None for d in shape):
+            return False
+        shapes.append(shape)
+    inputs = [values[id(t)] for t in row.input_tensors if id(t) in values]
+    shapes_of_inputs = [tf.raw_ops.Shape(input=x) for x in inputs if isinstance(x, tf.Tensor)]
+    with tf.control_dependencies(shapes_of_inputs):  # tf.shape would fold into a constant
+        for t, shape in zip(row.output_tensors, shapes):
+            values[id(t)] = tf.identity(tf.zeros(shape, t.dtype))
+    return True
 
 
 def _trace(row: RowPlan, values: dict, ops) -> RowTrace:
@@ -237,15 +283,24 @@ def profile_whole_graph(
     model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()
 ) -> WholeGraph:
     """Run the whole-graph method: instrumented trace, per-row split, reference total."""
-    concrete, tree = trace_rows(model, rows, input_specs, depth, nested)
-    reference = trace_reference(model, input_specs)
+    concrete, tree, row_errors = trace_rows(model, rows, input_specs, depth, nested)
+    reference, reference_error = None, None
+    try:
+        reference = trace_reference(model, input_specs)
+    except Exception as e:
+        if not row_errors:
+            raise
+        failed = ", ".join(row_label(*key) for key in row_errors)
+        reference_error = f"model(x) could not be traced (row {failed} failed): {describe(e)}"
     return WholeGraph(
         row_traces=tree.traces,
         instrumented=count_graph_flops(concrete.graph),
-        reference=count_graph_flops(reference.graph),
+        reference=None if reference is None else count_graph_flops(reference.graph),
         instrumented_function=concrete,
         reference_function=reference,
         rows=tuple(tree.rows),
         parents=tuple(tree.parents),
         parent_traces=tree.parent_traces,
+        row_errors=row_errors,
+        reference_error=reference_error,
     )

@@ -110,16 +110,50 @@ def test_a_row_failing_at_run_time_leaves_every_other_row_complete(
     assert "whole_model" in errors and "callback" in errors and "step_stats" in errors
 
 
+def test_a_row_failing_in_the_whole_model_trace_leaves_every_other_row_complete(
+    keras, custom_module, tmp_path
+):
+    folder, layers = custom_module
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(6, name="before")(inputs)
+    x = layers.BatchOneFails(name="picky")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="after")(x))
+    path, out = tmp_path / "picky.keras", tmp_path / "r.json"
+    model.save(path)
+    args = [str(path), *FAST_FLAGS, "--custom-objects", "hardening_layers"]
+    result = _cli([*args, "--format", "json", "--output", str(out)], folder)
+    assert result.returncode == 3, result.stderr  # partial, not a crash
+    assert "Traceback" not in result.stderr
+    data = json.loads(out.read_text())
+    assert data["status"] == "partial"
+    rows = {r["name"]: r for r in data["layers"]}
+    assert "picky" in rows["picky"]["error"] and "refuses a batch of one" in rows["picky"]["error"]
+    # the rows before and after it are counted (2 per multiply-add, + bias) and timed
+    assert rows["before"]["flops"] == 2 * 4 * 6 + 6 and rows["after"]["flops"] == 2 * 6 * 3 + 3
+    for name in ("before", "after"):
+        assert rows[name]["error"] is None and rows[name]["time_us"] is not None
+    assert rows["after"]["input_shapes"] == [[1, 6]]
+    assert data["totals"]["whole_graph_flops"] is None  # model(x) itself cannot be traced
+    errors = data["cross_check"]["method_errors"]
+    assert {"whole_graph", "whole_model", "step_stats", "callback"} <= set(errors)
+    assert "picky" in errors["whole_graph"] and "refuses a batch of one" in errors["whole_graph"]
+    table = _cli(args, folder)
+    assert table.returncode == 3 and "could not be traced" in table.stdout
+
+
 # --- 2. a crash is told apart ----------------------------------------------------------------
 
 
 def test_a_crash_exits_4_with_one_paragraph_naming_phase_and_layer(keras, custom_module, tmp_path):
+    # A layer failing in the trace whose output shape is not static past the batch dimension:
+    # nothing can stand in for its outputs, so the rows after it cannot be traced.
     folder, layers = custom_module
-    inputs = keras.Input((4,))
+    inputs = keras.Input((None, 4))
     model = keras.Model(inputs, layers.BatchOneFails(name="picky")(keras.layers.Dense(4)(inputs)))
     path = tmp_path / "picky.keras"
     model.save(path)
     args = [str(path), "--no-timing", "--custom-objects", "hardening_layers"]
+    args += ["--input-shape", "5,4"]
     result = _cli(args, folder)
     assert result.returncode == 4
     assert "tracing the whole model" in result.stderr and "'picky'" in result.stderr
