@@ -39,16 +39,14 @@ def cross_check(
     `reference` is the whole graph's count (`model(x)` traced the ordinary way; None when it
     could not be traced, and then the float ops are not exact); `counting`
     says which of its figures the rows' `flops` are. An expanded layer (`parents`) whose own
-    sub-model counts differ from the sums of its rows is listed as `label/`.
+    sub-model counts differ from the sums of its rows is listed as `label/` (in `failed_rows`
+    when it could not be profiled).
     """
     # A row that was counted takes part even when its timing failed (its `error` says so).
-    mismatched = tuple(r.label for r in layers if r.flops is not None and not r.flops_match)
-    mismatched += tuple(
-        f"{p.label}/"
-        for p in parents
-        if p.flops is not None and p.rows_flops is not None and not p.counts_match
-    )
+    mismatched = tuple(r.label for r in layers if r.counts_differ)
+    mismatched += tuple(f"{p.label}/" for p in parents if p.counts_differ)
     failed = tuple(r.label for r in layers if r.flops is None)
+    failed += tuple(f"{p.label}/" for p in parents if p.error)
     sums_equal = reference is not None and (
         sum(r.flops or 0 for r in layers) == reference.of(counting)
         and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops

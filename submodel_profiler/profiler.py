@@ -51,7 +51,7 @@ class _RowResult:
 
     submodel: SubModel | None
     representative: tuple  # key of the row whose sub-model this is
-    error: str | None = None
+    error: str | None = None  # without the row's name: a shared result serves several rows
 
 
 def profile_model(
@@ -282,7 +282,7 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
             used = whole.trace(row.key).outputs_used
             result = _RowResult(profile_submodel(row, specs, used), row.key)
         except Exception as e:  # One failing row must not sink the run.
-            result = _RowResult(None, row.key, f"{row.name}: {describe(e)}")
+            result = _RowResult(None, row.key, describe(e))
         results[row.key] = result
         if signature is not None:
             by_signature[signature] = row.key
@@ -414,7 +414,7 @@ def _layer_row(
         macs=None if count is None else count.macs,
         whole_graph_macs=whole_count.macs,
         time_us=timed.times.get(result.representative),
-        error=result.error or _timing_error(row, timed.errors.get(result.representative)),
+        error=_row_error(row, result, timed),
         uncounted_ops=whole.row_uncounted(row.key, counting),
         count_notes=whole.row_notes(row.key) if counting == "complete" else (),
         same_as=same_as,
@@ -425,8 +425,12 @@ def _layer_row(
     )
 
 
-def _timing_error(row: RowPlan, error: str | None) -> str | None:
-    return None if error is None else f"{row.name}: its sub-model failed when run: {error}"
+def _row_error(row: RowPlan, result: _RowResult, timed: _Timing) -> str | None:
+    """Why the row (or its shared sub-model) failed, named after this row."""
+    if result.error is not None:
+        return f"{row.label}: {result.error}"
+    error = timed.errors.get(result.representative)
+    return None if error is None else f"{row.label}: its sub-model failed when run: {error}"
 
 
 def _parent_row(
@@ -439,7 +443,7 @@ def _parent_row(
     complete = all(r.flops is not None for r in inside)
     count = None if result.submodel is None else result.submodel.flops.total
     time = timed.times.get(result.representative)
-    rows_time = total_us(ISOLATED, inside)
+    rows_time = _timed_total(inside)
     return ParentRow(
         name=plan.name,
         type=plan.type,
@@ -457,7 +461,7 @@ def _parent_row(
         time_us=time,
         rows_time_us=rows_time,
         additivity=_additivity(rows_time, time),
-        error=result.error or _timing_error(plan, timed.errors.get(result.representative)),
+        error=_row_error(plan, result, timed),
     )
 
 
@@ -481,6 +485,14 @@ def _additivity(parts_us: float | None, whole: TimeStats | None) -> float | None
     if parts_us is None or whole is None or whole.median <= 0:
         return None
     return parts_us / whole.median
+
+
+def _timed_total(layers) -> float | None:
+    """Σ the rows' isolated medians, or None when a row that should have one has none (an
+    additivity over some of the parts would mislead); inline rows have none by definition."""
+    if any(r.time_us is None for r in layers if r.kind != "inline"):
+        return None
+    return total_us(ISOLATED, layers)
 
 
 def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: str) -> Totals:
@@ -514,7 +526,7 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
         unattributed_macs=unattributed_macs,
         time_us=time_us,
         whole_model_time_us=whole_time,
-        additivity=_additivity(time_us, whole_time),
+        additivity=_additivity(_timed_total(layers), whole_time),
     )
 
 

@@ -171,7 +171,7 @@ def _flops_cell(row: LayerRow, _=None) -> str:
 
 def _whole_cell(row: LayerRow, _=None) -> str:
     whole = _int(row.whole_graph_flops)
-    return whole + " ≠" if row.flops is not None and not row.flops_match else whole
+    return whole + " ≠" if row.counts_differ else whole
 
 
 def _time_cell(row: LayerRow, _=None) -> str:
@@ -181,7 +181,7 @@ def _time_cell(row: LayerRow, _=None) -> str:
 
 def _marks_cell(row: LayerRow, _=None) -> str:
     """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
-    marks = "≠" if row.flops is not None and not row.flops_match else ""
+    marks = "≠" if row.counts_differ else ""
     return marks + ("E" if row.error else "") + ("F" if row.fusion_flag else "")
 
 
@@ -310,7 +310,7 @@ def _parents_summary(report: Report) -> list[str]:
     ]
     body = []
     for p in report.parents:
-        flops = _int(p.flops) + ("" if p.counts_match or p.flops is None else " ≠")
+        flops = _int(p.flops) + (" ≠" if p.counts_differ else "")
         body.append(
             [
                 p.label + "/",
@@ -359,17 +359,16 @@ def _wrap(line: str) -> str:
 
 
 def _tabulate_keeping_indents(body, headers, align) -> str:
-    """tabulate, keeping the leading spaces that indent names by depth."""
-    import tabulate as module
-
-    saved = module.PRESERVE_WHITESPACE
-    module.PRESERVE_WHITESPACE = True
-    try:
-        return tabulate(
-            body, headers=headers, tablefmt="simple", disable_numparse=True, colalign=align
-        )
-    finally:
-        module.PRESERVE_WHITESPACE = saved
+    """tabulate, keeping the leading spaces that indent names by depth (tabulate 0.10 takes
+    `preserve_whitespace` as an argument and ignores its old module-level switch)."""
+    return tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=align,
+        preserve_whitespace=True,
+    )
 
 
 def _enclosing(row: LayerRow, parents: dict) -> list:
@@ -522,7 +521,9 @@ def _footer(report: Report) -> list[str]:
         )
     lines += _timing_footer(report)
     lines.append(_verdict(report))
-    lines += [f"  error in {r.label}: {r.error}" for r in report.layers if r.error]
+    # each error opens with the label of its row (or expanded layer)
+    lines += [f"  error: {r.error}" for r in report.layers if r.error]
+    lines += [f"  error in an expanded layer: {p.error}" for p in report.parents if p.error]
     lines.append(COUNTING_CONVENTIONS.get(counting, ""))
     lines += _notes_footer(report)
     if any(r.same_as for r in report.layers):

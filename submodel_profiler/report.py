@@ -159,6 +159,13 @@ class LayerRow:
             and self.macs == self.whole_graph_macs
         )
 
+    @property
+    def counts_differ(self) -> bool:
+        """Both counts exist and differ (a row that failed has nothing to compare)."""
+        return (
+            self.flops is not None and self.whole_graph_flops is not None and not self.flops_match
+        )
+
 
 @dataclass(frozen=True)
 class ParentRow:
@@ -198,6 +205,11 @@ class ParentRow:
             and self.tf_flops == self.rows_tf_flops
             and self.macs == self.rows_macs
         )
+
+    @property
+    def counts_differ(self) -> bool:
+        """Its own counts and its rows' sums both exist and differ."""
+        return self.flops is not None and self.rows_flops is not None and not self.counts_match
 
 
 @dataclass(frozen=True)

@@ -41,13 +41,30 @@ def build_submodel(row: RowPlan, input_specs) -> object:
             from submodel_profiler.call_recorder import fill_template
 
             args, kwargs = fill_template(row.call_template, inputs)
-            outputs = row.operation(*args, **kwargs)
+            outputs = row.operation(*args, **_without_none_defaults(row.operation, kwargs))
             return keras.Model(inputs, outputs, name=name)
         values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
         for node in row.nodes:
             call_node(node, values)
         outputs = [values[id(t)] for t in row.output_tensors]
         return keras.Model(inputs, outputs, name=name)
+
+
+def _without_none_defaults(layer, kwargs: dict) -> dict:
+    """`kwargs` less those passed as None where None is the default of `layer.call`: the same
+    call, and one a layer's own `compute_output_spec` may not accept (keras-hub's
+    CachedMultiHeadAttention is called with `cache=None`; MultiHeadAttention's spec refuses it)."""
+    import inspect
+
+    try:
+        params = inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    return {
+        k: v
+        for k, v in kwargs.items()
+        if not (v is None and k in params and params[k].default is None)
+    }
 
 
 @contextlib.contextmanager

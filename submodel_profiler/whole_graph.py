@@ -154,7 +154,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
                     if not _stand_in(row, values, batch):  # later rows cannot be traced
                         failed.append((row.name, e))
                         raise
-                    row_errors[row.key] = f"{row.name}: failed when traced: {describe(e)}"
+                    row_errors[row.key] = f"failed when traced: {describe(e)}"
                     break
                 created[row.key].extend(graph.get_operations()[start:])
             bind(row.bind_after, values)

@@ -173,6 +173,11 @@ def test_cli_depth_json_rows_carry_depth_and_parent(keras, tmp_path):
     assert data["parents"][0]["name"] == "mha" and data["settings"]["depth"] == 2
     table = run_cli([str(path), "--no-timing", "--depth", "2"])
     assert "mha/" in table.stdout and "Expanded layers" in table.stdout
+    # sublayer rows are indented under their parent's subtotal line, two spaces a level
+    lines = table.stdout.splitlines()
+    parent_at = next(line for line in lines if "mha/" in line).index("mha/")
+    query = next(line for line in lines if "query" in line and "EinsumDense" in line)
+    assert query.index("query") == parent_at + 2
     bad = run_cli([str(path), "--no-timing", "--depth", "0"])
     assert bad.returncode == 2 and "--depth" in bad.stderr
 
@@ -264,3 +269,61 @@ def test_nested_models_are_parents_outermost_first(keras):
     assert report.layers[0].depth == 3 and report.layers[0].parent == "middle/inner"
     assert all(p.counts_match for p in report.parents)
     assert_exact(report)
+
+
+def _strict_and_tuple_classes(keras):
+    class Strict(keras.layers.Layer):
+        """`cache` in its call but not in its own output spec, like MultiHeadAttention under
+        keras-hub's CachedMultiHeadAttention."""
+
+        def call(self, x, cache=None):
+            return x * 2.0
+
+        def compute_output_spec(self, x):
+            return keras.KerasTensor(x.shape, x.dtype)
+
+    class PairWithNone(keras.layers.Layer):
+        """Returns (dense(x), None): fine inside a layer, refused as a model's output."""
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.d = keras.layers.Dense(4, name="d")
+
+        def call(self, x):
+            return self.d(x), None
+
+    class Outer(keras.layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.strict = Strict(name="strict")
+            self.pair = PairWithNone(name="pair")
+
+        def call(self, x):
+            y, _ = self.pair(self.strict(x, cache=None))
+            return y + 1.0
+
+    return Outer
+
+
+def test_sublayer_called_with_a_none_default_and_a_failing_parent(keras):
+    from submodel_profiler.cli import EXIT_PARTIAL, exit_code
+    from submodel_profiler.renderers import render_table
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, _strict_and_tuple_classes(keras)(name="outer")(inputs))
+    report = _profile(model, depth=3)
+    rows = rows_by_label(report)
+    # `cache=None` is left out of the sub-model's call: Strict's spec does not take it
+    assert rows["outer/strict"].error is None and rows["outer/strict"].flops == 4  # x * 2
+    assert rows["outer/pair/d"].flops == 2 * 4 * 4 + 4
+    assert rows["outer/(inline ops)"].flops == 4  # y + 1
+    # pair's own sub-model cannot be built (a None output): that expanded layer fails, named
+    # after itself, and nothing is marked as a disagreement
+    parents = {p.label: p for p in report.parents}
+    assert parents["outer/pair"].error.startswith("outer/pair: ")
+    assert parents["outer"].error is None and parents["outer"].counts_match
+    assert report.cross_check.failed_rows == ("outer/pair/",)
+    assert report.cross_check.mismatched_rows == ()
+    assert report.status == "partial" and exit_code(report) == EXIT_PARTIAL
+    text = render_table(report)
+    assert "error in an expanded layer: outer/pair: " in text and "≠" not in text.split("check:")[0]
