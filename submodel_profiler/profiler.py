@@ -42,6 +42,7 @@ from submodel_profiler.timing import (
     TimingSettings,
     integer_input_bound,
 )
+from submodel_profiler.tracing import inference_call, input_structure
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
 
@@ -129,7 +130,9 @@ def profile_model(
         timed = _Timing(interrupted=interrupted)
         if timing and not interrupted:
             with _phase("timing the rows"):
-                timed = _time_rows(results, whole, specs, timing_settings, progress, int_high)
+                timed = _time_rows(
+                    model, results, whole, specs, timing_settings, progress, int_high
+                )
         if timing and not timed.interrupted:
             try:
                 others = other_methods(
@@ -343,7 +346,13 @@ class _StandIn:
 
 
 def _time_rows(
-    results: dict, whole: WholeGraph, specs, settings: TimingSettings, progress: bool, int_high: int
+    model,
+    results: dict,
+    whole: WholeGraph,
+    specs,
+    settings: TimingSettings,
+    progress: bool,
+    int_high: int,
 ) -> _Timing:
     """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
@@ -353,10 +362,11 @@ def _time_rows(
     keys = row_keys + parents  # parents (large graphs) in a group of their own
 
     def segments(group):
-        return [Segment(results[k].submodel.concrete, whole.trace(k).input_specs) for k in group]
+        return [Segment(results[k].submodel.call, whole.trace(k).input_specs) for k in group]
 
     traced = whole.reference_function is not None
-    model = [Segment(whole.reference_function, tuple(specs))] if traced else []
+    call = inference_call(model, input_structure(model))
+    whole_model = [Segment(call, tuple(specs))] if traced else []
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
     bar.unit = "sample"
@@ -366,7 +376,7 @@ def _time_rows(
         bar.refresh()
 
     try:
-        groups = [segments(row_keys), segments(parents), model]
+        groups = [segments(row_keys), segments(parents), whole_model]
         row_stats, parent_stats, model_stats = timer.time(groups, progress=report)
     finally:
         bar.close()

@@ -25,6 +25,11 @@ class SubModel:
     concrete: object  # tf ConcreteFunction of model(x, training=False), static specs
     flops: GraphFlops
 
+    def call(self, *xs):
+        """`model(list(xs), training=False)`, as traced for `concrete`; called inside another
+        function, its ops are created there (the timing method needs that)."""
+        return self.model(list(xs), training=False)
+
 
 def build_submodel(row: RowPlan, input_specs) -> object:
     """A `keras.Model` computing exactly `row`, with inputs of the given static specs."""

@@ -18,7 +18,11 @@ Each segment runs once untimed right before its timed run, so its inputs and wei
 in cache as they are inside the whole model, where a layer's input has just been written. Nothing
 can be optimized away: inputs are function arguments (no constant folding), outputs feed a
 checksum the function returns (no pruning), and the two runs of a segment have different
-control inputs (no deduplication). The whole model is timed by this very same method, so row
+control inputs (no deduplication). A segment is a Python callable traced inline (a sub-model's
+`call`, not its concrete function), so every op it creates, weight reads included, is under its
+run's control dependencies: a computation on weights alone (a position embedding) runs inside
+its timed window, not before it or once for both runs. The whole model is timed by this very
+same method, so row
 times and the whole-model time are comparable.
 
 On a GPU, each segment's result is copied to the host before its closing timestamp, which waits
@@ -111,13 +115,13 @@ def _warm_then_time(fn, xs, after):
 
     with tf.control_dependencies([after]):
         xs = [tf.identity(x) for x in xs]
-    warm = _finish(fn(*xs))
+        warm = _finish(fn(*xs))
     with tf.control_dependencies([warm, after]):
         xs = [tf.identity(x) for x in xs]
         start = tf.timestamp()
     with tf.control_dependencies([start]):
         xs = [tf.identity(x) for x in xs]
-    done = _finish(fn(*xs))
+        done = _finish(fn(*xs))
     with tf.control_dependencies([done]):
         end = tf.timestamp()
     return end - start, end, warm + done

@@ -13,10 +13,18 @@ def trace_call(model, specs, structure=None):
     """
     import tensorflow as tf
 
+    return tf.function(inference_call(model, structure)).get_concrete_function(*specs)
+
+
+def inference_call(model, structure=None):
+    """`f(*flat_inputs) = model(inputs, training=False)`, inputs nested as `structure` (see
+    `pack_inputs`). Traced inside another function, its ops (weight reads included) are created
+    there, under whatever control dependencies the caller set: the timing method needs that."""
+
     def call(*xs):
         return model(pack_inputs(xs, structure), training=False)
 
-    return tf.function(call).get_concrete_function(*specs)
+    return call
 
 
 def pack_inputs(xs, structure=None):

@@ -109,3 +109,59 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
     assert [s.median for s in second] == [0.0]  # net of the overhead, clamped at 0
     assert all(s.repeats == 2 for s in first + second)
     assert timer.overhead_us == pytest.approx(overhead_us)
+
+
+def _depends_on(op, target) -> bool:
+    """Whether `op` runs after `target`: a path of data or control inputs leads to it."""
+    seen, todo = set(), [op]
+    while todo:
+        current = todo.pop()
+        if current is target:
+            return True
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        todo.extend(t.op for t in current.inputs)
+        todo.extend(current.control_inputs)
+    return False
+
+
+def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
+    # A computation on weights alone (keras-hub's position embeddings) must run inside the
+    # timed window, not before it nor once for both runs: a segment's ops, weight reads
+    # included, are created under the run's control dependencies.
+    import keras
+    import tensorflow as tf
+
+    from submodel_profiler.submodels import SubModel
+    from submodel_profiler.timing import _warm_then_time
+
+    class WeightsOnly(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=(4, 4))
+
+        def call(self, x):
+            return x[:, :1] * 0.0 + keras.ops.sum(keras.ops.matmul(self.w, self.w))
+
+    inputs = keras.Input((4,))
+    sub = SubModel(keras.Model(inputs, WeightsOnly()(inputs)), concrete=None, flops=None)
+    ops = {}
+
+    @tf.function(autograph=False)
+    def run(x):
+        after = tf.timestamp()
+        _warm_then_time(sub.call, [x], after)
+        graph = tf.compat.v1.get_default_graph()
+        ops["all"] = graph.get_operations()
+        return after
+
+    run.get_concrete_function(tf.TensorSpec((1, 4)))
+    stamps = [op for op in ops["all"] if op.type == "Timestamp"]
+    reads = [op for op in ops["all"] if op.type == "ReadVariableOp"]
+    # after, start, end; matmul(w, w) reads w twice in the warm run, then twice in the timed
+    assert len(stamps) == 3 and len(reads) == 4
+    after, start, _ = stamps
+    for warm in reads[:2]:
+        assert _depends_on(warm, after) and not _depends_on(warm, start)
+    for timed in reads[2:]:
+        assert _depends_on(timed, start)
