@@ -105,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expand-nested",
         action="store_true",
-        help="replace each nested Functional/Sequential model (called once) by rows "
-        "for its own layers, named by path (backbone/conv), at every level; "
+        help="replace each nested Functional/Sequential model by rows for its own "
+        "layers, named by path (backbone/conv; backbone[1]/conv for its second call), at "
+        "every level; "
         "--depth does the same down to its depth, for composite layers too "
         "(default: one row per nested model)",
     )

@@ -180,10 +180,10 @@ def plan_rows(
     """One RowPlan per layer call site and per ghost op not attached to an activation, in
     execution order.
 
-    A nested Functional/Sequential model called once is replaced by rows for its own layers,
-    named by path (`backbone/conv`): with `expand_nested` at every level, else down to `depth`
-    levels (depth 1: not at all). The RowPlans of the replaced nested models are appended to
-    `parents` when given.
+    A nested Functional/Sequential model is replaced by rows for its own layers, named by the
+    path of its call (`backbone/conv`; `backbone[1]/conv` for its second call): with
+    `expand_nested` at every level, else down to `depth` levels (depth 1: not at all). The
+    RowPlans of the replaced nested models are appended to `parents` when given.
     """
     levels = UNLIMITED if expand_nested else depth
     return _plan_graph(functional_graph(model), "", levels, 1, None, parents)
@@ -195,9 +195,6 @@ UNLIMITED = 10**6  # --depth all
 def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) -> list[RowPlan]:
     nodes = execution_order(graph)
     ghosts = _GhostAttachment(nodes, graph.outputs)
-    calls_per_op = defaultdict(int)
-    for node in nodes:
-        calls_per_op[id(node.operation)] += 1
     call_counts: dict[int, int] = defaultdict(int)
     rows = []
     for node in nodes:
@@ -217,7 +214,8 @@ def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) ->
             depth=depth,
             parent=parent,
         )
-        if depth < levels and calls_per_op[id(op)] == 1 and graph_of(op) is not None:
+        call_counts[id(op)] += 1
+        if depth < levels and graph_of(op) is not None:
             at = None if parents is None else len(parents)
             inner = _expand(node, row, levels, parents)
             if inner:
@@ -225,7 +223,6 @@ def _plan_graph(graph, prefix: str, levels: int, depth: int, parent, parents) ->
                 if parents is not None:
                     parents.insert(at, row)  # outermost first, before its inner parents
                 continue
-        call_counts[id(op)] += 1
         rows.append(row)
     return rows
 
@@ -240,7 +237,7 @@ def _expand(node, row: RowPlan, levels: int, parents) -> list[RowPlan]:
     outer_inputs = unique_tensors(node.arguments.keras_tensors)
     if len(outer_inputs) != len(graph.inputs) or len(node.outputs) != len(graph.outputs):
         return []
-    rows = _plan_graph(graph, f"{row.name}/", levels, row.depth + 1, row.label, parents)
+    rows = _plan_graph(graph, f"{row.label}/", levels, row.depth + 1, row.label, parents)
     if not rows:
         return []
     bind_in = tuple(zip(graph.inputs, outer_inputs))

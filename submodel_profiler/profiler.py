@@ -85,9 +85,9 @@ def profile_model(
             optimized and unfused (0 skips both); only with timing.
         callback_samples: eager executions timed by LayerTimingCallback (0 skips); only with
             timing.
-        expand_nested: replace each nested Functional/Sequential model (called once) by rows
-            for its own layers, named by path (`backbone/conv`), at every level (as
-            `depth="all"` does for nested models).
+        expand_nested: replace each nested Functional/Sequential model by rows for its own
+            layers, named by path (`backbone/conv`; `backbone[1]/conv` for its second call),
+            at every level (as `depth="all"` does for nested models).
         measure_peak: time a large float32 matmul for the machine's peak float ops per second
             (environment.peak_flop_per_s, rows' peak_fraction); only with timing.
         counting: what `flops` means: "complete" (TF's count where TF has one, our rules for

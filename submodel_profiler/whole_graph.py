@@ -141,6 +141,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
 
     def run(*xs):
         graph = tf.compat.v1.get_default_graph()
+        outputs.clear()
         values = {id(t): x for t, x in zip(graph_model.inputs, xs)}
         created = {row.key: [] for row in rows}
         for row in rows:
@@ -157,20 +158,19 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
                     row_errors[row.key] = f"failed when traced: {describe(e)}"
                     break
                 created[row.key].extend(graph.get_operations()[start:])
-            bind(row.bind_after, values)
-        for row in rows:
+            # now: a nested model's next call binds its tensors to other values
             traces[row.key] = _trace(row, values, created[row.key])
+            outputs.append((row.key, [values[id(t)] for t in row.output_tensors]))
+            bind(row.bind_after, values)
         for parent in nested:
             inside = [
                 op
                 for row in rows
-                if row.name.startswith(parent.name + "/")
+                if row.name.startswith(parent.label + "/")
                 for op in created[row.key]
             ]
             traces[parent.key] = _trace(parent, values, inside)
-        outputs[:] = [
-            (row.key, [values[id(t)] for t in row.output_tensors]) for row in (*rows, *nested)
-        ]
+            outputs.append((parent.key, [values[id(t)] for t in parent.output_tensors]))
         return [values[id(t)] for t in graph_model.outputs]
 
     try:

@@ -327,3 +327,30 @@ def test_sublayer_called_with_a_none_default_and_a_failing_parent(keras):
     assert report.status == "partial" and exit_code(report) == EXIT_PARTIAL
     text = render_table(report)
     assert "error in an expanded layer: outer/pair: " in text and "≠" not in text.split("check:")[0]
+
+
+def test_a_nested_model_called_twice_expands_both_calls(keras):
+    # a siamese model: one backbone on two inputs
+    backbone = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="d")], name="sub")
+    a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
+    model = keras.Model([a, b], keras.layers.Add(name="add")([backbone(a), backbone(b)]))
+    for kw in ({"depth": "all"}, {"expand_nested": True}):
+        report = profile_model(
+            model,
+            timing_settings=FAST_TIMING,
+            step_stats_runs=1,
+            callback_samples=1,
+            measure_peak=False,
+            **kw,
+        )
+        assert_exact(report)
+        assert report.cross_check.method_errors == {}
+        rows = rows_by_label(report)
+        assert list(rows) == ["sub/d", "sub[1]/d", "add"]
+        assert rows["sub/d"].flops == rows["sub[1]/d"].flops == 2 * 3 * 4 + 4
+        assert rows["sub/d"].params == 3 * 4 + 4 and rows["sub[1]/d"].params == 0
+        assert [p.label for p in report.parents] == ["sub", "sub[1]"]
+        assert all(p.counts_match for p in report.parents)
+        for label in ("sub/d", "sub[1]/d"):
+            row = rows[label]
+            assert None not in (row.time_us, row.callback_time_us, row.unfused_time_us), label
