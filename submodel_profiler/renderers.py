@@ -150,14 +150,25 @@ class _Context:
     total_time: float
     tree: bool = False  # names indented under their parents (execution order, --depth)
     parent: bool = False  # the line of an expanded layer (its own sub-model's figures)
+    name_width: int | None = None  # longer names are shortened in the middle
 
 
 def _name_cell(row: LayerRow, c: _Context) -> str:
     marks = ("*" if row.uncounted_ops else "") + ("†" if _branch_rule(row) else "")
     if not c.tree:
-        return row.label + ("/" if c.parent else "") + marks
+        return _shortened(row.label, c.name_width) + ("/" if c.parent else "") + marks
     shown = row.label[len(row.parent) + 1 :] if row.parent else row.label
+    shown = _shortened(shown, c.name_width)
     return "  " * (row.depth - 1) + shown + ("/" if c.parent else "") + marks
+
+
+def _shortened(name: str, width: int | None) -> str:
+    """`name`, or its start and end around "…" when longer than `width` (the end tells
+    siblings apart: block_3_depthwise_conv, block_3_pointwise_conv)."""
+    if width is None or len(name) <= width:
+        return name
+    head = (width - 1) // 3
+    return name[:head] + "…" + name[len(name) - (width - 1 - head) :]
 
 
 def _type_label(type_: str, kind: str) -> str:
@@ -224,6 +235,8 @@ COLUMNS = (
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 # What a reader needs first, in about 150 characters: the rest with --wide or --columns.
+# Names longer than DEFAULT_NAME_WIDTH are shortened in the middle in that view only.
+DEFAULT_NAME_WIDTH = 40
 DEFAULT_COLUMNS = (
     "index",
     "name",
@@ -260,15 +273,18 @@ def render_table(
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
     tree = sort == "order" and top is None and bool(report.parents)
+    width = DEFAULT_NAME_WIDTH if tuple(columns) == DEFAULT_COLUMNS else None
     body = []
     parents, opened = {p.label: p for p in report.parents}, set()
     for i, row in pairs:
         for parent in _enclosing(row, parents) if tree else ():
             if parent.label not in opened:  # a subtotal line before an expanded layer's rows
                 opened.add(parent.label)
-                context = _Context("", total_flops, total_time, tree=True, parent=True)
+                context = _Context(
+                    "", total_flops, total_time, tree=True, parent=True, name_width=width
+                )
                 body.append([c.cell(_as_row(parent), context) for c in shown])
-        context = _Context(i, total_flops, total_time, tree=tree)
+        context = _Context(i, total_flops, total_time, tree=tree, name_width=width)
         body.append([c.cell(row, context) for c in shown])
     table = _tabulate_keeping_indents(
         body, [c.title for c in shown], ["right" if c.right else "left" for c in shown]
@@ -340,6 +356,7 @@ def _parents_summary(report: Report) -> list[str]:
 
 
 TEXT_WIDTH = 120  # prose lines under the tables are wrapped to this width
+NO_BREAK = "\u00a0"  # textwrap does not break lines at a no-break space
 
 
 def _wrap(line: str) -> str:
@@ -349,13 +366,14 @@ def _wrap(line: str) -> str:
     if len(line) <= TEXT_WIDTH:
         return line
     indent = " " * (len(line) - len(line.lstrip()))
-    return textwrap.fill(
-        line,
+    text = textwrap.fill(
+        line.replace(" µs", NO_BREAK + "µs"),  # a figure and its unit stay on one line
         TEXT_WIDTH,
         subsequent_indent=indent + "  ",
         break_on_hyphens=False,
         break_long_words=False,
     )
+    return text.replace(NO_BREAK, " ")
 
 
 def _tabulate_keeping_indents(body, headers, align) -> str:
@@ -840,7 +858,8 @@ def render_sweep(sweep, fmt: str, *, top: int | None = None, sort: str = "order"
         colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
     )
     shown = _shown_line(largest, len(body), sort)
-    return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *_sweep_footer(sweep), ""])
+    footer = [_wrap(line) for line in _sweep_footer(sweep)]
+    return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *footer, ""])
 
 
 def _sweep_header(sweep) -> list[str]:

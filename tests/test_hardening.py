@@ -234,6 +234,20 @@ def test_default_mobilenet_v3_small_table_fits_160_columns():
     assert wide.returncode == 0 and "whole graph" in wide.stdout and "ghost ops" in wide.stdout
 
 
+def test_long_names_are_shortened_in_the_default_table_only(keras):
+    from submodel_profiler.renderers import WIDE_COLUMNS, render_table
+
+    long = "convnext_tiny_stage_3_block_2_pointwise_conv_1"  # 46 characters
+    inputs = keras.Input((4,))
+    report = profile_model(
+        keras.Model(inputs, keras.layers.Dense(2, name=long)(inputs)), timing=False
+    )
+    default = render_table(report)
+    assert long not in default and "convnext_tiny…" in default and "pointwise_conv_1" in default
+    assert max(len(line) for line in default.splitlines()[:6]) < 120
+    assert long in render_table(report, columns=WIDE_COLUMNS)
+
+
 def test_columns_pick_the_table(model_file):
     result = run_cli([model_file, "--no-timing", "--columns", "name,macs"])
     assert result.returncode == 0, result.stderr
