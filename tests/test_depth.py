@@ -17,6 +17,18 @@ def _profile(model, **kw):
     return profile_model(model, timing=False, **kw)
 
 
+def _timed(model, step_stats_runs: int = 1, **kw):
+    """Profiled with quick timing, step stats and one callback sample (no peak)."""
+    return profile_model(
+        model,
+        timing_settings=FAST_TIMING,
+        step_stats_runs=step_stats_runs,
+        callback_samples=1,
+        measure_peak=False,
+        **kw,
+    )
+
+
 def _composite_classes(keras):
     class TwoDenseAndAdd(keras.layers.Layer):
         """d1(x) + d2(x): two sublayers and one inline add."""
@@ -102,14 +114,7 @@ def test_multi_head_attention_gives_its_projections_and_inline_row(keras):
     model = keras.Model(
         inputs, keras.layers.MultiHeadAttention(heads, dk, name="mha")(inputs, inputs)
     )
-    report = profile_model(
-        model,
-        depth=2,
-        timing_settings=FAST_TIMING,
-        step_stats_runs=1,
-        callback_samples=1,
-        measure_peak=False,
-    )
+    report = _timed(model, depth=2)
     assert report.cross_check.method_errors == {}
     rows = rows_by_label(report)
     for name in ("query", "key", "value", "attention_output"):
@@ -196,15 +201,7 @@ def test_keras_hub_bert_at_depth_3(keras):
     )
     shapes = {name: (s,) for name in ("token_ids", "segment_ids", "padding_mask")}
     one = rows_by_label(_profile(model, input_shapes=shapes))
-    deep = profile_model(
-        model,
-        input_shapes=shapes,
-        depth=3,
-        timing_settings=FAST_TIMING,
-        step_stats_runs=0,
-        callback_samples=1,
-        measure_peak=False,
-    )
+    deep = _timed(model, input_shapes=shapes, depth=3, step_stats_runs=0)
     assert_exact(deep)
     assert deep.cross_check.method_errors == {}
     rows = rows_by_label(deep)
@@ -234,14 +231,7 @@ def test_a_composite_layer_called_twice_expands_both_calls(keras):
     block = two(n, name="blk")
     inputs = keras.Input((n,))
     model = keras.Model(inputs, block(block(inputs)))
-    report = profile_model(
-        model,
-        depth=2,
-        timing_settings=FAST_TIMING,
-        step_stats_runs=0,
-        callback_samples=1,
-        measure_peak=False,
-    )
+    report = _timed(model, depth=2, step_stats_runs=0)
     rows = rows_by_label(report)
     dense = 2 * n * n + n
     for call in ("blk", "blk[1]"):
@@ -335,14 +325,7 @@ def test_a_nested_model_called_twice_expands_both_calls(keras):
     a, b = keras.Input((3,), name="a"), keras.Input((3,), name="b")
     model = keras.Model([a, b], keras.layers.Add(name="add")([backbone(a), backbone(b)]))
     for kw in ({"depth": "all"}, {"expand_nested": True}):
-        report = profile_model(
-            model,
-            timing_settings=FAST_TIMING,
-            step_stats_runs=1,
-            callback_samples=1,
-            measure_peak=False,
-            **kw,
-        )
+        report = _timed(model, **kw)
         assert_exact(report)
         assert report.cross_check.method_errors == {}
         rows = rows_by_label(report)
