@@ -46,7 +46,7 @@ def cross_check(
     mismatched = tuple(r.label for r in layers if r.counts_differ)
     mismatched += tuple(f"{p.label}/" for p in parents if p.counts_differ)
     failed = tuple(r.label for r in layers if r.flops is None)
-    failed += tuple(f"{p.label}/" for p in parents if p.error)
+    failed += tuple(f"{p.label}/" for p in parents if p.flops is None)  # not built
     sums_equal = reference is not None and (
         sum(r.flops or 0 for r in layers) == reference.of(counting)
         and sum(r.tf_flops or 0 for r in layers) == reference.tf_flops

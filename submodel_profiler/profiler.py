@@ -512,6 +512,8 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
     def whole_and_unattributed(of, row_whole) -> tuple:
         if reference is None:  # model(x) could not be traced
             return None, None
+        if not whole.complete:  # a row failed in the trace: its work is in no row's split
+            return of(reference), None
         return of(reference), of(reference) - sum(row_whole(r) for r in layers)
 
     whole_flops, unattributed_flops = whole_and_unattributed(

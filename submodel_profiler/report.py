@@ -256,14 +256,17 @@ class CrossCheck:
     """Verdict of the float-op cross-check between the sub-model and whole-graph methods.
 
     `flops_exact`: every row's float ops (both conventions) and MACs equal the whole graph's,
-    and the rows sum exactly to the whole graph in all three. Exact is not complete: rows in
+    the rows sum exactly to the whole graph in all three, and every expanded layer's own
+    sub-model was built and equals its rows' sums. Exact is not complete: rows in
     `lower_bound_rows` hold op types no rule counts (`uncounted_ops`), so their float ops and
     the totals are lower bounds.
     """
 
     flops_exact: bool
     mismatched_rows: tuple = ()  # labels of rows whose counts differ
-    failed_rows: tuple = ()  # labels of rows that could not be counted (see their error)
+    # labels of rows that could not be counted (see their error); `label/`: an expanded layer
+    # whose own sub-model could not be built
+    failed_rows: tuple = ()
     lower_bound_rows: tuple = ()  # labels of rows with uncounted ops
     uncounted_ops: dict = field(default_factory=dict)  # {op type: n} over all rows
     # Spearman correlation of rows' isolated times with each other method's times

@@ -9,6 +9,7 @@ soon as the sub-model exists, so the user's model is left as it was.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -46,13 +47,48 @@ def build_submodel(row: RowPlan, input_specs) -> object:
             from submodel_profiler.call_recorder import fill_template
 
             args, kwargs = fill_template(row.call_template, inputs)
-            outputs = row.operation(*args, **_without_none_defaults(row.operation, kwargs))
+            try:
+                outputs = row.operation(*args, **_without_none_defaults(row.operation, kwargs))
+            except Exception as direct:
+                try:  # e.g. a layer returning None among its outputs (keras-hub's T5 attention)
+                    wrapper = _tensor_outputs_layer()(row.operation, row.call_template)
+                    outputs = wrapper(inputs)
+                except Exception:
+                    raise direct from None
             return keras.Model(inputs, outputs, name=name)
         values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
         for node in row.nodes:
             call_node(node, values)
         outputs = [values[id(t)] for t in row.output_tensors]
         return keras.Model(inputs, outputs, name=name)
+
+
+@functools.cache
+def _tensor_outputs_layer():
+    """The TensorOutputs layer class (defined once Keras is imported)."""
+    import keras
+
+    class TensorOutputs(keras.layers.Layer):
+        """Calls `layer` on its recorded arguments (the tensors filled in) and returns the
+        tensors among its outputs, flattened, in the order the whole-graph trace lists them.
+        For call sites Keras cannot call symbolically as they are: their outputs hold a
+        None, or their own `compute_output_spec` refuses the recorded arguments."""
+
+        def __init__(self, layer, call_template, **kwargs):
+            super().__init__(name=f"{layer.name}_tensor_outputs", **kwargs)
+            self.layer = layer
+            self.call_template = call_template
+
+        def call(self, tensors):
+            from keras import tree
+
+            from submodel_profiler.call_recorder import fill_template
+
+            args, kwargs = fill_template(self.call_template, list(tensors))
+            outputs = self.layer(*args, **_without_none_defaults(self.layer, kwargs))
+            return [t for t in tree.flatten(outputs) if t is not None]
+
+    return TensorOutputs
 
 
 def _without_none_defaults(layer, kwargs: dict) -> dict:

@@ -144,6 +144,12 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
         outputs.clear()
         values = {id(t): x for t, x in zip(graph_model.inputs, xs)}
         created = {row.key: [] for row in rows}
+        # a nested model's parent row is traced once its last row ran: a later call of an
+        # enclosing model rebinds the tensors of its graph
+        inside = {p.key: [r for r in rows if r.name.startswith(p.label + "/")] for p in nested}
+        ends: dict = {}
+        for parent in nested:
+            ends.setdefault(inside[parent.key][-1].key, []).append(parent)
         for row in rows:
             bind(row.bind_before, values)
             for node in row.nodes:
@@ -152,7 +158,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
                     recorded[row.key] = _call_recording(row, node, values, depth)
                 except Exception as e:
                     created[row.key].extend(graph.get_operations()[start:])
-                    if not _stand_in(row, values, batch):  # later rows cannot be traced
+                    if not _stood_in(row, values, batch):  # later rows cannot be traced
                         failed.append((row.name, e))
                         raise
                     row_errors[row.key] = f"failed when traced: {describe(e)}"
@@ -162,15 +168,10 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
             traces[row.key] = _trace(row, values, created[row.key])
             outputs.append((row.key, [values[id(t)] for t in row.output_tensors]))
             bind(row.bind_after, values)
-        for parent in nested:
-            inside = [
-                op
-                for row in rows
-                if row.name.startswith(parent.label + "/")
-                for op in created[row.key]
-            ]
-            traces[parent.key] = _trace(parent, values, inside)
-            outputs.append((parent.key, [values[id(t)] for t in parent.output_tensors]))
+            for parent in ends.get(row.key, ()):
+                ops = [op for r in inside[parent.key] for op in created[r.key]]
+                traces[parent.key] = _trace(parent, values, ops)
+                outputs.append((parent.key, [values[id(t)] for t in parent.output_tensors]))
         return [values[id(t)] for t in graph_model.outputs]
 
     try:
@@ -189,6 +190,14 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
             outputs_used(tensors, trace.op_names),
         )
     return concrete, _expand_rows(rows, traces, recorded, depth, nested), row_errors
+
+
+def _stood_in(row: RowPlan, values: dict, batch) -> bool:
+    """`_stand_in`, False where it cannot (a dtype zeros cannot be made of, ...)."""
+    try:
+        return _stand_in(row, values, batch)
+    except Exception:
+        return False
 
 
 def _stand_in(row: RowPlan, values: dict, batch) -> bool:

@@ -295,25 +295,48 @@ def _strict_and_tuple_classes(keras):
     return Outer
 
 
-def test_sublayer_called_with_a_none_default_and_a_failing_parent(keras):
-    from submodel_profiler.cli import EXIT_PARTIAL, exit_code
-    from submodel_profiler.renderers import render_table
-
+def test_call_sites_keras_cannot_call_symbolically_as_recorded(keras):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, _strict_and_tuple_classes(keras)(name="outer")(inputs))
     report = _profile(model, depth=3)
+    assert_exact(report)
     rows = rows_by_label(report)
     # `cache=None` is left out of the sub-model's call: Strict's spec does not take it
     assert rows["outer/strict"].error is None and rows["outer/strict"].flops == 4  # x * 2
     assert rows["outer/pair/d"].flops == 2 * 4 * 4 + 4
     assert rows["outer/(inline ops)"].flops == 4  # y + 1
-    # pair's own sub-model cannot be built (a None output): that expanded layer fails, named
-    # after itself, and nothing is marked as a disagreement
+    # pair returns (tensor, None): its sub-model outputs the tensor alone
     parents = {p.label: p for p in report.parents}
-    assert parents["outer/pair"].error.startswith("outer/pair: ")
+    assert parents["outer/pair"].error is None and parents["outer/pair"].flops == 2 * 4 * 4 + 4
+    assert all(p.counts_match for p in report.parents)
+    # at depth 2 pair is a row of its own, built the same way
+    shallow = rows_by_label(_profile(model, depth=2))
+    assert shallow["outer/pair"].error is None and shallow["outer/pair"].flops == 2 * 4 * 4 + 4
+
+
+def test_a_failing_expanded_layer_is_reported_and_named(keras, monkeypatch):
+    from submodel_profiler import profiler
+    from submodel_profiler.cli import EXIT_PARTIAL, exit_code
+    from submodel_profiler.renderers import render_table
+
+    real = profiler.profile_submodel
+
+    def failing_for_pair(row, *args, **kwargs):
+        if row.name == "outer/pair":
+            raise RuntimeError("cannot be built")
+        return real(row, *args, **kwargs)
+
+    monkeypatch.setattr(profiler, "profile_submodel", failing_for_pair)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, _strict_and_tuple_classes(keras)(name="outer")(inputs))
+    report = _profile(model, depth=3)
+    parents = {p.label: p for p in report.parents}
+    assert parents["outer/pair"].error == "outer/pair: RuntimeError: cannot be built"
     assert parents["outer"].error is None and parents["outer"].counts_match
+    # the failed expanded layer is a failed row, and nothing is marked as a disagreement
     assert report.cross_check.failed_rows == ("outer/pair/",)
     assert report.cross_check.mismatched_rows == ()
+    assert all(r.error is None for r in report.layers)
     assert report.status == "partial" and exit_code(report) == EXIT_PARTIAL
     text = render_table(report)
     assert "error in an expanded layer: outer/pair: " in text and "≠" not in text.split("check:")[0]
@@ -337,3 +360,45 @@ def test_a_nested_model_called_twice_expands_both_calls(keras):
         for label in ("sub/d", "sub[1]/d"):
             row = rows[label]
             assert None not in (row.time_us, row.callback_time_us, row.unfused_time_us), label
+
+
+def test_doubly_nested_parents_keep_their_own_calls_shapes(keras):
+    # mid (holding inner) called on 5 and on 7 steps: each call's parents have their own specs
+    inner = keras.Sequential(
+        [keras.Input((None, 4)), keras.layers.Dense(3, name="d")], name="inner"
+    )
+    xi = keras.Input((None, 4))
+    mid = keras.Model(xi, inner(xi), name="mid")
+    a, b = keras.Input((5, 4)), keras.Input((7, 4))
+    model = keras.Model([a, b], keras.layers.Concatenate(axis=1)([mid(a), mid(b)]))
+    report = _profile(model, expand_nested=True)
+    assert_exact(report)
+    parents = {p.label: p for p in report.parents}
+    dense = 2 * 4 * 3 + 3  # per step
+    for label, steps in (("mid", 5), ("mid/inner", 5), ("mid[1]", 7), ("mid[1]/inner", 7)):
+        assert parents[label].flops == parents[label].rows_flops == steps * dense, label
+
+
+def test_an_expanded_layer_failing_only_when_run_still_counts(keras):
+    import tensorflow as tf
+
+    class NonNegative(keras.layers.Layer):
+        def call(self, x):
+            tf.debugging.assert_non_negative(x)
+            return x * 2.0
+
+    negative = {
+        "kernel_initializer": "zeros",
+        "bias_initializer": keras.initializers.Constant(-1.0),
+    }
+    xi = keras.Input((4,))
+    inner = keras.layers.Dense(4, name="before", **negative)(xi)
+    sub = keras.Model(xi, NonNegative(name="fragile")(inner), name="sub")
+    a = keras.Input((4,))
+    model = keras.Model(a, keras.layers.Dense(2, name="head")(sub(a)))
+    report = _timed(model, expand_nested=True, step_stats_runs=0)
+    (parent,) = report.parents
+    # its sub-model was built and counted; only running it failed (a timing error)
+    assert parent.counts_match and parent.flops == 2 * 4 * 4 + 4 + 4 + 4  # dense, assert, x * 2
+    assert "failed when run" in parent.error and parent.time_us is None
+    assert report.cross_check.failed_rows == () and report.cross_check.flops_exact
