@@ -364,7 +364,7 @@ def _time_rows(
     def segments(group):
         return [Segment(results[k].submodel.call, whole.trace(k).input_specs) for k in group]
 
-    traced = whole.reference_function is not None
+    traced = whole.reference is not None
     call = inference_call(model, input_structure(model))
     whole_model = [Segment(call, tuple(specs))] if traced else []
     timer = SegmentTimer(settings, int_high=int_high)

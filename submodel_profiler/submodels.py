@@ -20,14 +20,13 @@ from submodel_profiler.tracing import trace_call
 
 @dataclass(frozen=True)
 class SubModel:
-    """A row's standalone model, its traced graph, and that graph's float ops."""
+    """A row's standalone model and the float ops of its traced graph."""
 
     model: object  # keras.Model
-    concrete: object  # tf ConcreteFunction of model(x, training=False), static specs
-    flops: GraphFlops
+    flops: GraphFlops  # of model(x, training=False) traced with static specs
 
     def call(self, *xs):
-        """`model(list(xs), training=False)`, as traced for `concrete`; called inside another
+        """`model(list(xs), training=False)`, as traced when counted; called inside another
         function, its ops are created there (the timing method needs that)."""
         return self.model(list(xs), training=False)
 
@@ -44,11 +43,8 @@ def build_submodel(row: RowPlan, input_specs) -> object:
     operations = [node.operation for node in row.nodes] or [row.operation]
     with _node_history_restored(operations):
         if row.source == "call_site":
-            from submodel_profiler.call_recorder import fill_template
-
-            args, kwargs = fill_template(row.call_template, inputs)
             try:
-                outputs = row.operation(*args, **_without_none_defaults(row.operation, kwargs))
+                outputs = _call_as_recorded(row.operation, row.call_template, inputs)
             except Exception as direct:
                 try:  # e.g. a layer returning None among its outputs (keras-hub's T5 attention)
                     wrapper = _tensor_outputs_layer()(row.operation, row.call_template)
@@ -82,13 +78,18 @@ def _tensor_outputs_layer():
         def call(self, tensors):
             from keras import tree
 
-            from submodel_profiler.call_recorder import fill_template
-
-            args, kwargs = fill_template(self.call_template, list(tensors))
-            outputs = self.layer(*args, **_without_none_defaults(self.layer, kwargs))
+            outputs = _call_as_recorded(self.layer, self.call_template, tensors)
             return [t for t in tree.flatten(outputs) if t is not None]
 
     return TensorOutputs
+
+
+def _call_as_recorded(layer, call_template, tensors):
+    """`layer` called on its recorded arguments, `tensors` filled in for the recorded ones."""
+    from submodel_profiler.call_recorder import fill_template
+
+    args, kwargs = fill_template(call_template, list(tensors))
+    return layer(*args, **_without_none_defaults(layer, kwargs))
 
 
 def _without_none_defaults(layer, kwargs: dict) -> dict:
@@ -126,4 +127,4 @@ def profile_submodel(row: RowPlan, input_specs, outputs_used=()) -> SubModel:
     uses (`outputs_used`, one bool per output; all when empty) make work count as run."""
     model = build_submodel(row, input_specs)
     concrete = trace_call(model, input_specs, structure=list(range(len(input_specs))))  # a list
-    return SubModel(model, concrete, count_graph_flops(concrete.graph, outputs_used))
+    return SubModel(model, count_graph_flops(concrete.graph, outputs_used))

@@ -22,8 +22,7 @@ control inputs (no deduplication). A segment is a Python callable traced inline 
 `call`, not its concrete function), so every op it creates, weight reads included, is under its
 run's control dependencies: a computation on weights alone (a position embedding) runs inside
 its timed window, not before it or once for both runs. The whole model is timed by this very
-same method, so row
-times and the whole-model time are comparable.
+same method, so row times and the whole-model time are comparable.
 
 On a GPU, each segment's result is copied to the host before its closing timestamp, which waits
 for the device, so the clock never stops before the work is done.

@@ -12,8 +12,8 @@ The model is also traced the ordinary way, `model(x, training=False)`, and that 
 A row whose layer fails while traced does not sink the trace of a functional model: the row
 keeps the error (`WholeGraph.row_errors`), zeros of its outputs' static shapes stand in for its
 outputs so the later rows still trace, and the reference trace (which fails the same way) is
-left out (`reference_error`). Only when a failing row's output shapes are not static past the
-batch dimension is the failure a crash (`ProfilingError`).
+left out (`reference_error`). Only when nothing can stand in (an output shape not static past the
+batch dimension, a dtype zeros cannot be made of) is the failure a crash (`ProfilingError`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class WholeGraph:
     instrumented: GraphFlops  # counts of the trace run node by node (op names -> rows)
     reference: GraphFlops | None  # counts of the ordinary trace of model(x, training=False)
     instrumented_function: object  # ConcreteFunction traced node by node
-    reference_function: object  # ConcreteFunction of model(x, training=False), or None
     rows: tuple = ()  # the report's rows (RowPlans, execution order)
     parents: tuple = ()  # RowPlans of the layers and nested models expanded into rows
     parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
@@ -158,7 +157,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
                     recorded[row.key] = _call_recording(row, node, values, depth)
                 except Exception as e:
                     created[row.key].extend(graph.get_operations()[start:])
-                    if not _stood_in(row, values, batch):  # later rows cannot be traced
+                    if not _stand_in(row, values, batch):  # later rows cannot be traced
                         failed.append((row.name, e))
                         raise
                     row_errors[row.key] = f"failed when traced: {describe(e)}"
@@ -192,17 +191,9 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
     return concrete, _expand_rows(rows, traces, recorded, depth, nested), row_errors
 
 
-def _stood_in(row: RowPlan, values: dict, batch) -> bool:
-    """`_stand_in`, False where it cannot (a dtype zeros cannot be made of, ...)."""
-    try:
-        return _stand_in(row, values, batch)
-    except Exception:
-        return False
-
-
 def _stand_in(row: RowPlan, values: dict, batch) -> bool:
     """Give a failed row's outputs zeros of their static shapes (batch pinned); False when a
-    shape is not static past the batch dimension.
+    shape is not static past the batch dimension or no zeros can be made (their dtype).
 
     The zeros depend on the row's inputs through `Shape` ops (data movement, no float ops),
     so the rows that feed the failed row still count as used and live, as in the model.
@@ -218,10 +209,17 @@ def _stand_in(row: RowPlan, values: dict, batch) -> bool:
             return False
         shapes.append(shape)
     inputs = [values[id(t)] for t in row.input_tensors if id(t) in values]
-    shapes_of_inputs = [tf.raw_ops.Shape(input=x) for x in inputs if isinstance(x, tf.Tensor)]
-    with tf.control_dependencies(shapes_of_inputs):  # tf.shape would fold into a constant
-        for t, shape in zip(row.output_tensors, shapes):
-            values[id(t)] = tf.identity(tf.zeros(shape, t.dtype))
+    try:
+        shapes_of_inputs = [tf.raw_ops.Shape(input=x) for x in inputs if isinstance(x, tf.Tensor)]
+        with tf.control_dependencies(shapes_of_inputs):  # tf.shape would fold into a constant
+            zeros = [
+                tf.identity(tf.zeros(shape, t.dtype))
+                for t, shape in zip(row.output_tensors, shapes)
+            ]
+    except Exception:
+        return False
+    for t, value in zip(row.output_tensors, zeros):
+        values[id(t)] = value
     return True
 
 
@@ -306,7 +304,6 @@ def profile_whole_graph(
         instrumented=count_graph_flops(concrete.graph),
         reference=None if reference is None else count_graph_flops(reference.graph),
         instrumented_function=concrete,
-        reference_function=reference,
         rows=tuple(tree.rows),
         parents=tuple(tree.parents),
         parent_traces=tree.parent_traces,

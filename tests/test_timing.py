@@ -144,7 +144,7 @@ def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
             return x[:, :1] * 0.0 + keras.ops.sum(keras.ops.matmul(self.w, self.w))
 
     inputs = keras.Input((4,))
-    sub = SubModel(keras.Model(inputs, WeightsOnly()(inputs)), concrete=None, flops=None)
+    sub = SubModel(keras.Model(inputs, WeightsOnly()(inputs)), flops=None)
     ops = {}
 
     @tf.function(autograph=False)
