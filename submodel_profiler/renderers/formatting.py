@@ -1,0 +1,73 @@
+"""What the renderers share: the output format names, and small helpers that write numbers,
+shapes, percentages and µs (blank or n/a where a value is None), round CSV figures, wrap prose
+lines under the tables and say how many rows a table shows."""
+
+from __future__ import annotations
+
+from submodel_profiler.report import Report
+
+FORMATS = ("table", "json", "csv")  # of a report, and of a batch sweep
+
+TEXT_WIDTH = 120  # prose lines under the tables are wrapped to this width
+NO_BREAK = "\u00a0"  # textwrap does not break lines at a no-break space
+
+
+def wrap(line: str) -> str:
+    """A long prose line wrapped to TEXT_WIDTH, continuation lines indented."""
+    import textwrap
+
+    if len(line) <= TEXT_WIDTH:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()))
+    text = textwrap.fill(
+        line.replace(" µs", NO_BREAK + "µs"),  # a figure and its unit stay on one line
+        TEXT_WIDTH,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    return text.replace(NO_BREAK, " ")
+
+
+def shown_line(report: Report, shown: int, sort: str) -> list[str]:
+    if shown == len(report.layers) and sort == "order":
+        return []
+    order = "execution order" if sort == "order" else f"{sort}, largest first"
+    return [f"(showing {shown} of {len(report.layers)} rows, by {order}; totals cover all rows)"]
+
+
+def shape(shape) -> str:
+    return "(" + ",".join(str(d) for d in shape) + ")"
+
+
+def integer(value) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+def total(value) -> str:
+    """A total in prose: `n/a` where there is none (the whole model could not be traced)."""
+    return "n/a" if value is None else f"{value:,}"
+
+
+def percent(part, whole) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else ""
+
+
+def us(value) -> str:
+    return "" if value is None else f"{value:,.1f}"
+
+
+def gflops(value) -> str:
+    return "" if value is None else f"{value / 1e9:,.2f}"
+
+
+def fraction(value) -> str:
+    return "" if value is None else f"{100.0 * value:.1f}%"
+
+
+def two_decimals(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def rounded(value):
+    return None if value is None else round(value, 3)
