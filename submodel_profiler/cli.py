@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=FORMATS,
         default="table",
         help="report format (default: table); json is the versioned contract "
-        "documented in the README",
+        "documented in docs/schema.md",
     )
     p.add_argument("--output", metavar="PATH", help="write the report to PATH instead of stdout")
     p.add_argument(
@@ -140,14 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=COUNTINGS,
         default=DEFAULT_COUNTING,
         help="what the float-op column counts: complete = TF's profiler where TF "
-        "counts an op, our rules (README: counting rules) for what it skips; "
+        "counts an op, our rules (docs/counting.md) for what it skips; "
         "tf = TF's profiler alone, a lower bound (the count of reports before "
         "schema 2). Rows carry tf_flops and macs either way (default: complete)",
     )
     p.add_argument(
         "--no-timing", action="store_true", help="count float ops only; skip isolated timing"
     )
-    timing = p.add_argument_group("timing (see README: how isolated time is measured)")
+    timing = p.add_argument_group("timing (docs/timing.md: how isolated time is measured)")
     timing.add_argument(
         "--repeats",
         type=int,
@@ -416,7 +416,7 @@ def _crash(error: Exception, debug: bool) -> int:
 def _add_research_arguments(p: argparse.ArgumentParser) -> None:
     from submodel_profiler.summaries import SORT_KEYS
 
-    out = p.add_argument_group("research outputs (see README: reading the results)")
+    out = p.add_argument_group("research outputs (docs/outputs.md: reading the results)")
     out.add_argument(
         "--top",
         type=int,

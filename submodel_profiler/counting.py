@@ -28,7 +28,7 @@ COUNTING_CONVENTIONS = {
     "complete": (
         "Float ops (complete convention): TF's profiler count wherever TF registers one "
         "(a multiply-add = 2 float ops), our rules for what TF skips (einsum, elementwise math, "
-        "reductions, While bodies × trip count, largest If/Case branch; README 'Counting rules'), "
+        "reductions, While bodies × trip count, largest If/Case branch; docs/counting.md), "
         "ops no output depends on left out. MACs: multiply-accumulates of contractions only."
     ),
     "tf": (

@@ -1,7 +1,7 @@
 """Batch-size sweep: one report per batch size, and per-sample float ops and time per row.
 
 The sweep's JSON is `{"schema_version": 1, "batch_sizes": [...], "sweep": [report, ...],
-"per_sample": [...]}`; each entry of `sweep` is a complete single report (README: JSON report).
+"per_sample": [...]}`; each entry of `sweep` is a complete single report (docs/schema.md).
 Per sample means divided by the batch size: a row's float ops per sample stay constant when it
 scales linearly with the batch, and its time per sample falls as larger batches amortize
 per-call costs. The machine's peak is measured once for the whole sweep.

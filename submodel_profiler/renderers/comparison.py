@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from submodel_profiler.methods import CROSS_CHECK_METHODS, TIMING_METHODS
-from submodel_profiler.renderers.formatting import integer, us
+from submodel_profiler.renderers.formatting import integer, row_table, us
 
 COMPARE_FORMATS = ("table", "json")
 
@@ -29,13 +29,7 @@ def render_comparison(comparison, fmt: str = "table") -> str:
         *(f"{m.key} B/A" for m in CROSS_CHECK_METHODS),
     ]
     body = [_comparison_row(i, r) for i, r in enumerate(comparison.rows)]
-    table = tabulate(
-        body,
-        headers=headers,
-        tablefmt="simple",
-        disable_numparse=True,
-        colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
-    )
+    table = row_table(body, headers)
     return "\n".join(
         [*_comparison_header(comparison), "", table, "", *_comparison_footer(comparison), ""]
     )

@@ -71,3 +71,17 @@ def two_decimals(value) -> str:
 
 def rounded(value):
     return None if value is None else round(value, 3)
+
+
+def row_table(body, headers) -> str:
+    """A table of rows whose first three columns are #, name and type (left-aligned after the
+    index) and whose other columns are figures (right-aligned)."""
+    from tabulate import tabulate
+
+    return tabulate(
+        body,
+        headers=headers,
+        tablefmt="simple",
+        disable_numparse=True,
+        colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
+    )

@@ -6,14 +6,13 @@ from __future__ import annotations
 import csv
 import io
 
-from tabulate import tabulate
-
 from submodel_profiler.counting import COUNTING_CONVENTIONS
 from submodel_profiler.renderers.formatting import (
     FORMATS,
     fraction,
     gflops,
     rounded,
+    row_table,
     shown_line,
     two_decimals,
     wrap,
@@ -43,13 +42,7 @@ def render_sweep(sweep, fmt: str, *, top: int | None = None, sort: str = "order"
         for i, r in order
         if (r.name, r.call_index) in rows
     ]
-    table = tabulate(
-        body,
-        headers=headers,
-        tablefmt="simple",
-        disable_numparse=True,
-        colalign=("right", "left", "left") + ("right",) * (len(headers) - 3),
-    )
+    table = row_table(body, headers)
     shown = shown_line(largest, len(body), sort)
     footer = [wrap(line) for line in _sweep_footer(sweep)]
     return "\n".join([*_sweep_header(sweep), "", table, *shown, "", *footer, ""])
