@@ -42,15 +42,34 @@ nodes of a fused row that still run (its weight reads) are timed with the row it
 into. A row with no running node downstream is `eliminated`, its time unattributed. Rows
 without any graph op (Keras 3 Dropout at inference) are absent from `node_owner` and reported
 nowhere.
+
+Timeline and memory. Of the traced runs, the one whose total (every executed node's kernel time)
+is the median (the lower one for an even number of runs) is also kept as a `report.Timeline`:
+every executed node with its executor thread (`thread_id`; TF 2.21 records 0 for every node,
+concurrent ones included), start (`all_start`, from the run's earliest node start) and wall
+time (`all_end_rel`), labelled with the row the times above give it (None: unattributed). Its
+memory comes from the same software trace, no higher trace level: each node's
+`AllocatorMemoryUsed.allocation_records` (alloc_micros, alloc_bytes; a negative size is a
+free) are the allocations its kernel made through the CPU device's allocators, with their frees
+up to the end of the step. Their running sum in time order is the bytes in use by the run's own
+kernels (the fed inputs and the weights, allocated before the run, are not in it;
+`allocator_bytes_in_use` stays 0: TF's CPU allocator keeps no stats by default, FULL_TRACE
+included). Records have microsecond resolution; records of one microsecond keep the order of
+their nodes' starts. `peak_bytes` is the sum's maximum, `row_peak_bytes[row]` its maximum while
+one of the row's nodes ran (from the microsecond it started to its end). Without any record
+they are None and {}, never 0.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from submodel_profiler.report import Timeline, TimelineSlice, row_label
 
 # Executed op types that only hold or route values: a derived node of one of these types (a
 # weight folded into `x/merged_input`) does not keep a row covered.
@@ -83,6 +102,9 @@ class InGraphTimes:
     `fused_into[row]` names the covered row that now does a row's work; `eliminated` rows have
     no executed node left and none downstream. `unattributed_us` times the executed nodes of no
     row (and of eliminated rows); `unattributed_nodes` counts their distinct names over all runs.
+    `timeline`, `peak_bytes` and `row_peak_bytes` come from one run, the one whose total is the
+    median (module docstring); their bytes are those in use by the run's own kernels, None (and
+    {}) where the trace recorded no allocation.
     """
 
     times_us: dict  # row key -> µs
@@ -90,6 +112,9 @@ class InGraphTimes:
     eliminated: tuple
     unattributed_us: float
     unattributed_nodes: int
+    timeline: Timeline | None = None  # the median run's executed nodes and bytes in use
+    peak_bytes: int | None = None  # max bytes in use by the median run's kernels
+    row_peak_bytes: dict = field(default_factory=dict)  # row key -> max bytes while it ran
 
 
 @dataclass(frozen=True)
@@ -424,13 +449,27 @@ def in_graph_times(
     found = attribute(standalone.graph_def, standalone.feeds, node_owner, executed)
     per_run = [_row_sums(step, found, node_owner) for step in stats]
     keys = _ordered({k for run in per_run for k in run[0]}, node_owner)
+    kept = stats[median_run(per_run)]
+    memory = bytes_in_use(kept)
+    timeline = run_timeline(kept, executed, found, node_owner, optimized, memory)
     return InGraphTimes(
         times_us={k: _median([run[0].get(k, 0.0) for run in per_run]) for k in keys},
         fused_into=found.fused_into,
         eliminated=found.eliminated,
         unattributed_us=_median([run[1] for run in per_run]),
         unattributed_nodes=len(set().union(*(run[2] for run in per_run))),
+        timeline=timeline,
+        peak_bytes=max(memory.in_use) if memory.in_use else None,
+        row_peak_bytes=row_peaks(kept, memory, found, node_owner) if memory.in_use else {},
     )
+
+
+def _row_of(name: str, found: _Attribution, node_owner: dict):
+    """Row key an executed node's time goes to (its row, or the row that row is fused into);
+    None for a node of no row or of an eliminated row."""
+    key = node_owner.get(found.traced_of.get(name))
+    key = found.fused_into.get(key, key)
+    return None if key in found.eliminated else key
 
 
 def _row_sums(step_stats, found: _Attribution, node_owner: dict):
@@ -439,14 +478,110 @@ def _row_sums(step_stats, found: _Attribution, node_owner: dict):
     sums: dict = defaultdict(float)
     unattributed, names = 0.0, set()
     for name, us in times.items():
-        key = node_owner.get(found.traced_of.get(name))
-        key = found.fused_into.get(key, key)
-        if key is None or key in found.eliminated:
+        key = _row_of(name, found, node_owner)
+        if key is None:
             unattributed += us
             names.add(name)
         else:
             sums[key] += us
     return dict(sums), unattributed, names
+
+
+def median_run(per_run) -> int:
+    """Index of the run whose total (rows plus unattributed, µs) is the median; the lower of the
+    two middle runs for an even count. `per_run`: `_row_sums` results."""
+    totals = [sum(run[0].values()) + run[1] for run in per_run]
+    order = sorted(range(len(totals)), key=totals.__getitem__)
+    return order[(len(order) - 1) // 2]
+
+
+def _node_stats(step_stats):
+    """Every NodeExecStats of a run, with its device name."""
+    return [(d.device, s) for d in step_stats.dev_stats for s in d.node_stats]
+
+
+def _interval_ns(s) -> tuple:
+    """(start, end) of one NodeExecStats in ns since the epoch: all_start, all_start +
+    all_end_rel. The nanosecond fields are used, the microsecond ones where those are unset."""
+    if s.all_start_nanos:
+        return s.all_start_nanos, s.all_start_nanos + max(s.all_end_rel_nanos, 0)
+    start = s.all_start_micros * 1000
+    return start, start + max(s.all_end_rel_micros, 0) * 1000
+
+
+def run_timeline(
+    step_stats, executed: dict, found, node_owner: dict, optimized: bool, memory=None
+) -> Timeline:
+    """One run's executed nodes as a `Timeline`, by start, each slice labelled with the row its
+    time goes to, and its bytes in use (`memory`: the run's `bytes_in_use`, read if None).
+    `executed`: node name -> op type ("" for names the executed graph lacks, e.g. _SOURCE)."""
+    nodes = _node_stats(step_stats)
+    origin = min((_interval_ns(s)[0] for _, s in nodes), default=0)
+    slices = []
+    for _, s in nodes:
+        name = s.node_name.split(":")[0]
+        key = _row_of(name, found, node_owner)
+        start, end = _interval_ns(s)
+        slices.append(
+            TimelineSlice(
+                node=name,
+                op=executed.get(name, ""),
+                row=None if key is None else row_label(*key),
+                thread=int(s.thread_id),
+                start_us=(start - origin) / 1e3,
+                dur_us=(end - start) / 1e3,
+            )
+        )
+    slices.sort(key=lambda t: (t.start_us, t.thread))
+    memory = bytes_in_use(step_stats) if memory is None else memory
+    in_use = tuple(((t * 1000 - origin) / 1e3, b) for t, b in zip(memory.micros, memory.in_use))
+    mode = "in_graph" if optimized else "unfused"
+    return Timeline(mode=mode, slices=tuple(slices), memory=in_use)
+
+
+@dataclass(frozen=True)
+class BytesInUse:
+    """A run's allocation records in time order: their µs since the epoch, and the bytes in use
+    by the run's kernels after each."""
+
+    micros: tuple
+    in_use: tuple
+
+
+def bytes_in_use(step_stats) -> BytesInUse:
+    """The running sum of every allocation record of the CPU device's allocators, in time
+    order; records of one microsecond in the order of their nodes' starts."""
+    records = []
+    nodes = sorted(_node_stats(step_stats), key=lambda n: _interval_ns(n[1])[0])
+    for device, s in nodes:
+        if "CPU" not in device.rsplit("device:", 1)[-1].upper():
+            continue
+        for memory in s.memory:
+            records.extend((r.alloc_micros, r.alloc_bytes) for r in memory.allocation_records)
+    records.sort(key=lambda r: r[0])  # stable: ties keep node order
+    in_use = np.cumsum([b for _, b in records], dtype=np.int64) if records else ()
+    return BytesInUse(tuple(int(t) for t, _ in records), tuple(int(b) for b in in_use))
+
+
+def row_peaks(step_stats, memory: BytesInUse, found, node_owner: dict) -> dict:
+    """Row key -> the most bytes in use while one of the row's nodes ran: the value in effect
+    at the microsecond the node started and after every record until it ended."""
+    peaks: dict = {}
+    for _, s in _node_stats(step_stats):
+        key = _row_of(s.node_name.split(":")[0], found, node_owner)
+        if key is None:
+            continue
+        start, end = _interval_ns(s)
+        first = bisect.bisect_left(memory.micros, start // 1000)
+        last = bisect.bisect_right(memory.micros, end // 1000)
+        during = memory.in_use[first:last]
+        before = memory.in_use[first - 1] if first > 0 else 0
+        peaks[key] = max(peaks.get(key, 0), before, *during)
+    return _ordered_dict(peaks, node_owner)
+
+
+def _ordered_dict(values: dict, node_owner: dict) -> dict:
+    return {k: values[k] for k in _ordered(values, node_owner)}
 
 
 def _ordered(keys, node_owner: dict) -> list:

@@ -7,6 +7,7 @@ this file's own rule. The fusion facts are those of TF 2.21's grappler on CPU.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import defaultdict
 
@@ -14,6 +15,7 @@ import pytest
 
 from submodel_profiler import step_stats
 from submodel_profiler.graph_walk import plan_rows
+from submodel_profiler.report import row_label
 from submodel_profiler.specs import resolve_input_specs
 from submodel_profiler.timing import random_inputs
 from submodel_profiler.whole_graph import profile_whole_graph
@@ -266,3 +268,98 @@ def test_data_path_excludes_weight_arithmetic():
     ]:
         graph_def.node.add(name=name, op="Op", input=inputs)
     assert step_stats.data_path(graph_def, ["x:0"]) == {"x", "y", "z"}
+
+
+def _recording(monkeypatch, strip_memory: bool = False) -> list:
+    """Record the StepStats of every traced run (optionally without their memory records)."""
+    recorded = []
+    run_traced = step_stats.run_traced
+
+    def recording_run_traced(*args, **kwargs):
+        executed, stats = run_traced(*args, **kwargs)
+        for node in (n for s in stats for d in s.dev_stats for n in d.node_stats):
+            if strip_memory:
+                node.ClearField("memory")
+        recorded.extend(stats)
+        return executed, stats
+
+    monkeypatch.setattr(step_stats, "run_traced", recording_run_traced)
+    return recorded
+
+
+def _records(step) -> list:
+    """(alloc_micros, alloc_bytes) of every allocation record of a run, by time."""
+    nodes = sorted(
+        (n for d in step.dev_stats for n in d.node_stats), key=lambda n: n.all_start_nanos
+    )
+    found = [
+        (r.alloc_micros, r.alloc_bytes)
+        for n in nodes
+        for m in n.memory
+        for r in m.allocation_records
+    ]
+    return sorted(found, key=lambda r: r[0])
+
+
+@pytest.mark.parametrize("optimized", [False, True])
+def test_timeline_and_memory_are_those_of_the_median_run(conv_relu, monkeypatch, optimized):
+    # The run kept is the one whose nodes' kernel times add up to the median; its timeline
+    # holds every node TF recorded, at all_start from the earliest node, for all_end_rel; the
+    # bytes in use are the running sum of its allocation records.
+    keys, owner, standalone, inputs = conv_relu
+    recorded = _recording(monkeypatch)
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=optimized, runs=3)
+    totals = [
+        sum(n.op_end_rel_nanos - n.op_start_rel_nanos for d in s.dev_stats for n in d.node_stats)
+        for s in recorded
+    ]
+    kept = recorded[totals.index(statistics.median(totals))]
+    nodes = sorted(
+        (n for d in kept.dev_stats for n in d.node_stats), key=lambda n: n.all_start_nanos
+    )
+    origin = nodes[0].all_start_nanos
+    timeline = result.timeline
+    assert timeline.mode == ("in_graph" if optimized else "unfused")
+    assert [(s.node, s.start_us, s.dur_us) for s in timeline.slices] == [
+        (n.node_name.split(":")[0], (n.all_start_nanos - origin) / 1e3, n.all_end_rel_nanos / 1e3)
+        for n in nodes
+    ]
+    in_use = list(itertools.accumulate(b for _, b in _records(kept)))
+    assert [b for _, b in timeline.memory] == in_use
+    assert result.peak_bytes == max(in_use) > 0
+    # Rows own the nodes their times come from: timed rows, labelled as the report labels them.
+    labels = {s.row for s in timeline.slices}
+    assert labels - {None} == {row_label(*k) for k in result.times_us}
+    assert list(result.row_peak_bytes) == list(result.times_us)
+    assert all(0 <= b <= result.peak_bytes for b in result.row_peak_bytes.values())
+
+
+def test_row_peak_is_the_most_in_use_while_its_nodes_ran():
+    # Two rows' nodes, ns since the epoch; records in µs: a allocates 100 B and 50 B (freed by
+    # its end), then b allocates 10 B while a's 100 B are still in use, then a's are freed.
+    stats = _step_stats([("a", 1_000_000, 0, 0, 4_000), ("b", 6_000_000, 0, 0, 2_000)])
+    a, b = stats.dev_stats[0].node_stats
+    a.memory.add(allocator_name="cpu").allocation_records.add(alloc_micros=1_000, alloc_bytes=100)
+    for micros, size in ((1_002, 50), (1_003, -50), (6_004, -100)):
+        a.memory[0].allocation_records.add(alloc_micros=micros, alloc_bytes=size)
+    b.memory.add(allocator_name="cpu").allocation_records.add(alloc_micros=6_001, alloc_bytes=10)
+    memory = step_stats.bytes_in_use(stats)
+    assert memory.micros == (1_000, 1_002, 1_003, 6_001, 6_004)
+    assert memory.in_use == (100, 150, 100, 110, 10)
+    found = step_stats._Attribution({"a": "a", "b": "b"}, {}, ())
+    owner = {"a": ("a", 0), "b": ("b", 0)}
+    assert step_stats.row_peaks(stats, memory, found, owner) == {("a", 0): 150, ("b", 0): 110}
+
+
+def test_without_allocation_records_memory_is_none_not_zero(tiny, monkeypatch):
+    keys, owner, standalone, inputs = tiny
+    _recording(monkeypatch, strip_memory=True)
+    result = step_stats.in_graph_times(standalone, owner, inputs, optimized=False, runs=1)
+    assert result.peak_bytes is None and result.row_peak_bytes == {}
+    assert result.timeline.memory == () and result.timeline.slices
+
+
+def test_median_run_is_the_lower_middle_total():
+    runs = [({("a", 0): 3.0}, 1.0, set()), ({("a", 0): 1.0}, 0.0, set()), ({}, 9.0, set())]
+    assert step_stats.median_run(runs) == 0  # totals 4, 1, 9
+    assert step_stats.median_run(runs[:2]) == 1  # totals 4, 1: the lower middle
