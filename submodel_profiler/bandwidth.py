@@ -1,0 +1,231 @@
+"""Memory bandwidth: this machine's attainable bytes per second, measured once per run.
+
+Two STREAM kernels (McCalpin's benchmark) on float32 arrays far larger than the last-level
+cache, timed by the very in-graph method the rows and the matmul peak are timed with
+(`timing.SegmentTimer`, as in `throughput.measure_peak`); n float32 per array:
+
+    copy   b = a        read a, write b:          2 · n · 4 bytes per run
+    triad  c = c − s·a  read c and a, write c:    3 · n · 4 bytes per run
+
+The triad is STREAM's `a = b + s·c` with its result written over its first input, as BLAS axpy
+does: the same 3 arrays per element, in one pass. Bytes are counted the way STREAM counts them,
+what the kernel reads and writes, not what the caches add: on x86 a store first reads its line
+(write-allocate), so a copy moves more than it is credited with and reports less than the triad
+(about half, on the 2-core EPYC VM this was written on). `Bandwidth.bytes_per_s`, the
+attainable rate, is the larger of the two.
+
+Which TF ops really move those bytes. Most ops that look like a copy do not copy, or allocate a
+fresh output every run, which on a CPU costs more than the copy (arrays above glibc's mmap
+threshold come from a fresh mmap each time: page faults):
+
+- `tf.identity` forwards its input's buffer and `AssignVariableOp` adopts the value's buffer
+  (copy-on-write): under 0.2 ms in-graph for 128 MiB, which a copy needs ~20 ms for;
+- `DeepCopy`, and `Snapshot` of a shared input, allocate a new output every run: step stats
+  show 64 MiB allocated and 64 ms for a 64 MiB array, 5× the copy below;
+- `b + s * c` materializes `s * c` in a temporary (64 MiB allocated by the Mul): 5 arrays'
+  traffic and an allocation per run, 5-8× slower than the triad below;
+- `ResourceStridedSliceAssign` (`v[:] = a`) writes in place, but through Eigen's strided-slice
+  expression: a third to a half of the copy below.
+
+So both kernels write into variables' existing buffers, each one Eigen pass on the intra-op
+thread pool (2 threads: 1.3-1.6× the rate of 1 here), and step stats show 0 bytes allocated by
+either:
+
+- copy: `ResourceScatterNdUpdate(b, [[0]], a)` on [1, n] variables: a single slice, the whole
+  array, assigned into b's buffer;
+- triad: `ResourceApplyGradientDescent(c, s, a)`: c −= s·a in place.
+
+A resource variable is updated in place only while nothing else holds its buffer, so nothing
+does between runs. The scatter puts b in copy-on-read mode (step stats: a dense read of b then
+allocates and copies all of it, 43 ms for 64 MiB), so b is read back by a one-element
+`ResourceGatherNd` (8 bytes allocated); c, never sparsely read, by a one-element `DeepCopy` of
+a dense read, so no alias of c's buffer can outlive the read; `a` is only ever read. The arrays
+are freed before returning.
+
+Each kernel is timed BANDWIDTH_REPEATS times (each run moves hundreds of MB, so the median is
+steady: an IQR of about 10% of it here). Creating the arrays (page faults on first touch) and
+compiling cost about as much as the timed runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+
+from submodel_profiler.timing import Segment, SegmentTimer, TimingSettings
+
+MiB = 2**20
+GiB = 2**30
+FLOAT32_BYTES = 4
+CACHE_MULTIPLE = 4  # STREAM's rule: every array at least 4× the largest cache
+MIN_ARRAY_BYTES_CPU = 64 * MiB
+FALLBACK_CACHE_BYTES = 32 * MiB  # when sysfs says nothing
+ARRAY_BYTES_GPU = 1 * GiB  # per array, on the device
+BANDWIDTH_REPEATS = 5  # timed runs per kernel, at most
+BANDWIDTH_WARMUP = 1  # untimed loop iterations, at most
+TRIAD_SCALAR = 1e-3  # s in c −= s·a: c stays a normal float32 for millions of runs
+CPU_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """Attainable memory bandwidth (bytes per second) and how it was measured."""
+
+    bytes_per_s: float  # the attainable memory bandwidth: the larger of copy and triad
+    copy_bytes_per_s: float
+    triad_bytes_per_s: float
+    method: str
+
+
+def copy_bytes(n: int) -> int:
+    """Bytes STREAM counts for copy b = a of n float32: read a, write b: 2 · n · 4."""
+    return 2 * n * FLOAT32_BYTES
+
+
+def triad_bytes(n: int) -> int:
+    """Bytes STREAM counts for triad c = c − s·a of n float32: read c and a, write c: 3 · n · 4."""
+    return 3 * n * FLOAT32_BYTES
+
+
+def measure_bandwidth(
+    settings: TimingSettings = TimingSettings(), n_bytes: int | None = None
+) -> Bandwidth | None:
+    """Time STREAM copy and triad in-graph (like the rows) and return their rates.
+
+    Args:
+        settings: the run's timing settings; warm-up and repeats are capped at
+            BANDWIDTH_WARMUP and BANDWIDTH_REPEATS (each run is long and steady).
+        n_bytes: bytes per array (rounded down to whole float32). Default on a GPU
+            ARRAY_BYTES_GPU on the device, else `cpu_array_bytes(last_level_cache_bytes())`.
+            Arrays that fit in a cache measure the cache, not memory.
+
+    Returns None (bandwidth unknown) if Ctrl-C stopped the measurement, a kernel failed, or it
+    took no measurable time. Raises ValueError for an n_bytes below one float32. Never prints.
+    """
+    import tensorflow as tf
+
+    n_bytes = _default_bytes(tf) if n_bytes is None else _validated(n_bytes)
+    n = n_bytes // FLOAT32_BYTES
+    arrays = _StreamArrays(tf, n)
+    segments = [Segment(arrays.copy, ()), Segment(arrays.triad, ())]
+    try:
+        ((copy, triad),) = SegmentTimer(_capped(settings)).time([segments])
+    finally:
+        arrays.release()
+    if copy is None or triad is None or copy.median <= 0 or triad.median <= 0:
+        return None
+    copy_rate = copy_bytes(n) / (copy.median * 1e-6)
+    triad_rate = triad_bytes(n) / (triad.median * 1e-6)
+    size = _format_size(n * FLOAT32_BYTES)
+    method = (
+        f"STREAM copy 2×{size} / triad 3×{size} float32, in place (b = a; c −= s·a), "
+        f"in-graph median of {min(copy.repeats, triad.repeats)} runs"
+    )
+    return Bandwidth(max(copy_rate, triad_rate), copy_rate, triad_rate, method)
+
+
+def cpu_array_bytes(cache_bytes: int) -> int:
+    """Bytes per array on a CPU: max(CACHE_MULTIPLE × the largest cache, MIN_ARRAY_BYTES_CPU)."""
+    return max(CACHE_MULTIPLE * cache_bytes, MIN_ARRAY_BYTES_CPU)
+
+
+def last_level_cache_bytes(cache_dir: Path = CPU_CACHE_DIR) -> int:
+    """The largest cache of cpu0 (sysfs `index*/size`, e.g. "32768K"), FALLBACK_CACHE_BYTES when
+    none can be read."""
+    sizes = []
+    for path in sorted(Path(cache_dir).glob("index*/size")):
+        try:
+            sizes.append(_parse_size(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=FALLBACK_CACHE_BYTES)
+
+
+def _format_size(n_bytes: int) -> str:
+    """`n_bytes` in the largest binary unit that divides it: "1 GiB", "128 MiB", "4100 bytes"."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 2**10)):
+        if n_bytes >= size and n_bytes % size == 0:
+            return f"{n_bytes // size} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _parse_size(text: str) -> int:
+    """sysfs cache size ("32K", "512K", "32768K", "1M") in bytes; ValueError if unreadable."""
+    text = text.strip().upper()
+    scale = {"K": 2**10, "M": MiB, "G": GiB}.get(text[-1:], 1)
+    digits = text[:-1] if text[-1:] in "KMG" else text
+    return int(digits) * scale
+
+
+def _default_bytes(tf) -> int:
+    if tf.config.list_physical_devices("GPU"):
+        return ARRAY_BYTES_GPU
+    return cpu_array_bytes(last_level_cache_bytes())
+
+
+def _validated(n_bytes) -> int:
+    integer = isinstance(n_bytes, numbers.Integral) and not isinstance(n_bytes, bool)
+    if not integer or n_bytes < FLOAT32_BYTES:
+        raise ValueError(
+            "n_bytes (bytes per array) must be an integer of at least 4, one float32. "
+            f"Received: n_bytes={n_bytes!r} (of type {type(n_bytes).__name__})"
+        )
+    return int(n_bytes)
+
+
+def _capped(settings: TimingSettings) -> TimingSettings:
+    repeats = min(settings.max_repeats, BANDWIDTH_REPEATS)
+    return dataclasses.replace(
+        settings,
+        warmup=min(settings.warmup, BANDWIDTH_WARMUP),
+        min_repeats=min(settings.min_repeats, repeats),
+        max_repeats=repeats,
+    )
+
+
+class _StreamArrays:
+    """Three [1, n] float32 variables on the default device (the GPU if any) and the two kernels
+    as segment bodies: `copy()` (b = a) and `triad()` (c −= s·a), each returning one element of
+    its result (see the module docstring for why exactly these ops)."""
+
+    def __init__(self, tf, n: int):
+        self.tf = tf
+        device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+        with tf.device(device):  # shape None: `release` can shrink them
+            self.a, self.b, self.c = (
+                tf.Variable(tf.fill([1, n], value), trainable=False, shape=tf.TensorShape(None))
+                for value in (1.0, 0.0, 0.0)
+            )
+
+    def copy(self):
+        tf = self.tf
+        written = tf.raw_ops.ResourceScatterNdUpdate(
+            ref=self.b.handle, indices=tf.constant([[0]], tf.int64), updates=self._read(self.a)
+        )
+        with tf.control_dependencies([written]):
+            first = tf.constant([[0, 0]], tf.int64)
+            return tf.raw_ops.ResourceGatherNd(
+                resource=self.b.handle, indices=first, dtype=tf.float32
+            )
+
+    def triad(self):
+        tf = self.tf
+        written = tf.raw_ops.ResourceApplyGradientDescent(
+            var=self.c.handle, alpha=tf.constant(TRIAD_SCALAR, tf.float32), delta=self._read(self.a)
+        )
+        with tf.control_dependencies([written]):
+            return tf.raw_ops.DeepCopy(x=self._read(self.c)[:, :1])
+
+    def release(self) -> None:
+        """Free the arrays now: the timing functions still hold the variables until Python's
+        cycle collector runs, so each variable is given an empty value instead."""
+        tf = self.tf
+        for variable in (self.a, self.b, self.c):
+            tf.raw_ops.AssignVariableOp(
+                resource=variable.handle, value=tf.zeros([1, 0]), validate_shape=False
+            )
+
+    def _read(self, variable):
+        return self.tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=self.tf.float32)

@@ -1,0 +1,159 @@
+"""Roofline arithmetic against numbers worked out here, and the bandwidth measurement's plumbing
+(a sanity check of its rates, not a timing claim)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from submodel_profiler import bandwidth
+from submodel_profiler.bandwidth import Bandwidth, measure_bandwidth
+from submodel_profiler.roofline import (
+    arithmetic_intensity,
+    bound,
+    bytes_per_s,
+    ridge_point,
+    roof_flop_per_s,
+    roofline_fraction,
+)
+
+from conftest import FAST_TIMING
+
+PEAK_FLOP_PER_S = 1e11
+PEAK_BYTES_PER_S = 1e10  # ridge 10 flop/B
+
+# Dense, batch 512, 1024 → 1024, float32: 512·1024 outputs, 1024 multiply-adds each; it reads
+# the input [512, 1024] and the kernel [1024, 1024] and writes the output [512, 1024].
+DENSE_FLOPS = 2 * 512 * 1024 * 1024
+DENSE_BYTES = 4 * (512 * 1024 + 1024 * 1024 + 512 * 1024)
+# BatchNormalization (inference) on (1, 112, 112, 64): a multiply and an add per element; it
+# reads and writes every element (4 + 4 bytes), the 4 per-channel vectors are extra.
+BN_ELEMENTS = 1 * 112 * 112 * 64
+BN_FLOPS = 2 * BN_ELEMENTS
+BN_BYTES = 8 * BN_ELEMENTS + 4 * 4 * 64
+
+
+def test_intensity_is_flops_per_byte():
+    assert arithmetic_intensity(DENSE_FLOPS, DENSE_BYTES) == pytest.approx(128.0)
+    assert arithmetic_intensity(BN_FLOPS, BN_BYTES) < 2 / 8
+    assert arithmetic_intensity(0, 100) == 0.0
+
+
+def test_ridge_point_is_peak_rate_over_bandwidth():
+    assert ridge_point(PEAK_FLOP_PER_S, PEAK_BYTES_PER_S) == pytest.approx(10.0)
+    assert ridge_point(2e12, 4e11) == pytest.approx(5.0)
+
+
+def test_dense_is_compute_bound_on_the_flat_roof():
+    intensity = arithmetic_intensity(DENSE_FLOPS, DENSE_BYTES)
+    ridge = ridge_point(PEAK_FLOP_PER_S, PEAK_BYTES_PER_S)
+    assert bound(intensity, ridge) == "compute"
+    assert roof_flop_per_s(intensity, PEAK_FLOP_PER_S, PEAK_BYTES_PER_S) == PEAK_FLOP_PER_S
+    achieved = 0.5 * PEAK_FLOP_PER_S
+    assert roofline_fraction(
+        achieved, intensity, PEAK_FLOP_PER_S, PEAK_BYTES_PER_S
+    ) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("ridge", [1.0, 10.0, 100.0])
+def test_batch_norm_is_memory_bound_at_any_ridge_from_1(ridge):
+    intensity = arithmetic_intensity(BN_FLOPS, BN_BYTES)
+    assert bound(intensity, ridge) == "memory"
+
+
+def test_batch_norm_roof_is_the_bandwidth_slope():
+    intensity = arithmetic_intensity(BN_FLOPS, BN_BYTES)
+    roof = roof_flop_per_s(intensity, PEAK_FLOP_PER_S, PEAK_BYTES_PER_S)
+    assert roof == pytest.approx(intensity * PEAK_BYTES_PER_S)
+    assert roof < PEAK_FLOP_PER_S
+    # Timed at the bandwidth peak, the layer sits exactly on its roof.
+    time_us = BN_BYTES / PEAK_BYTES_PER_S * 1e6
+    achieved = BN_FLOPS / (time_us * 1e-6)
+    assert bytes_per_s(BN_BYTES, time_us) == pytest.approx(PEAK_BYTES_PER_S)
+    assert roofline_fraction(
+        achieved, intensity, PEAK_FLOP_PER_S, PEAK_BYTES_PER_S
+    ) == pytest.approx(1.0)
+
+
+def test_at_the_ridge_both_roofs_agree_and_it_counts_as_compute():
+    assert bound(10.0, 10.0) == "compute"
+    assert bound(9.999, 10.0) == "memory"
+    assert roof_flop_per_s(10.0, PEAK_FLOP_PER_S, PEAK_BYTES_PER_S) == pytest.approx(
+        PEAK_FLOP_PER_S
+    )
+
+
+def test_bytes_per_s():
+    assert bytes_per_s(4_000_000, 1000.0) == pytest.approx(4e9)  # 4 MB in 1 ms
+    assert bytes_per_s(0, 10.0) == 0.0
+
+
+def test_missing_inputs_give_none():
+    assert arithmetic_intensity(None, 100) is None
+    assert arithmetic_intensity(100, None) is None
+    assert arithmetic_intensity(100, 0) is None
+    assert ridge_point(None, 1e10) is None
+    assert ridge_point(1e11, None) is None
+    assert ridge_point(1e11, 0.0) is None
+    assert bound(None, 10.0) is None
+    assert bound(1.0, None) is None
+    assert roof_flop_per_s(None, 1e11, 1e10) is None
+    assert roof_flop_per_s(1.0, None, 1e10) is None
+    assert roof_flop_per_s(1.0, 1e11, None) is None
+    assert roofline_fraction(None, 1.0, 1e11, 1e10) is None
+    assert roofline_fraction(1e9, None, 1e11, 1e10) is None
+    assert roofline_fraction(1e9, 1.0, None, 1e10) is None
+    assert roofline_fraction(1e9, 1.0, 1e11, None) is None
+    assert roofline_fraction(1e9, 0.0, 1e11, 1e10) is None  # a roof of 0
+    assert bytes_per_s(None, 10.0) is None
+    assert bytes_per_s(100, None) is None
+    assert bytes_per_s(100, 0.0) is None
+    assert bytes_per_s(100, -1.0) is None
+
+
+def test_stream_byte_counts():
+    n = 1000
+    assert bandwidth.copy_bytes(n) == 2 * n * 4  # read a, write b
+    assert bandwidth.triad_bytes(n) == 3 * n * 4  # read c and a, write c
+
+
+def test_array_size_rule(tmp_path):
+    mib = 2**20
+    for level, size in enumerate(["32K", "512K", "32768K"]):
+        (tmp_path / f"index{level}").mkdir()
+        (tmp_path / f"index{level}" / "size").write_text(size + "\n")
+    assert bandwidth.last_level_cache_bytes(tmp_path) == 32 * mib
+    assert bandwidth.last_level_cache_bytes(tmp_path / "absent") == 32 * mib  # the fallback
+    assert bandwidth.cpu_array_bytes(32 * mib) == 128 * mib  # 4× the cache
+    assert bandwidth.cpu_array_bytes(8 * mib) == 64 * mib  # 64 MiB at least
+
+
+def test_kernels_compute_copy_and_triad():
+    import numpy as np
+    import tensorflow as tf
+
+    arrays = bandwidth._StreamArrays(tf, 1000)
+    tf.function(arrays.copy)()
+    np.testing.assert_array_equal(arrays.b.numpy(), arrays.a.numpy())
+    tf.function(arrays.triad)()
+    expected = -bandwidth.TRIAD_SCALAR * np.ones((1, 1000), np.float32)  # c = 0 − s·1
+    np.testing.assert_allclose(arrays.c.numpy(), expected)
+    arrays.release()
+    assert arrays.a.numpy().size == 0
+
+
+@pytest.mark.parametrize("n_bytes", [0, 3, -8, 2.5, True, "8"])
+def test_measure_bandwidth_refuses_bad_sizes(n_bytes):
+    with pytest.raises(ValueError, match="n_bytes"):
+        measure_bandwidth(FAST_TIMING, n_bytes=n_bytes)
+
+
+def test_measure_bandwidth_small_arrays():
+    result = measure_bandwidth(FAST_TIMING, n_bytes=8 * 2**20)
+    assert isinstance(result, Bandwidth)
+    rates = (result.bytes_per_s, result.copy_bytes_per_s, result.triad_bytes_per_s)
+    for rate in rates:
+        assert math.isfinite(rate) and 1e8 < rate < 1e13, rates
+    assert result.bytes_per_s == max(result.copy_bytes_per_s, result.triad_bytes_per_s)
+    assert "copy 2×8 MiB" in result.method and "triad 3×8 MiB" in result.method
