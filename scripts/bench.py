@@ -1,4 +1,5 @@
-"""Benchmarks for the profiler's timing claims (issue 3). Not a test: prints a report.
+"""Benchmarks for the profiler's timing claims (issue 3) and the cost of bytes (issue 14). Not a
+test: prints a report.
 
 Runs side by side, in one process run, for each model:
   * the seed method alone: trace model(x) with a static signature and count whole-graph float ops
@@ -98,6 +99,48 @@ class CountingClock:
         self.flops._count, self.flops._profile = self._count, self._profile
 
 
+class BytesClock:
+    """Seconds spent on bytes and memory inside a profile: op bytes per graph op
+    (flops._moved), the static liveness peaks (memory.activation_peak, where the sub-models and
+    the whole model call it) and the bandwidth measurement (bandwidth.measure_bandwidth)."""
+
+    TARGETS = (
+        ("submodel_profiler.flops", "_moved"),
+        ("submodel_profiler.submodels", "activation_peak"),
+        ("submodel_profiler.profiler", "activation_peak"),
+        ("submodel_profiler.profiler", "measure_bandwidth"),
+    )
+
+    def __init__(self):
+        import importlib
+
+        self.seconds = {f"{m}.{a}": 0.0 for m, a in self.TARGETS}
+        self._saved = [(importlib.import_module(m), a) for m, a in self.TARGETS]
+        self._saved = [(mod, a, getattr(mod, a)) for mod, a in self._saved]
+
+    def __enter__(self):
+        for mod, attr, original in self._saved:
+            key = f"{mod.__name__}.{attr}"
+
+            def timed(*args, _original=original, _key=key, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.seconds[_key] += time.perf_counter() - start
+
+            setattr(mod, attr, timed)
+        return self
+
+    def __exit__(self, *exc):
+        for mod, attr, original in self._saved:
+            setattr(mod, attr, original)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds.values())
+
+
 def spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
@@ -111,7 +154,7 @@ def bench_model(name: str) -> dict:
     model = load_model(name).model
     flops, seed_s = seed_method(model)
     start = time.perf_counter()
-    with CountingClock() as clock:
+    with CountingClock() as clock, BytesClock() as bytes_clock:
         first = profile_model(model)
     full_s = time.perf_counter() - start
     second = profile_model(model)
@@ -143,6 +186,19 @@ def bench_model(name: str) -> dict:
         "our_rules_s": clock.count_s - clock.tf_s,
         "our_rules_share_of_profile": (clock.count_s - clock.tf_s) / full_s,
         "ms_per_row": 1e3 * full_s / len(first.layers),
+        # bytes: op bytes, static peaks, bandwidth; share of the profile they cost
+        "bytes_exact": first.cross_check.bytes_exact,
+        "bytes_s": bytes_clock.total_s,
+        "bytes_share_of_profile": bytes_clock.total_s / full_s,
+        "bytes_parts_s": bytes_clock.seconds,
+        "peak_activation_mb": (t.peak_activation_bytes or 0) / 1e6,
+        "measured_peak_mb": (t.measured_peak_bytes or 0) / 1e6,
+        "static_over_measured": (
+            t.peak_activation_bytes / t.measured_peak_bytes if t.measured_peak_bytes else None
+        ),
+        "bandwidth_gb_s": (first.environment.peak_bytes_per_s or 0) / 1e9,
+        "memory_bound_types": sorted({r.type for r in first.layers if r.bound == "memory"}),
+        "compute_bound_types": sorted({r.type for r in first.layers if r.bound == "compute"}),
         "additivity": first.totals.additivity,
         "additivity_2nd": second.totals.additivity,
         "whole_ms": first.totals.whole_model_time_us.median / 1e3,

@@ -28,7 +28,13 @@ Float ops (a multiply-add counts as 2) follow --counting: "complete" (default) k
 profiler count wherever TF has one and adds our rules for what TF skips (einsum, elementwise math,
 reductions, loop bodies × trip count); "tf" is TF's profiler alone. MACs (multiply-accumulates of
 convolutions, matmuls and einsums, the "MAdds" papers publish) and TF's own count are reported
-either way."""
+either way.
+
+Bytes, at the dtypes the graph runs, batch included (docs/counting.md): "bytes" is a row's
+inputs + outputs + the weights it reads, each once (the row as one fused kernel); "op bytes" is
+what every executed op reads and writes on its own (cross-checked against the whole graph like
+float ops); "flop/B" = float ops ÷ bytes; "bound" is memory or compute against this machine's
+ridge point (its measured matmul peak ÷ its STREAM bandwidth). Footers give MB = 10^6 bytes."""
 
 EPILOG = """\
 exit codes: 0 success; 1 the float-op cross-check found a disagreement (the report is still
@@ -326,6 +332,10 @@ def run(args) -> int:
         from submodel_profiler.plots import write_plot
 
         write_plot(report, args.plot)
+    if args.trace:
+        from submodel_profiler.renderers.trace import render_trace
+
+        _write(render_trace(report), args.trace)
     _write(text, args.output)
     return exit_code(report)
 
@@ -343,6 +353,7 @@ def _profile_options(args, loaded, settings, progress: bool) -> dict:
         "callback_samples": args.callback_samples,
         "counting": args.counting,
         "depth": args.depth,
+        "trace": bool(args.trace),
     }
 
 
@@ -358,11 +369,12 @@ def exit_code(report) -> int:
         or t.unattributed_flops
         or t.unattributed_tf_flops
         or t.unattributed_macs
+        or t.unattributed_op_bytes
     ):
         return EXIT_CROSS_CHECK_FAILED
     if report.status == "partial":
         return EXIT_PARTIAL
-    return EXIT_OK if report.cross_check.flops_exact else EXIT_CROSS_CHECK_FAILED
+    return EXIT_OK if report.cross_check.counts_exact else EXIT_CROSS_CHECK_FAILED
 
 
 def main(argv=None) -> int:
@@ -428,8 +440,9 @@ def _add_research_arguments(p: argparse.ArgumentParser) -> None:
         "--wide",
         action="store_true",
         help="table only: every column (attached ghost ops, whole-graph float ops, "
-        "%% flops, GFLOP/s, %% peak, each timing method, fusion flags); the "
-        "default shows what a reader needs first, in about 150 characters",
+        "%% flops, op bytes, param bytes, each row's static peak, GFLOP/s, %% peak, GB/s, "
+        "%% roof, each timing method, fusion flags); the default shows what a reader needs "
+        "first, in about 190 characters",
     )
     out.add_argument(
         "--columns",
@@ -450,6 +463,13 @@ def _add_research_arguments(p: argparse.ArgumentParser) -> None:
         help="also write a figure (per-row time and float ops, float ops vs time "
         "with the peak, timing methods side by side); needs matplotlib: "
         'pip install -e ".[plot]"',
+    )
+    out.add_argument(
+        "--trace",
+        metavar="PATH.json",
+        help="also write a Chrome trace (Perfetto, chrome://tracing): the whole model's "
+        "step-stats run, each row a slice with its nodes inside and the bytes in use as a "
+        "counter, and the isolated rows laid end to end; needs timing and step stats",
     )
     out.add_argument(
         "--batch-sizes",
@@ -483,6 +503,26 @@ def validate_research(args) -> None:
             )
         check_plot_path(args.plot)
         require_matplotlib()
+    if args.trace:
+        _check_trace(args)
+
+
+def _check_trace(args) -> None:
+    """--trace needs a single timed report with step stats, and a .json path."""
+    if args.batch_sizes:
+        raise UsageError("--trace writes a single report's trace; not with --batch-sizes.")
+    if args.no_timing or args.step_stats_runs == 0:
+        given = "--no-timing" if args.no_timing else "--step-stats-runs 0"
+        raise UsageError(
+            f"--trace lays out the whole model's step-stats run, which needs timing and step "
+            f"stats. Received: {given}."
+        )
+    if not args.trace.endswith(".json"):
+        raise UsageError(
+            f"--trace writes the Chrome Trace Event Format as JSON: give a .json path. "
+            f"Received: {args.trace!r}."
+        )
+    check_output_folder("--trace", args.trace)
 
 
 def _depth(text: str):

@@ -15,7 +15,7 @@ from submodel_profiler.errors import UsageError
 from submodel_profiler.methods import TIMING_METHODS
 from submodel_profiler.report import SCHEMA_VERSION, Report, Totals, row_label
 
-COUNT_FIELDS = ("flops", "tf_flops", "macs")
+COUNT_FIELDS = ("flops", "tf_flops", "macs", "op_bytes", "bytes_accessed")
 ROW_METRICS = {  # name -> the row's value (float ops, MACs: counts; times: µs per execution)
     **{name: (lambda r, name=name: getattr(r, name)) for name in COUNT_FIELDS},
     **{m.field: m.row_us for m in TIMING_METHODS},  # medians where a method has statistics
@@ -25,6 +25,9 @@ TOTAL_METRICS = {
     "whole_graph_flops": lambda t: t.whole_graph_flops,
     "tf_flops": lambda t: t.tf_flops,
     "macs": lambda t: t.macs,
+    "op_bytes": lambda t: t.op_bytes,
+    "bytes_accessed": lambda t: t.bytes_accessed,
+    "peak_activation_bytes": lambda t: t.peak_activation_bytes,
     "whole_model_time_us": lambda t: (
         t.whole_model_time_us.median if t.whole_model_time_us else None
     ),

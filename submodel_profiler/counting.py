@@ -41,19 +41,23 @@ COUNTING_CONVENTIONS = {
 
 @dataclass(frozen=True)
 class Count:
-    """Float ops in both conventions and MACs of some ops; adds up and scales."""
+    """Float ops in both conventions, MACs and op bytes of some ops; adds up."""
 
     flops: int = 0  # complete convention
     tf_flops: int = 0  # TF's profiler
     macs: int = 0
+    op_bytes: int = 0  # bytes the ops read and write, each op on its own (`op_bytes`)
 
     def __add__(self, other: Count) -> Count:
         return Count(
-            self.flops + other.flops, self.tf_flops + other.tf_flops, self.macs + other.macs
+            self.flops + other.flops,
+            self.tf_flops + other.tf_flops,
+            self.macs + other.macs,
+            self.op_bytes + other.op_bytes,
         )
 
     def __bool__(self) -> bool:
-        return bool(self.flops or self.tf_flops or self.macs)
+        return bool(self.flops or self.tf_flops or self.macs or self.op_bytes)
 
     def of(self, counting: str) -> int:
         """`flops` as `counting` ("complete" or "tf") means it."""
@@ -81,6 +85,49 @@ NON_ARITHMETIC_OPS = frozenset(
     RandomStandardNormal StatelessRandomUniformV2 StatelessRandomNormalV2 PlaceholderWithDefault
     """.split()
 )
+
+# --- bytes: what each op reads and writes -----------------------------------------------------
+
+# Op types whose output shares its input's buffer (TF forwards it): they allocate nothing (the
+# liveness rule, memory.py) and move no data (op bytes).
+ALIASING_OPS = frozenset(
+    """
+    Identity IdentityN Reshape Squeeze ExpandDims Snapshot StopGradient PreventGradient
+    EnsureShape CheckNumerics Bitcast PlaceholderWithDefault
+    """.split()
+)
+
+# Op types whose kernel moves no tensor data: the aliasing ops, graph plumbing and metadata.
+# They add no op bytes.
+NO_TRAFFIC_OPS = ALIASING_OPS | frozenset(
+    """
+    Placeholder Const NoOp VarHandleOp ReadVariableOp _Arg _Retval Shape ShapeN Size Rank
+    BroadcastArgs Enter Exit Merge Switch NextIteration LoopCond
+    """.split()
+)
+
+
+def tensor_bytes(tensor) -> int | None:
+    """Bytes of a tensor at its dtype: elements × dtype size; 0 for a resource or variant
+    handle (a variable's or a TensorList's: the data it stands for is counted where an op reads
+    or writes it as a tensor); None when its shape is not static. # tensor: tf.Tensor"""
+    if tensor.dtype.name in ("resource", "variant", "string"):
+        return 0
+    shape = tensor.shape
+    if shape.rank is None or not shape.is_fully_defined():
+        return None
+    return elements(shape.as_list()) * tensor.dtype.size
+
+
+def op_bytes(op) -> int | None:
+    """Op bytes of one op: every input read once and every output written once, at their
+    dtypes, as if the op ran on its own (no fusion; XLA's HloCostAnalysis counts an op's bytes
+    the same way); 0 for NO_TRAFFIC_OPS; None when a shape is not static."""
+    if op.type in NO_TRAFFIC_OPS:
+        return 0
+    sizes = [tensor_bytes(t) for t in (*op.inputs, *op.outputs)]
+    return None if any(b is None for b in sizes) else sum(sizes)
+
 
 # Function-calling op types with their own rule in flops.py (bodies counted there).
 CALL_OP_TYPES = frozenset({"PartitionedCall", "StatefulPartitionedCall"})

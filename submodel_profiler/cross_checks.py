@@ -1,7 +1,8 @@
 """The cross-checks, and the verdict a report carries (`cross_check`).
 
-Float ops: every row's sub-model counts (both conventions, MACs) against what the whole graph
-attributes to the row, and the rows' sums against the whole graph (`cross_check`).
+Counts: every row's sub-model counts (float ops in both conventions, MACs, op bytes) against
+what the whole graph attributes to the row, and the rows' sums against the whole graph
+(`cross_check`): `flops_exact` for the float ops and MACs, `bytes_exact` for the op bytes.
 
 Times: TF's per-node step stats of the whole model (as optimized and unfused) and the callback
 method, run on the same inputs, and their rank correlation with the isolated times.
@@ -43,8 +44,10 @@ def cross_check(
     when it could not be profiled).
     """
     # A row that was counted takes part even when its timing failed (its `error` says so).
-    mismatched = tuple(r.label for r in layers if r.counts_differ)
-    mismatched += tuple(f"{p.label}/" for p in parents if p.counts_differ)
+    mismatched = tuple(r.label for r in layers if r.counts_differ or r.bytes_differ)
+    mismatched += tuple(f"{p.label}/" for p in parents if p.counts_differ or p.bytes_differ)
+    flops_differ = any(r.counts_differ for r in (*layers, *parents))
+    bytes_differ = any(r.bytes_differ for r in (*layers, *parents))
     failed = tuple(r.label for r in layers if r.flops is None)
     failed += tuple(f"{p.label}/" for p in parents if p.flops is None)  # not built
     sums_equal = reference is not None and (
@@ -56,8 +59,12 @@ def cross_check(
     for row in layers:
         for op_type, n in row.uncounted_ops.items():
             uncounted[op_type] = uncounted.get(op_type, 0) + n
+    bytes_equal = reference is not None and sum(r.op_bytes or 0 for r in layers) == (
+        reference.op_bytes
+    )
     return CrossCheck(
-        flops_exact=not mismatched and not failed and sums_equal,
+        flops_exact=not flops_differ and not failed and sums_equal,
+        bytes_exact=not bytes_differ and not failed and bytes_equal,
         mismatched_rows=mismatched,
         failed_rows=failed,
         lower_bound_rows=tuple(r.label for r in layers if r.uncounted_ops),
@@ -83,7 +90,7 @@ def other_methods(
             "skipped: a row failed in the whole model's trace, so the traced graph is not "
             "the model's"
         )
-    elif step_stats_runs > 0 and _gpu_visible():
+    elif step_stats_runs > 0 and gpu_visible():
         errors["step_stats"] = GPU_STEP_STATS
     elif step_stats_runs > 0:
         try:
@@ -110,7 +117,7 @@ GPU_STEP_STATS = (
 )
 
 
-def _gpu_visible() -> bool:
+def gpu_visible() -> bool:
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))

@@ -1,8 +1,10 @@
 """Count float ops and MACs in a TensorFlow graph: TF's profiler plus our rules (counting.py).
 
-Per node, three figures (`counting.Count`): `tf_flops`, exactly TF's profiler (the seed method:
+Per node, four figures (`counting.Count`): `tf_flops`, exactly TF's profiler (the seed method:
 `model_analyzer.profile` with `ProfileOptionBuilder.float_operation()`); `flops` in the complete
-convention (TF's number where TF registers one, our rules elsewhere); `macs`.
+convention (TF's number where TF registers one, our rules elsewhere); `macs`; `op_bytes`, what
+the node reads and writes (`counting.op_bytes`; function, loop and branch nodes: their bodies',
+as for float ops).
 
 Function bodies are counted by rebuilding them from the graph's function library with the
 caller's static input shapes:
@@ -33,6 +35,7 @@ from submodel_profiler.counting import (
     WHILE_OP_TYPES,
     ZERO,
     Count,
+    op_bytes,
     op_macs,
     rule_flops,
 )
@@ -149,17 +152,19 @@ def _count(graph, library: _FunctionLibrary, active: tuple, roots) -> GraphFlops
     per_node, uncounted, tf_uncounted, notes = {}, {}, {}, {}
     total = ZERO
     for op in graph.get_operations():
+        runs = live is None or op.name in live
         if op.type in NON_ARITHMETIC_OPS:
-            continue
-        if incomplete_shapes:
-            is_registered = _has_flops_statistic(graph, op)
+            node = _moved(op) if runs else _Node()
         else:
-            if op.type not in registered:
-                registered[op.type] = _has_flops_statistic(graph, op)
-            is_registered = registered[op.type]
-        node = _count_node(op, tf_per_node.get(op.name, 0), is_registered, library, active)
-        if live is not None and op.name not in live:  # never runs: TF's convention only
-            node = _Node(Count(0, node.count.tf_flops, 0), {}, node.tf_uncounted)
+            if incomplete_shapes:
+                is_registered = _has_flops_statistic(graph, op)
+            else:
+                if op.type not in registered:
+                    registered[op.type] = _has_flops_statistic(graph, op)
+                is_registered = registered[op.type]
+            node = _count_node(op, tf_per_node.get(op.name, 0), is_registered, library, active)
+            if not runs:  # never runs: TF's convention only
+                node = _Node(Count(0, node.count.tf_flops, 0), {}, node.tf_uncounted)
         if node.count:
             per_node[op.name] = node.count
             total = total + node.count
@@ -184,12 +189,23 @@ def _count_node(op, tf_flops: int, is_registered: bool, library, active: tuple) 
     if op.type in BRANCH_OP_TYPES:
         return _branch_count(op, library, active)
     macs = op_macs(op)
+    moved = _moved(op)
     if is_registered:
-        return _Node(Count(tf_flops, tf_flops, macs))
-    flops = rule_flops(op)
-    if flops is None:
-        return _Node(Count(0, 0, macs), {op.type: 1}, {op.type: 1})
-    return _Node(Count(flops, 0, macs), tf_uncounted={op.type: 1})
+        count, uncounted, tf_uncounted = Count(tf_flops, tf_flops, macs), {}, {}
+    elif (flops := rule_flops(op)) is None:
+        count, uncounted, tf_uncounted = Count(0, 0, macs), {op.type: 1}, {op.type: 1}
+    else:
+        count, uncounted, tf_uncounted = Count(flops, 0, macs), {}, {op.type: 1}
+    return _Node(count + moved.count, uncounted, tf_uncounted, moved.notes)
+
+
+def _moved(op) -> _Node:
+    """The op bytes of one op that is not a function call (`counting.op_bytes`), with a note
+    when a shape is not static and its bytes are left out."""
+    moved = op_bytes(op)
+    if moved is None:
+        return _Node(notes=(f"op bytes: {op.type} has a shape that is not static, not counted",))
+    return _Node(Count(op_bytes=moved))
 
 
 def _while_count(op, library, active: tuple) -> _Node:
@@ -211,6 +227,7 @@ def _while_count(op, library, active: tuple) -> _Node:
         flops=body.count.flops * trips + cond.count.flops * (trips + 1),
         tf_flops=0,  # TF's profiler counts no loop
         macs=body.count.macs * trips + cond.count.macs * (trips + 1),
+        op_bytes=body.count.op_bytes * trips + cond.count.op_bytes * (trips + 1),
     )
     inner = Counter(body.uncounted) + Counter(cond.uncounted) if trips else Counter()
     note = f"{op.type}: body × {trips} iterations (static trip count)"
@@ -231,7 +248,7 @@ def _branch_count(op, library, active: tuple) -> _Node:
     largest = max(branches, key=lambda b: (b.count.flops, b.count.macs))
     note = f"{op.type}: largest of {len(branches)} branches counted"
     return _Node(
-        Count(largest.count.flops, 0, largest.count.macs),
+        Count(largest.count.flops, 0, largest.count.macs, largest.count.op_bytes),
         largest.uncounted,
         unknown,
         (note, *largest.notes),

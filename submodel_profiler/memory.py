@@ -35,17 +35,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from submodel_profiler.counting import BRANCH_OP_TYPES, CALL_OP_TYPES, WHILE_OP_TYPES
+from submodel_profiler.counting import (
+    ALIASING_OPS,
+    BRANCH_OP_TYPES,
+    CALL_OP_TYPES,
+    WHILE_OP_TYPES,
+)
 from submodel_profiler.flops import _graph_roots, _live
 
 # Op types whose output i is (or may be) input i's buffer, viewed again: they allocate nothing.
-ALIASING_OPS = frozenset(
-    """
-    Identity IdentityN Reshape Squeeze ExpandDims Snapshot StopGradient PreventGradient
-    EnsureShape CheckNumerics Bitcast PlaceholderWithDefault
-    """.split()
-)
-
 # Tensors of these dtypes are handles (variables, tensor lists), never activations.
 _HANDLE_DTYPES = frozenset({"resource", "variant"})
 # Ops that run a function body (or bodies): their outputs are activations whatever they read.

@@ -1,8 +1,10 @@
 """A figure of a report (matplotlib, the optional extra `plot`): written to a file, never shown.
 
-Four panels: isolated time per row and float ops per row (execution order), float ops against
-isolated time (log-log) with the machine's peak as a line, and the four timing methods side by
-side for the rows that take longest in isolation.
+Five panels: isolated time per row and MACs per row (execution order), float ops against
+isolated time (log-log) with the machine's peak as a line, the four timing methods side by
+side for the rows that take longest in isolation, and the roofline: each timed row's achieved
+FLOP/s against its arithmetic intensity (log-log) under both ceilings, the matmul peak and
+intensity × the measured bandwidth.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ PLOT_FORMATS = (".png", ".svg", ".pdf")
 METHOD_ROWS = 12  # rows in the timing-methods panel (longest isolated times)
 LABELLED_ROWS = 3  # largest rows named in the per-row panels
 TYPE_COLOURS = 8  # layer types with their own colour in the scatter; the rest are grey
-FIGSIZE_IN, DPI = (15, 10), 80  # 1200×800 pixels
+FIGSIZE_IN, DPI = (21, 10), 80  # 1680×800 pixels
 
 
 def require_matplotlib():
@@ -47,7 +49,7 @@ def check_plot_path(path: str) -> None:
 
 
 def write_plot(report: Report, path: str) -> None:
-    """Draw the four panels of `report` and save them to `path` (format from its suffix).
+    """Draw the five panels of `report` and save them to `path` (format from its suffix).
 
     Raises:
         UsageError: matplotlib is missing or `path` is unusable.
@@ -56,7 +58,9 @@ def write_plot(report: Report, path: str) -> None:
     require_matplotlib()
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=FIGSIZE_IN, dpi=DPI)
+    fig = plt.figure(figsize=FIGSIZE_IN, dpi=DPI)
+    grid = fig.add_gridspec(2, 3)
+    axes = [[fig.add_subplot(grid[i, j]) for j in range(2)] for i in range(2)]
     try:
         _per_row(
             axes[0][0],
@@ -76,6 +80,7 @@ def write_plot(report: Report, path: str) -> None:
         )
         _flops_vs_time(axes[0][1], report)
         _methods(axes[1][1], report)
+        _roofline(fig.add_subplot(grid[:, 2]), report)
         fig.suptitle(_title(report), fontsize=13)
         fig.tight_layout(rect=(0, 0, 1, 0.96))
         fig.savefig(path, dpi=DPI)
@@ -203,6 +208,51 @@ def _peak_lines(ax, report: Report, points) -> None:
             fontsize=8,
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
         )
+
+
+def _roofline(ax, report: Report) -> None:
+    """Achieved FLOP/s vs arithmetic intensity per timed row, under min(peak, I × B/s)."""
+    env = report.environment
+    points = [
+        (r.arithmetic_intensity, r.flop_per_s, r.type)
+        for r in report.layers
+        if r.arithmetic_intensity and r.flop_per_s
+    ]
+    if not points or not env.peak_flop_per_s or not env.peak_bytes_per_s:
+        _no_data(ax, "roofline: needs timing, the peak and the bandwidth")
+        return
+    common = [s.type for s in report.summary_by_type][:TYPE_COLOURS]
+    for type_ in [t for t in common if any(p[2] == t for p in points)]:
+        ax.scatter(*zip(*[(x, y) for x, y, t in points if t == type_]), s=18, label=type_)
+    rest = [(x, y) for x, y, t in points if t not in common]
+    if rest:
+        ax.scatter(*zip(*rest), s=18, color="lightgrey", label="other types")
+    ridge = env.peak_flop_per_s / env.peak_bytes_per_s
+    xs = [p[0] for p in points]
+    lo, hi = min(min(xs), ridge) / 3, max(max(xs), ridge) * 3
+    ax.plot([lo, ridge], [lo * env.peak_bytes_per_s, env.peak_flop_per_s], color="black")
+    ax.plot([ridge, hi], [env.peak_flop_per_s] * 2, color="black")
+    ax.axvline(ridge, color="grey", linestyle=":", linewidth=1)
+    ax.text(ridge, env.peak_flop_per_s * 1.15, f" ridge {ridge:,.1f} flop/B", fontsize=8)
+    ax.text(
+        lo * 1.2,
+        lo * 1.2 * env.peak_bytes_per_s * 1.3,
+        f"{env.peak_bytes_per_s / 1e9:,.1f} GB/s",
+        fontsize=8,
+        rotation=30,
+    )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("arithmetic intensity (float ops per byte accessed, log)")
+    ax.set_ylabel("achieved FLOP/s (isolated, log)")
+    ax.set_title(
+        f"roofline: peak {env.peak_flop_per_s / 1e9:,.1f} GFLOP/s (matmul), bandwidth "
+        f"{env.peak_bytes_per_s / 1e9:,.1f} GB/s (STREAM)",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right", ncol=2)
 
 
 _METHODS = tuple((m.label, m.field, m.row_us) for m in TIMING_METHODS)

@@ -12,11 +12,19 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 
+from submodel_profiler.bandwidth import measure_bandwidth
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
 from submodel_profiler.cross_checks import OtherMethods, cross_check, other_methods
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.errors import ProfilingError, UsageError, describe
+from submodel_profiler.footprint import (
+    NOT_MEASURED,
+    measured_memory,
+    specs_bytes,
+    static_memory,
+    weight_bytes,
+)
 from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
 from submodel_profiler.report import (
@@ -29,6 +37,7 @@ from submodel_profiler.report import (
     Totals,
     row_label,
 )
+from submodel_profiler.roofline import arithmetic_intensity
 from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
 from submodel_profiler.subclassed import subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
@@ -70,6 +79,7 @@ def profile_model(
     measure_peak: bool = True,
     counting: str = DEFAULT_COUNTING,
     depth: int | str = 1,
+    trace: bool = False,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -98,6 +108,9 @@ def profile_model(
             MultiHeadAttention, a nested model) is replaced by one row per sublayer call site,
             named by path (`encoder/attention/query`), and one inline row for the ops it runs
             itself; the replaced layer is profiled too and reported in `report.parents`.
+        trace: keep the whole model's step-stats run as `report.timeline` (its executed nodes
+            in time and the bytes in use), which `renderers.render_trace` writes as a Chrome
+            trace; only with timing and step stats.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
@@ -145,6 +158,16 @@ def profile_model(
         _layer_row(row, whole, results[row.key], timed, others, counting, counted_params)
         for row in rows
     )
+    if others.unfused is not None and others.unfused.row_peak_bytes:
+        measured = others.unfused.row_peak_bytes
+        layers = tuple(
+            dataclasses.replace(r, measured_peak_bytes=measured.get(p.key))
+            for r, p in zip(layers, rows)
+        )
+    measured = _measured_memory(model, others, specs, int_high) if timing else {}
+    memory = {**static_memory(whole, layers), **measured}
+    if timing and step_stats_runs and not measured:  # asked for, and could not be read
+        others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
     parent_params: set = set()
     parent_rows = tuple(
         _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
@@ -164,24 +187,41 @@ def profile_model(
             _settings(timing, timing_settings, timed.overhead_us, counting), depth=depth
         ),
         layers=layers,
-        totals=_totals(layers, whole, timed.whole_time, counting),
+        totals=dataclasses.replace(_totals(layers, whole, timed.whole_time, counting), **memory),
         cross_check=cross_check(
             layers, whole.reference and whole.reference.total, others, counting, parent_rows
         ),
         status=_status((*layers, *parent_rows), timed.interrupted),
         parents=parent_rows,
+        timeline=_timeline(others) if trace else None,
     )
-    peak = None
+    peak = bandwidth = None
     if timing and measure_peak and report.status != "interrupted":
+        peak, bandwidth, errors = measure_machine(timing_settings, compute_dtype(layers))
+        errors = {**report.cross_check.method_errors, **errors}
+        report = dataclasses.replace(
+            report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
+        )
+    return add_derived_fields(report, peak, bandwidth)
+
+
+def measure_machine(settings: TimingSettings, dtype: str) -> tuple:
+    """(matmul peak, memory bandwidth, {method: error}) of this machine, each timed in-graph
+    like the rows; a measurement that fails is None with its error, never a lost report."""
+    peak = bandwidth = None
+    errors = {}
+    with tf_warnings_silenced():  # the measurements create tf.functions too
         try:
-            with tf_warnings_silenced():  # the peak measurement creates tf.functions too
-                peak = measure_machine_peak(timing_settings, dtype=compute_dtype(layers))
-        except Exception as e:  # no peak: no peak fractions, never a lost report
-            errors = {**report.cross_check.method_errors, "peak": describe(e)}
-            report = dataclasses.replace(
-                report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
-            )
-    return add_derived_fields(report, peak)
+            peak = measure_machine_peak(settings, dtype=dtype)
+        except Exception as e:
+            errors["peak"] = describe(e)
+        try:
+            bandwidth = measure_bandwidth(settings)
+        except Exception as e:
+            errors["bandwidth"] = describe(e)
+    if bandwidth is None and "bandwidth" not in errors:
+        errors["bandwidth"] = "not measured: the copy or triad run took no measurable time"
+    return peak, bandwidth, errors
 
 
 def check_depth(depth) -> int:
@@ -405,6 +445,14 @@ def _layer_row(
     fused_into = others.in_graph.fused_into.get(row.key) if others.in_graph else None
     whole_count = whole.row_count(row.key)
     count = _sub_model_count(row, result.submodel, whole_count)
+    flops = None if count is None else count.of(counting)
+    params, param_bytes = _params(row, counted_params)
+    input_bytes = output_bytes = accessed = None  # an inline row has no inputs of its own
+    if row.source != "inline":
+        input_bytes = specs_bytes(trace.input_specs)
+        output_bytes = specs_bytes(trace.output_specs)
+        if input_bytes is not None and output_bytes is not None:
+            accessed = input_bytes + output_bytes + weight_bytes(row)
     return LayerRow(
         name=row.name,
         type=row.type,
@@ -414,15 +462,24 @@ def _layer_row(
         input_shapes=tuple(tuple(s.shape) for s in trace.input_specs),
         input_dtypes=tuple(s.dtype.name for s in trace.input_specs),
         output_shapes=tuple(tuple(s.shape) for s in trace.output_specs),
-        params=_params(row, counted_params),
+        output_dtypes=tuple(s.dtype.name for s in trace.output_specs),
+        params=params,
         depth=row.depth,
         parent=row.parent,
-        flops=None if count is None else count.of(counting),
+        flops=flops,
         whole_graph_flops=whole_count.of(counting),
         tf_flops=None if count is None else count.tf_flops,
         whole_graph_tf_flops=whole_count.tf_flops,
         macs=None if count is None else count.macs,
         whole_graph_macs=whole_count.macs,
+        op_bytes=None if count is None else count.op_bytes,
+        whole_graph_op_bytes=whole_count.op_bytes,
+        param_bytes=param_bytes,
+        input_bytes=input_bytes,
+        output_bytes=output_bytes,
+        bytes_accessed=accessed,
+        arithmetic_intensity=arithmetic_intensity(flops, accessed),
+        peak_activation_bytes=_row_peak(row, result),
         time_us=timed.times.get(result.representative),
         error=_row_error(row, result, timed),
         uncounted_ops=whole.row_uncounted(row.key, counting),
@@ -460,7 +517,7 @@ def _parent_row(
         call_index=plan.call_index,
         depth=plan.depth,
         parent=plan.parent,
-        params=_params(plan, counted_params),
+        params=_params(plan, counted_params)[0],
         rows=len(inside),
         flops=None if count is None else count.of(counting),
         tf_flops=None if count is None else count.tf_flops,
@@ -468,6 +525,8 @@ def _parent_row(
         rows_flops=sum(r.flops for r in inside) if complete else None,
         rows_tf_flops=sum(r.tf_flops for r in inside) if complete else None,
         rows_macs=sum(r.macs for r in inside) if complete else None,
+        op_bytes=None if count is None else count.op_bytes,
+        rows_op_bytes=sum(r.op_bytes for r in inside) if complete else None,
         time_us=time,
         rows_time_us=rows_time,
         additivity=_additivity(rows_time, time),
@@ -481,13 +540,42 @@ def _sub_model_count(row: RowPlan, sub, whole_count: Count) -> Count | None:
     return None if sub is None else sub.flops.total
 
 
-def _params(row: RowPlan, counted: set) -> int:
-    """Parameters of the row's layer, on the first row of that layer object only (shared
-    weights count once, also under different paths: `block/dense`, `block[1]/dense`)."""
+def _params(row: RowPlan, counted: set) -> tuple[int, int]:
+    """(parameters, their bytes) of the row's layer, on the first row of that layer object only
+    (shared weights count once, also under different paths: `block/dense`, `block[1]/dense`)."""
     if row.kind != "layer" or id(row.operation) in counted:
-        return 0
+        return 0, 0
     counted.add(id(row.operation))
-    return int(row.operation.count_params()) if row.operation.built else 0
+    if not row.operation.built:
+        return 0, 0
+    return int(row.operation.count_params()), weight_bytes(row)
+
+
+def _row_peak(row: RowPlan, result: _RowResult) -> int | None:
+    """The static activation peak of the row's own sub-model (None: not isolable, or failed)."""
+    if row.source == "inline" or result.submodel is None:
+        return None
+    return result.submodel.peak_activation_bytes
+
+
+def _measured_memory(model, others: OtherMethods, specs, int_high: int) -> dict:
+    """footprint.measured_memory of this run: the unfused step stats, or one call on a GPU."""
+    from submodel_profiler.cross_checks import gpu_visible
+    from submodel_profiler.timing import random_inputs
+
+    gpu = others.unfused is None and gpu_visible()
+    call = inference_call(model, input_structure(model)) if gpu else None
+    inputs = random_inputs(specs, int_high=int_high) if gpu else ()
+    return measured_memory(others.unfused, gpu, call, inputs)
+
+
+def _timeline(others: OtherMethods):
+    """The unfused step-stats run's timeline (every traced node runs, as in the rows), else the
+    optimized one's."""
+    for times in (others.unfused, others.in_graph):
+        if times is not None and times.timeline is not None:
+            return times.timeline
+    return None
 
 
 def _additivity(parts_us: float | None, whole: TimeStats | None) -> float | None:
@@ -525,6 +613,9 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
     whole_macs, unattributed_macs = whole_and_unattributed(
         lambda c: c.macs, lambda r: r.whole_graph_macs
     )
+    whole_bytes, unattributed_bytes = whole_and_unattributed(
+        lambda c: c.op_bytes, lambda r: r.whole_graph_op_bytes
+    )
     return Totals(
         **{m.field: total_us(m, layers) for m in CROSS_CHECK_METHODS},
         flops=sum(r.flops or 0 for r in layers),
@@ -536,6 +627,9 @@ def _totals(layers, whole: WholeGraph, whole_time: TimeStats | None, counting: s
         macs=sum(r.macs or 0 for r in layers),
         whole_graph_macs=whole_macs,
         unattributed_macs=unattributed_macs,
+        op_bytes=sum(r.op_bytes or 0 for r in layers),
+        whole_graph_op_bytes=whole_bytes,
+        unattributed_op_bytes=unattributed_bytes,
         time_us=time_us,
         whole_model_time_us=whole_time,
         additivity=_additivity(_timed_total(layers), whole_time),

@@ -1,6 +1,6 @@
 """The report: plain frozen dataclasses that round-trip to JSON.
 
-The JSON layout is a versioned contract (`SCHEMA_VERSION`); README.md documents every key.
+The JSON layout is a versioned contract (`SCHEMA_VERSION`); docs/schema.md documents every key.
 Measuring code builds a `Report`; renderers turn it into text; nothing here prints.
 """
 
@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 # 2: `flops` follows `settings.counting` ("complete" by default; version 1 reports held TF's
 # profiler count, now `tf_flops`); rows and totals carry `tf_flops` and `macs`.
-SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+# 3: bytes beside float ops (rows' and totals' `*_bytes`, the roofline, the memory peaks);
+# `mismatched_rows` also names rows whose op bytes differ, `bytes_exact` says whether they agree.
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Environment:
     # the rows (throughput.py); None without timing.
     peak_flop_per_s: float | None = None
     peak_method: str | None = None  # how the peak was measured
+    # Attainable memory bandwidth: STREAM-style copy and triad timed in-graph (bandwidth.py);
+    # None without timing.
+    peak_bytes_per_s: float | None = None
+    bandwidth_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,21 @@ class LayerRow:
     whole_graph_tf_flops: int | None = None
     macs: int | None = None  # multiply-accumulates of contraction ops
     whole_graph_macs: int | None = None
+    output_dtypes: tuple = ()  # per output, as traced
+    # Bytes (docs/counting.md, "Bytes"). op_bytes: every executed op's inputs read and outputs
+    # written, as the sub-model's graph counts them; whole_graph_op_bytes: the same as the whole
+    # graph attributes them to this row.
+    op_bytes: int | None = None
+    whole_graph_op_bytes: int | None = None
+    param_bytes: int = 0  # the layer's weights at their dtypes (a shared layer's on its first row)
+    input_bytes: int | None = None  # the row's inputs, batch included, at the traced dtypes
+    output_bytes: int | None = None  # the row's outputs, likewise
+    # the row as one fused kernel: inputs + outputs + the weights it reads, once
+    bytes_accessed: int | None = None
+    arithmetic_intensity: float | None = None  # flops / bytes_accessed
+    peak_activation_bytes: int | None = None  # static peak of the row's own sub-model (memory.py)
+    # the CPU allocator's bytes in use while the row's nodes ran in the whole model (step stats)
+    measured_peak_bytes: int | None = None
     time_us: TimeStats | None = None
     error: str | None = None
     # {op type: n} of arithmetic ops without a count in settings.counting: flops is a lower bound
@@ -131,6 +152,9 @@ class LayerRow:
     # (isolated median ≥ FUSION_RATIO × its in-graph time); None when not flagged (fusion.py).
     fusion_flag: str | None = None
     isolated_over_in_graph: float | None = None  # time_us.median / in_graph_time_us
+    bytes_per_s: float | None = None  # bytes_accessed / isolated median time (a rate)
+    bound: str | None = None  # "memory" or "compute": intensity against the ridge point
+    roofline_fraction: float | None = None  # flop_per_s / min(peak, intensity × peak B/s)
     depth: int = 1  # 1: a layer of the model; n: inside n - 1 expanded layers (--depth)
     parent: str | None = None  # label of the expanded layer this row is part of
 
@@ -166,6 +190,15 @@ class LayerRow:
             self.flops is not None and self.whole_graph_flops is not None and not self.flops_match
         )
 
+    @property
+    def bytes_differ(self) -> bool:
+        """The sub-model's op bytes and the whole graph's both exist and differ."""
+        return (
+            self.op_bytes is not None
+            and self.whole_graph_op_bytes is not None
+            and self.op_bytes != self.whole_graph_op_bytes
+        )
+
 
 @dataclass(frozen=True)
 class ParentRow:
@@ -189,6 +222,8 @@ class ParentRow:
     rows_flops: int | None = None  # None when a row inside could not be counted
     rows_tf_flops: int | None = None
     rows_macs: int | None = None
+    op_bytes: int | None = None
+    rows_op_bytes: int | None = None
     time_us: TimeStats | None = None
     rows_time_us: float | None = None  # Σ its rows' isolated medians
     additivity: float | None = None
@@ -204,6 +239,15 @@ class ParentRow:
             self.flops == self.rows_flops
             and self.tf_flops == self.rows_tf_flops
             and self.macs == self.rows_macs
+        )
+
+    @property
+    def bytes_differ(self) -> bool:
+        """Its own op bytes and its rows' sum both exist and differ."""
+        return (
+            self.op_bytes is not None
+            and self.rows_op_bytes is not None
+            and self.op_bytes != self.rows_op_bytes
         )
 
     @property
@@ -233,6 +277,18 @@ class Totals:
     # whole_graph_flops / whole_model_time_us.median; None when some op is uncounted
     flop_per_s: float | None = None
     peak_fraction: float | None = None  # flop_per_s / environment.peak_flop_per_s
+    op_bytes: int | None = None  # Σ rows' sub-model op bytes
+    whole_graph_op_bytes: int | None = None  # op bytes of the ordinary trace of model(x)
+    unattributed_op_bytes: int | None = None  # whole_graph_op_bytes - Σ rows' whole-graph
+    param_bytes: int | None = None  # Σ rows: the model's weights, each once
+    bytes_accessed: int | None = None  # Σ rows
+    # the whole model at inference, static (memory.py): activation bytes live at the peak, the
+    # row running then, and params + that peak (torchinfo's "estimated total size")
+    peak_activation_bytes: int | None = None
+    peak_row: str | None = None
+    estimated_total_bytes: int | None = None
+    measured_peak_bytes: int | None = None  # the allocator's peak, whole model
+    measured_peak_method: str | None = None  # how it was measured
 
 
 @dataclass(frozen=True)
@@ -249,6 +305,9 @@ class TypeSummary:
     time_us: float | None = None  # Σ rows' median isolated times, µs
     time_share: float | None = None  # time_us / totals.time_us
     flop_per_s: float | None = None  # flops / time_us
+    bytes_accessed: int | None = None  # Σ rows' bytes_accessed
+    op_bytes: int | None = None  # Σ rows' op bytes
+    arithmetic_intensity: float | None = None  # flops / bytes_accessed
 
 
 @dataclass(frozen=True)
@@ -269,6 +328,9 @@ class CrossCheck:
     failed_rows: tuple = ()
     lower_bound_rows: tuple = ()  # labels of rows with uncounted ops
     uncounted_ops: dict = field(default_factory=dict)  # {op type: n} over all rows
+    # every row's op bytes equal the whole graph's and the rows sum exactly to it (None: not
+    # counted, a version 2 report)
+    bytes_exact: bool | None = None
     # Spearman correlation of rows' isolated times with each other method's times
     # (keys: "unfused", "in_graph", "callback"; None where fewer than 3 rows have both).
     rank_correlation: dict = field(default_factory=dict)
@@ -276,6 +338,33 @@ class CrossCheck:
     # Per step-stats mode ("in_graph", "unfused"): what TF's step stats could not attribute:
     # {unattributed_us, unattributed_nodes, eliminated_rows}.
     step_stats: dict = field(default_factory=dict)
+
+    @property
+    def counts_exact(self) -> bool:
+        """Float ops, MACs and (where counted) op bytes all agree: the verdict's OK."""
+        return self.flops_exact and self.bytes_exact is not False
+
+
+@dataclass(frozen=True)
+class TimelineSlice:
+    """One executed node of the whole model's traced step-stats run, for `--trace`."""
+
+    node: str  # the executed node's name
+    op: str  # its op type
+    row: str | None  # label of the row owning it; None: unattributed
+    thread: int  # executor thread id
+    start_us: float  # from the run's first node start, µs
+    dur_us: float  # wall time of the node (all_end_rel), µs
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The whole model's step-stats run laid out in time (`--trace`): which run, its executed
+    nodes, and the CPU allocator's bytes in use over time."""
+
+    mode: str  # "unfused" or "in_graph": which step-stats run this is
+    slices: tuple = ()  # of TimelineSlice, by start
+    memory: tuple = ()  # of (ts_us, bytes in use): the allocator's records, by time
 
 
 @dataclass(frozen=True)
@@ -292,6 +381,7 @@ class Report:
     # Ctrl-C stopped timing early (times hold the samples taken so far).
     status: str = "complete"
     parents: tuple = ()  # of ParentRow: the layers --depth expanded, outermost first
+    timeline: Timeline | None = None  # the whole model's step-stats run in time (--trace)
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -338,6 +428,7 @@ class Report:
             ),
             status=data.get("status", "complete"),
             parents=tuple(_parent(p) for p in data.get("parents", ())),
+            timeline=_timeline(data.get("timeline")),
         )
 
     @classmethod
@@ -386,6 +477,7 @@ def _row(data: dict) -> LayerRow:
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
+    row["output_dtypes"] = tuple(row.get("output_dtypes", ()))
     row["count_notes"] = tuple(row.get("count_notes", ()))
     return LayerRow(**row)
 
@@ -403,3 +495,13 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _timeline(data) -> Timeline | None:
+    if data is None:
+        return None
+    return Timeline(
+        mode=data["mode"],
+        slices=tuple(TimelineSlice(**_known(TimelineSlice, x)) for x in data.get("slices", ())),
+        memory=tuple(tuple(m) for m in data.get("memory", ())),
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from submodel_profiler.flops import GraphFlops, count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, call_node
+from submodel_profiler.memory import activation_peak
 from submodel_profiler.tracing import trace_call
 
 
@@ -24,6 +25,7 @@ class SubModel:
 
     model: object  # keras.Model
     flops: GraphFlops  # of model(x, training=False) traced with static specs
+    peak_activation_bytes: int | None = None  # static liveness peak of that graph (memory.py)
 
     def call(self, *xs):
         """`model(list(xs), training=False)`, as traced when counted; called inside another
@@ -127,4 +129,7 @@ def profile_submodel(row: RowPlan, input_specs, outputs_used=()) -> SubModel:
     uses (`outputs_used`, one bool per output; all when empty) make work count as run."""
     model = build_submodel(row, input_specs)
     concrete = trace_call(model, input_specs, structure=list(range(len(input_specs))))  # a list
-    return SubModel(model, count_graph_flops(concrete.graph, outputs_used))
+    graph = concrete.graph
+    return SubModel(
+        model, count_graph_flops(graph, outputs_used), activation_peak(graph).peak_bytes
+    )

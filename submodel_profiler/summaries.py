@@ -53,6 +53,7 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
     macs = sum(r.macs or 0 for r in rows)
     medians = [r.time_us.median for r in rows if r.time_us is not None]
     time_us = float(sum(medians)) if medians else None
+    accessed = sum(r.bytes_accessed or 0 for r in rows)
     return TypeSummary(
         type=type_,
         kind=kind,
@@ -64,6 +65,9 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
         time_us=time_us,
         time_share=time_us / totals.time_us if time_us is not None and totals.time_us else None,
         flop_per_s=None if any(r.uncounted_ops for r in rows) else rate(flops, time_us),
+        bytes_accessed=accessed,
+        op_bytes=sum(r.op_bytes or 0 for r in rows),
+        arithmetic_intensity=flops / accessed if accessed else None,
     )
 
 

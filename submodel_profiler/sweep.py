@@ -106,13 +106,13 @@ def per_sample_rows(sweep: Sweep) -> tuple:
 def profile_sweep(
     model, batch_sizes, *, timing: bool = True, timing_settings=None, **kwargs
 ) -> Sweep:
-    """`profile_model` once per batch size; the peak is measured once and shared.
+    """`profile_model` once per batch size; the peak and the bandwidth are measured once and shared.
 
     Keyword arguments are passed on to `profile_model`. Raises what it raises.
     """
     from submodel_profiler.derived import add_derived_fields
-    from submodel_profiler.profiler import profile_model
-    from submodel_profiler.throughput import compute_dtype, measure_peak
+    from submodel_profiler.profiler import measure_machine, profile_model
+    from submodel_profiler.throughput import compute_dtype
     from submodel_profiler.timing import TimingSettings
 
     settings = timing_settings or TimingSettings()
@@ -132,5 +132,7 @@ def profile_sweep(
             break
     interrupted = reports[-1].status == "interrupted"
     dtype = compute_dtype(reports[-1].layers)
-    peak = measure_peak(settings, dtype=dtype) if timing and not interrupted else None
-    return Sweep(tuple(add_derived_fields(r, peak) for r in reports))
+    peak = bandwidth = None
+    if timing and not interrupted:
+        peak, bandwidth, _ = measure_machine(settings, dtype)  # errors: null fields, as before
+    return Sweep(tuple(add_derived_fields(r, peak, bandwidth) for r in reports))

@@ -116,3 +116,29 @@ def _totals(totals: Totals, peak: float | None, complete: bool) -> Totals:
     whole = totals.whole_model_time_us
     value = rate(totals.whole_graph_flops, whole.median if whole and complete else None)
     return dataclasses.replace(totals, flop_per_s=value, peak_fraction=fraction(value, peak))
+
+
+def add_roofline(report: Report, bandwidth) -> Report:
+    """A copy of `report` with the measured bandwidth (`bandwidth.Bandwidth` or None) in its
+    environment and each row's bytes_per_s, bound and roofline_fraction (roofline.py), against
+    the peaks in the environment; call after add_throughput."""
+    from submodel_profiler import roofline
+
+    env = dataclasses.replace(
+        report.environment,
+        peak_bytes_per_s=bandwidth and bandwidth.bytes_per_s,
+        bandwidth_method=bandwidth and bandwidth.method,
+    )
+    flop_peak, byte_peak = env.peak_flop_per_s, env.peak_bytes_per_s
+    ridge = roofline.ridge_point(flop_peak, byte_peak)
+
+    def row(r: LayerRow) -> LayerRow:
+        x = r.arithmetic_intensity
+        return dataclasses.replace(
+            r,
+            bytes_per_s=roofline.bytes_per_s(r.bytes_accessed, r.time_median_us),
+            bound=roofline.bound(x, ridge),
+            roofline_fraction=roofline.roofline_fraction(r.flop_per_s, x, flop_peak, byte_peak),
+        )
+
+    return dataclasses.replace(report, environment=env, layers=tuple(row(r) for r in report.layers))

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from submodel_profiler.report import SCHEMA_VERSION
+
 from conftest import FAST_FLAGS, run_cli
 
 
@@ -52,7 +54,7 @@ def test_counting_flag_picks_what_flops_means(model_file, tmp_path):
         assert result.returncode == 0, result.stderr
         data[counting] = json.loads(out.read_text())
         assert data[counting]["settings"]["counting"] == counting
-        assert data[counting]["schema_version"] == 2
+        assert data[counting]["schema_version"] == SCHEMA_VERSION
     complete, tf = data["complete"]["totals"], data["tf"]["totals"]
     assert tf["flops"] == tf["tf_flops"] == complete["tf_flops"]
     assert complete["flops"] - complete["tf_flops"] >= 16 * 16 * 8  # the ReLU TF skips

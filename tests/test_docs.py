@@ -147,6 +147,7 @@ def real_report(keras):
         step_stats_runs=1,
         callback_samples=1,
         depth=2,
+        trace=True,
     )
 
 

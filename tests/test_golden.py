@@ -57,6 +57,15 @@ def hand_built_report() -> Report:
         in_graph_time_us=35.0,
         unfused_time_us=41.0,
         callback_time_us=_stats(120.0, 10.0),
+        # bytes, float32: input 16·16·3·4 = 3,072, output 16·16·8·4 = 8,192, weights 224·4 =
+        # 896; op bytes: Conv2D 3,072 + 864 + 8,192, BiasAdd 8,192 + 32 + 8,192 = 28,544
+        input_bytes=3_072,
+        output_bytes=8_192,
+        param_bytes=896,
+        bytes_accessed=12_160,
+        arithmetic_intensity=112_640 / 12_160,
+        op_bytes=28_544,
+        whole_graph_op_bytes=28_544,
     )
     relu = LayerRow(
         "re_lu",
@@ -76,6 +85,14 @@ def hand_built_report() -> Report:
         whole_graph_macs=0,
         time_us=_stats(6.0, 1.0),
         uncounted_ops={"Relu6": 1},
+        # bytes: in and out 8,192 each; op bytes: add, multiply and Relu6, each 8,192 + 4 + 8,192
+        # (Relu6: 8,192 + 8,192)
+        input_bytes=8_192,
+        output_bytes=8_192,
+        bytes_accessed=16_384,
+        arithmetic_intensity=4_096 / 16_384,
+        op_bytes=16_388 + 16_388 + 16_384,
+        whole_graph_op_bytes=16_388 + 16_388 + 16_384,
         in_graph_time_us=None,
         unfused_time_us=7.0,
         fused_into="conv",
@@ -100,6 +117,12 @@ def hand_built_report() -> Report:
         time_us=_stats(4.0, 0.5),
         in_graph_time_us=3.0,
         unfused_time_us=4.5,
+        input_bytes=16_384,
+        output_bytes=8_192,
+        bytes_accessed=24_576,
+        arithmetic_intensity=2_048 / 24_576,
+        op_bytes=24_576,
+        whole_graph_op_bytes=24_576,
     )
     layers = (conv, relu, add)
     time_us = 50.0  # 40 + 6 + 4 µs
@@ -126,9 +149,19 @@ def hand_built_report() -> Report:
             in_graph_time_us=38.0,
             unfused_time_us=52.5,
             callback_time_us=150.0,
+            op_bytes=28_544 + 49_160 + 24_576,
+            whole_graph_op_bytes=28_544 + 49_160 + 24_576,
+            unattributed_op_bytes=0,
+            param_bytes=896,
+            bytes_accessed=12_160 + 16_384 + 24_576,
+            # static peak: during conv, its input and output (3,072 + 8,192)
+            peak_activation_bytes=11_264,
+            peak_row="conv",
+            estimated_total_bytes=896 + 11_264,
         ),
         cross_check=CrossCheck(
             True,
+            bytes_exact=True,
             lower_bound_rows=("re_lu",),
             uncounted_ops={"Relu6": 1},
             rank_correlation={"unfused": 1.0, "in_graph": 1.0, "callback": 1.0},

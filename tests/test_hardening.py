@@ -225,11 +225,11 @@ def test_expand_nested_on_a_subclassed_model_is_refused(keras):
 
 
 @pytest.mark.architecture
-def test_default_mobilenet_v3_small_table_fits_160_columns():
+def test_default_mobilenet_v3_small_table_fits_190_columns():
     result = run_cli(["MobileNetV3Small", *FAST_FLAGS])
     assert result.returncode == 0, result.stderr
     widths = [len(line) for line in result.stdout.splitlines()]
-    assert max(widths) <= 160, max(widths)
+    assert max(widths) <= 190, max(widths)
     wide = run_cli(["MobileNetV3Small", "--no-timing", "--wide"])
     assert wide.returncode == 0 and "whole graph" in wide.stdout and "ghost ops" in wide.stdout
 
@@ -244,7 +244,7 @@ def test_long_names_are_shortened_in_the_default_table_only(keras):
     )
     default = render_table(report)
     assert long not in default and "convnext_tiny…" in default and "pointwise_conv_1" in default
-    assert max(len(line) for line in default.splitlines()[:6]) < 120
+    assert max(len(line) for line in default.splitlines()[:6]) < 140
     assert long in render_table(report, columns=WIDE_COLUMNS)
 
 
@@ -425,7 +425,7 @@ def test_ctrl_c_while_sub_models_are_built_keeps_what_was_counted(tiny_cnn, monk
 def test_step_stats_are_cpu_only_and_raise_no_fusion_flags_on_a_gpu(tiny_cnn, monkeypatch):
     from submodel_profiler import cross_checks
 
-    monkeypatch.setattr(cross_checks, "_gpu_visible", lambda: True)  # as on a GPU machine
+    monkeypatch.setattr(cross_checks, "gpu_visible", lambda: True)  # as on a GPU machine
     report = profile_model(
         tiny_cnn,
         timing_settings=FAST_TIMING,

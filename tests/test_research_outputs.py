@@ -13,7 +13,7 @@ import pytest
 from submodel_profiler import Report, profile_model
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.kernel_fusion import FUSED_INTO, FUSION_RATIO, ISOLATED_SLOWER, fusion_flag
-from submodel_profiler.report import LayerRow
+from submodel_profiler.report import SCHEMA_VERSION, LayerRow
 from submodel_profiler.summaries import ordered_rows
 from submodel_profiler.throughput import Peak, matmul_flops
 from submodel_profiler.timing import TimeStats
@@ -259,7 +259,7 @@ def test_a_version_1_report_reads_as_tf_counting_and_compare_warns(two_reports, 
         for r in data["layers"]
     ]
     report = Report.from_dict(old)
-    assert report.settings.counting == "tf" and report.schema_version == 2
+    assert report.settings.counting == "tf" and report.schema_version == SCHEMA_VERSION
     for row, raw in zip(report.layers, old["layers"]):
         assert row.tf_flops == raw["flops"] and row.macs is None
     path = tmp_path / "v1.json"
@@ -288,7 +288,7 @@ def test_sweep_cli_json_layout(model_file, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
-    assert data["schema_version"] == 2 and data["batch_sizes"] == [1, 2]
+    assert data["schema_version"] == SCHEMA_VERSION and data["batch_sizes"] == [1, 2]
     reports = [Report.from_dict(r) for r in data["sweep"]]
     assert [r.model.batch_size for r in reports] == [1, 2]
     conv = next(r for r in data["per_sample"] if r["name"] == "conv")

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from submodel_profiler.kernel_fusion import FUSED_INTO, ISOLATED_SLOWER
 from submodel_profiler.methods import CROSS_CHECK_METHODS, IN_GRAPH, ISOLATED
-from submodel_profiler.renderers.formatting import fraction, gflops, integer, percent, shape, us
+from submodel_profiler.renderers.formatting import (
+    fraction,
+    gflops,
+    integer,
+    percent,
+    shape,
+    us,
+)
 from submodel_profiler.report import LayerRow
 
 
@@ -41,13 +48,13 @@ class Context:
 def _name_cell(row: LayerRow, c: Context) -> str:
     marks = ("*" if row.uncounted_ops else "") + ("†" if branch_rule(row) else "")
     if not c.tree:
-        return _shortened(row.label, c.name_width) + ("/" if c.parent else "") + marks
+        return shortened(row.label, c.name_width) + ("/" if c.parent else "") + marks
     shown = row.label[len(row.parent) + 1 :] if row.parent else row.label
-    shown = _shortened(shown, c.name_width)
+    shown = shortened(shown, c.name_width)
     return "  " * (row.depth - 1) + shown + ("/" if c.parent else "") + marks
 
 
-def _shortened(name: str, width: int | None) -> str:
+def shortened(name: str, width: int | None) -> str:
     """`name`, or its start and end around "…" when longer than `width` (the end tells
     siblings apart: block_3_depthwise_conv, block_3_pointwise_conv)."""
     if width is None or len(name) <= width:
@@ -75,9 +82,22 @@ def _time_cell(row: LayerRow, _=None) -> str:
     return "—" if t is None else f"{t.median:,.1f} ± {t.iqr:,.1f}"
 
 
+def _op_bytes_cell(row: LayerRow, _=None) -> str:
+    return integer(row.op_bytes) + (" ≠" if row.bytes_differ else "")
+
+
+def _intensity_cell(row: LayerRow, _=None) -> str:
+    x = row.arithmetic_intensity
+    return "" if x is None else f"{x:,.1f}"
+
+
+def _gbytes_cell(row: LayerRow, _=None) -> str:
+    return "" if row.bytes_per_s is None else f"{row.bytes_per_s / 1e9:,.2f}"
+
+
 def marks_cell(row: LayerRow, _=None) -> str:
     """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
-    marks = "≠" if row.counts_differ else ""
+    marks = "≠" if row.counts_differ or row.bytes_differ else ""
     return marks + ("E" if row.error else "") + ("F" if row.fusion_flag else "")
 
 
@@ -119,6 +139,12 @@ COLUMNS = (
     Column("flops_share", "% flops", lambda r, c: percent(r.flops or 0, c.total_flops)),
     Column("macs", "MACs", lambda r, c: "error" if r.macs is None and r.error else integer(r.macs)),
     Column("tf_flops", "TF float ops", lambda r, c: integer(r.tf_flops)),
+    Column("bytes", "bytes", lambda r, c: integer(r.bytes_accessed)),
+    Column("op_bytes", "op bytes", _op_bytes_cell),
+    Column("param_bytes", "param bytes", lambda r, c: integer(r.param_bytes)),
+    Column("intensity", "flop/B", _intensity_cell),
+    Column("bound", "bound", lambda r, c: r.bound or "", right=False, timed=True),
+    Column("peak_memory", "peak bytes", lambda r, c: integer(r.peak_activation_bytes)),
     Column("time", ISOLATED.column, _time_cell, timed=True),
     Column(
         "time_share",
@@ -132,6 +158,8 @@ COLUMNS = (
     ),
     Column("gflops", "GFLOP/s", lambda r, c: gflops(r.flop_per_s), timed=True),
     Column("peak", "% peak", lambda r, c: fraction(r.peak_fraction), timed=True),
+    Column("gbytes", "GB/s", _gbytes_cell, timed=True),
+    Column("roof", "% roof", lambda r, c: fraction(r.roofline_fraction), timed=True),
     *(
         Column(m.key, m.column, lambda r, c, m=m: _method_cell(m, r), timed=True)
         for m in CROSS_CHECK_METHODS
@@ -140,7 +168,7 @@ COLUMNS = (
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
-# What a reader needs first, in about 150 characters: the rest with --wide or --columns.
+# What a reader needs first, in about 190 characters: the rest with --wide or --columns.
 # Names longer than DEFAULT_NAME_WIDTH are shortened in the middle in that view only.
 DEFAULT_NAME_WIDTH = 40
 DEFAULT_COLUMNS = (
@@ -151,6 +179,9 @@ DEFAULT_COLUMNS = (
     "params",
     "flops",
     "macs",
+    "bytes",
+    "intensity",
+    "bound",
     "time",
     "time_share",
     "marks",

@@ -74,6 +74,9 @@ _TOTAL_LABELS = {
     "whole_graph_flops": "float ops, whole graph",
     "tf_flops": "TF float ops, Σ rows",
     "macs": "MACs, Σ rows",
+    "op_bytes": "op bytes, Σ rows",
+    "bytes_accessed": "bytes accessed, Σ rows",
+    "peak_activation_bytes": "activation peak bytes (static)",
     "whole_model_time_us": "isolated µs, whole model",
     **{m.field: f"{m.label} µs, Σ rows" for m in TIMING_METHODS},
 }
@@ -82,7 +85,7 @@ _TOTAL_LABELS = {
 def _comparison_footer(c) -> list[str]:
     body = []
     for key, d in c.totals.items():
-        fmt = integer if "flops" in key or key == "macs" else us
+        fmt = us if key.endswith("_us") else integer
         delta = "" if d.delta is None else ("+" if d.delta >= 0 else "") + fmt(d.delta)
         body.append([_TOTAL_LABELS[key], fmt(d.a), fmt(d.b), delta, _ratio(d)])
     lines = [

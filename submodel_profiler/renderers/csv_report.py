@@ -28,6 +28,16 @@ CSV_COLUMNS = (
     "macs",
     "whole_graph_macs",
     "flops_match",
+    "output_dtypes",
+    "op_bytes",
+    "whole_graph_op_bytes",
+    "param_bytes",
+    "input_bytes",
+    "output_bytes",
+    "bytes_accessed",
+    "arithmetic_intensity",
+    "peak_activation_bytes",
+    "measured_peak_bytes",
     "count_notes",
     "time_us_median",
     "time_us_min",
@@ -45,6 +55,9 @@ CSV_COLUMNS = (
     "peak_fraction",
     "fusion_flag",
     "isolated_over_in_graph",
+    "bytes_per_s",
+    "bound",
+    "roofline_fraction",
 )
 
 
@@ -79,6 +92,9 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "macs": row.macs,
         "whole_graph_macs": row.whole_graph_macs,
         "flops_match": row.flops_match,
+        "output_dtypes": " ".join(row.output_dtypes),
+        **{key: getattr(row, key) for key in _BYTE_FIELDS},
+        "arithmetic_intensity": rounded(row.arithmetic_intensity),
         "count_notes": "; ".join(row.count_notes),
         "time_us_median": rounded(t and t.median),
         "time_us_min": rounded(t and t.min),
@@ -96,4 +112,19 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "peak_fraction": None if row.peak_fraction is None else round(row.peak_fraction, 6),
         "fusion_flag": row.fusion_flag,
         "isolated_over_in_graph": rounded(row.isolated_over_in_graph),
+        "bytes_per_s": rounded(row.bytes_per_s),
+        "bound": row.bound,
+        "roofline_fraction": rounded(row.roofline_fraction),
     }
+
+
+_BYTE_FIELDS = (
+    "op_bytes",
+    "whole_graph_op_bytes",
+    "param_bytes",
+    "input_bytes",
+    "output_bytes",
+    "bytes_accessed",
+    "peak_activation_bytes",
+    "measured_peak_bytes",
+)

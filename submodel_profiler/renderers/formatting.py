@@ -57,6 +57,20 @@ def us(value) -> str:
     return "" if value is None else f"{value:,.1f}"
 
 
+MB = 1e6  # the unit of bytes in the table and footers: MB = 10^6 bytes (torchinfo's unit)
+
+
+def megabytes(value) -> str:
+    """Bytes in MB (10^6 bytes): 2 decimals, 3 significant digits below 1 MB (0.000064); ""
+    when missing."""
+    if value is None:
+        return ""
+    mb = value / MB
+    if mb >= 1 or mb == 0:
+        return f"{mb:,.2f}"
+    return f"{float(f'{mb:.3g}'):.9f}".rstrip("0")  # 3 significant digits, no exponent
+
+
 def gflops(value) -> str:
     return "" if value is None else f"{value / 1e9:,.2f}"
 

@@ -84,7 +84,7 @@ def _sweep_footer(sweep) -> list[str]:
                 f"{gflops(t.flop_per_s)} GFLOP/s ({fraction(t.peak_fraction)} of peak)   "
                 f"additivity {two_decimals(t.additivity)}"
             )
-        verdict = "OK" if r.cross_check.flops_exact else "FAILED"
+        verdict = "OK" if r.cross_check.counts_exact else "FAILED"
         lines.append(f"{line}   float-op cross-check {verdict}")
     lines.append(COUNTING_CONVENTIONS.get(sweep.reports[0].settings.counting, ""))
     lines.append(

@@ -16,12 +16,14 @@ from submodel_profiler.renderers.columns import (
     Context,
     branch_rule,
     marks_cell,
+    shortened,
     type_label,
 )
 from submodel_profiler.renderers.formatting import (
     fraction,
     gflops,
     integer,
+    megabytes,
     shape,
     shown_line,
     total,
@@ -175,6 +177,8 @@ def _as_row(parent) -> LayerRow:
         whole_graph_tf_flops=parent.rows_tf_flops,
         macs=parent.macs,
         whole_graph_macs=parent.rows_macs,
+        op_bytes=parent.op_bytes,
+        whole_graph_op_bytes=parent.rows_op_bytes,
         time_us=parent.time_us,
         error=parent.error,
     )
@@ -194,7 +198,7 @@ def _type_summary(report: Report) -> list[str]:
     if not report.summary_by_type:
         return []
     timed = report.settings.timing
-    headers = ["type", "rows", "float ops", "% flops", "MACs", "% MACs"]
+    headers = ["type", "rows", "float ops", "% flops", "MACs", "% MACs", "bytes", "flop/B"]
     if timed:
         headers += ["time µs", "% time", "GFLOP/s"]
     body = []
@@ -206,6 +210,8 @@ def _type_summary(report: Report) -> list[str]:
             f"{100.0 * s.flops_share:.1f}%",
             integer(s.macs),
             f"{100.0 * s.macs_share:.1f}%",
+            integer(s.bytes_accessed),
+            "" if s.arithmetic_intensity is None else f"{s.arithmetic_intensity:,.1f}",
         ]
         if timed:
             share = "" if s.time_share is None else f"{100.0 * s.time_share:.1f}%"
@@ -257,6 +263,7 @@ def _footer(report: Report) -> list[str]:
             f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
             f"{total(t.whole_graph_tf_flops)}   unattributed {total(t.unattributed_tf_flops)}"
         )
+    lines += _bytes_footer(report)
     lines += _timing_footer(report)
     lines.append(_verdict(report))
     # each error opens with the label of its row (or expanded layer)
@@ -269,6 +276,34 @@ def _footer(report: Report) -> list[str]:
             "Rows identical to an earlier row (same config and input specs) reuse its "
             "sub-model measurements; see same_as in the JSON."
         )
+    return lines
+
+
+def _bytes_footer(report: Report) -> list[str]:
+    """Op bytes beside the whole graph, and the memory summary (torchinfo's lines)."""
+    t = report.totals
+    if t.op_bytes is None or t.param_bytes is None:  # a report from before bytes
+        return []
+    lines = [
+        f"Op bytes: Σ rows {t.op_bytes:,}   whole graph {total(t.whole_graph_op_bytes)}   "
+        f"unattributed {total(t.unattributed_op_bytes)}"
+    ]
+    memory = [
+        f"params {megabytes(t.param_bytes)} MB",
+        f"bytes accessed (Σ rows) {megabytes(t.bytes_accessed)} MB",
+    ]
+    if t.peak_activation_bytes is not None:
+        memory.append(
+            f"activation peak (static) {megabytes(t.peak_activation_bytes)} MB"
+            + (f" during {shortened(t.peak_row, DEFAULT_NAME_WIDTH)}" if t.peak_row else "")
+        )
+    if t.measured_peak_bytes is not None:
+        memory.append(
+            f"measured peak {megabytes(t.measured_peak_bytes)} MB ({t.measured_peak_method})"
+        )
+    if t.estimated_total_bytes is not None:
+        memory.append(f"estimated total (params + peak) {megabytes(t.estimated_total_bytes)} MB")
+    lines.append("Memory (MB = 10^6 bytes): " + "   ".join(memory))
     return lines
 
 
@@ -317,7 +352,25 @@ def _throughput_footer(report: Report) -> list[str]:
             f" = {fraction(t.peak_fraction)} of this machine's peak "
             f"{gflops(env.peak_flop_per_s)} GFLOP/s ({env.peak_method})"
         )
-    return [line + "."]
+    return [line + ".", *_roofline_footer(report)]
+
+
+def _roofline_footer(report: Report) -> list[str]:
+    """The bandwidth, the ridge point and how the rows and their time split by bound."""
+    env = report.environment
+    if not env.peak_bytes_per_s or not env.peak_flop_per_s:
+        return []
+    ridge = env.peak_flop_per_s / env.peak_bytes_per_s
+    line = (
+        f"Roofline: memory bandwidth {env.peak_bytes_per_s / 1e9:,.2f} GB/s "
+        f"({env.bandwidth_method}); ridge point {ridge:,.1f} flop/B."
+    )
+    timed = sum(r.time_median_us or 0.0 for r in report.layers)
+    for bound in ("memory", "compute"):
+        rows = [r for r in report.layers if r.bound == bound]
+        share = sum(r.time_median_us or 0.0 for r in rows) / timed if timed else 0.0
+        line += f" {bound}-bound: {len(rows)} row(s), {100 * share:.1f}% of Σ rows' time;"
+    return [line.rstrip(";") + "."]
 
 
 def _fusion_footer(report: Report) -> list[str]:
@@ -365,17 +418,22 @@ _NOTED_ROWS = 10
 
 def _verdict(report: Report) -> str:
     check, n = report.cross_check, len(report.layers)
-    if check.flops_exact and check.lower_bound_rows:
+    counts = (
+        "float ops (both conventions), MACs and op bytes"
+        if check.bytes_exact
+        else "float ops (both conventions) and MACs"
+    )
+    if check.counts_exact and check.lower_bound_rows:
         rows = check.lower_bound_rows
         listed = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
         return (
-            f"Cross-check: exact but a LOWER BOUND — every one of {n} rows' sub-model float "
-            "ops (both conventions) and MACs equal the whole graph's and sum to it exactly, "
+            f"Cross-check: exact but a LOWER BOUND — every one of {n} rows' sub-model "
+            f"{counts} equal the whole graph's and sum to it exactly, "
             f"but {len(rows)} row(s) hold op types without a count in the "
             f"{report.settings.counting} convention ({_uncounted_summary(report)}): {listed}. "
             "Their float ops are lower bounds; their GFLOP/s and % peak are left out."
         )
-    if check.flops_exact:
+    if check.counts_exact:
         branches = [r.label for r in report.layers if branch_rule(r)]
         upper = (
             f" Rows marked † ({', '.join(branches[:10])}) count the largest branch of an "
@@ -384,9 +442,9 @@ def _verdict(report: Report) -> str:
             else ""
         )
         return (
-            f"Cross-check: OK — every one of {n} rows' sub-model float ops (both "
-            "conventions) and MACs equal the whole graph's, the rows sum exactly to the "
-            "whole graph, and every arithmetic op is counted." + upper
+            f"Cross-check: OK — every one of {n} rows' sub-model {counts} equal the whole "
+            "graph's, the rows sum exactly to the whole graph, and every arithmetic op is "
+            "counted." + upper
         )
     problems = []
     if check.mismatched_rows:
@@ -403,6 +461,7 @@ def _verdict(report: Report) -> str:
         ("float ops", t.unattributed_flops),
         ("TF float ops", t.unattributed_tf_flops),
         ("MACs", t.unattributed_macs),
+        ("op bytes", t.unattributed_op_bytes),
     ):
         if value:
             problems.append(f"{value:,} whole-graph {what} are not claimed by any row")
@@ -410,6 +469,8 @@ def _verdict(report: Report) -> str:
         problems.append("the whole model could not be traced, so Σ rows has nothing to equal")
     elif report.totals.flops != report.totals.whole_graph_flops:
         problems.append("Σ rows ≠ whole graph")
+    elif t.whole_graph_op_bytes is not None and t.op_bytes != t.whole_graph_op_bytes:
+        problems.append("Σ rows' op bytes ≠ whole graph's")
     return "Cross-check: FAILED — " + "; ".join(problems) + "."
 
 
