@@ -107,7 +107,7 @@ class BytesClock:
     TARGETS = (
         ("submodel_profiler.flops", "_moved"),
         ("submodel_profiler.submodels", "activation_peak"),
-        ("submodel_profiler.profiler", "activation_peak"),
+        ("submodel_profiler.footprint", "activation_peak"),
         ("submodel_profiler.profiler", "measure_bandwidth"),
     )
 

@@ -31,7 +31,7 @@ from submodel_profiler.report import (
     row_label,
 )
 
-from conftest import FAST_TIMING
+from conftest import FAST_FLAGS, FAST_TIMING, run_cli
 
 
 @dataclass(frozen=True)
@@ -272,3 +272,29 @@ def test_a_real_profile_gives_a_timeline_attributed_to_rows(tiny_cnn, monkeypatc
     assert_well_formed(events)
     assert nesting_violations(events) == []
     assert_rows_cover_their_nodes(events)
+
+
+def test_the_cli_writes_a_trace_that_nests(model_file, tmp_path):
+    path = tmp_path / "trace.json"
+    result = run_cli([model_file, *FAST_FLAGS, "--trace", str(path)])
+    assert result.returncode == 0, result.stderr
+    events = _events(path.read_text())
+    assert_well_formed(events)
+    assert nesting_violations(events) == []
+    pids = {e["pid"] for e in events if e["ph"] == "X"}
+    assert pids == {1, 2}  # the step-stats run and the isolated rows
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--no-timing"], "--no-timing"),
+        (["--step-stats-runs", "0"], "--step-stats-runs 0"),
+        (["--batch-sizes", "1,2"], "--batch-sizes"),
+    ],
+)
+def test_the_cli_refuses_a_trace_it_cannot_write(model_file, tmp_path, extra, message):
+    result = run_cli([model_file, *extra, "--trace", str(tmp_path / "t.json")])
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = run_cli([model_file, "--trace", str(tmp_path / "t.txt")])  # not .json
+    assert result.returncode == 2 and ".json" in result.stderr
