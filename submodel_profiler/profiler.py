@@ -165,7 +165,7 @@ def profile_model(
             for r, p in zip(layers, rows)
         )
     measured = _measured_memory(model, others, specs, int_high) if timing else {}
-    memory = {**static_memory(whole, layers), **measured}
+    memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and step_stats_runs and not measured:  # asked for, and could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
     parent_params: set = set()
@@ -567,6 +567,29 @@ def _measured_memory(model, others: OtherMethods, specs, int_high: int) -> dict:
     call = inference_call(model, input_structure(model)) if gpu else None
     inputs = random_inputs(specs, int_high=int_high) if gpu else ()
     return measured_memory(others.unfused, gpu, call, inputs)
+
+
+def _prediction(whole: WholeGraph, layers) -> dict:
+    """The whole model's time predicted from the rows (schedule.py): their isolated medians
+    list-scheduled along the row DAG on the executor's inter-op threads, and the critical path;
+    {} without times, or where a row failed in the trace (its graph is not the model's)."""
+    if not whole.complete or not any(r.time_us for r in layers):
+        return {}
+    import os
+
+    import tensorflow as tf
+
+    from submodel_profiler.schedule import predict
+
+    # 0 is TF's default: one inter-op thread per schedulable core
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
+    durations = [r.time_median_us or 0.0 for r in layers]  # inline rows have no time: 0
+    p = predict(durations, whole.row_dependencies(), threads)
+    return {
+        "predicted_whole_us": p.scheduled_us,
+        "critical_path_us": p.critical_path_us,
+        "predicted_threads": p.threads,
+    }
 
 
 def _timeline(others: OtherMethods):

@@ -289,6 +289,11 @@ class Totals:
     estimated_total_bytes: int | None = None
     measured_peak_bytes: int | None = None  # the allocator's peak, whole model
     measured_peak_method: str | None = None  # how it was measured
+    # The rows' isolated medians list-scheduled along the model's DAG on `predicted_threads`
+    # inter-op threads (schedule.py), and the longest path (unlimited threads), µs
+    predicted_whole_us: float | None = None
+    critical_path_us: float | None = None
+    predicted_threads: int | None = None
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,25 @@ class WholeGraph:
         """Graph node name of the instrumented trace -> key of the row that created it."""
         return {name: key for key, trace in self.row_traces.items() for name in trace.op_names}
 
+    def row_dependencies(self) -> list:
+        """For each row (execution order), the indices of the earlier rows whose ops produce a
+        tensor or a control input that its ops read: the model's DAG at row level, from the
+        graph itself (a row reading only the model's inputs or weights depends on none)."""
+        graph = self.instrumented_function.graph
+        owner = self.node_owner()
+        index = {row.key: i for i, row in enumerate(self.rows)}
+        deps = []
+        for i, row in enumerate(self.rows):
+            found = set()
+            for name in self.row_traces[row.key].op_names:
+                op = graph.get_operation_by_name(name)
+                for producer in (*(t.op for t in op.inputs), *op.control_inputs):
+                    j = index.get(owner.get(producer.name), i)
+                    if j < i:
+                        found.add(j)
+            deps.append(found)
+        return deps
+
 
 def _attr_text(value) -> str:
     """An op attribute as text; a function attribute by kind only (its name is per trace)."""

@@ -279,6 +279,21 @@ def _footer(report: Report) -> list[str]:
     return lines
 
 
+def _prediction_footer(report: Report) -> list[str]:
+    """The whole model predicted from its rows by list scheduling, beside the measured one."""
+    t = report.totals
+    if t.predicted_whole_us is None:
+        return []
+    line = (
+        f"Predicted whole model (rows list-scheduled along the model's graph on "
+        f"{t.predicted_threads} inter-op threads): {t.predicted_whole_us:,.1f} µs"
+    )
+    whole = t.whole_model_time_us
+    if whole is not None and whole.median > 0:
+        line += f" = {t.predicted_whole_us / whole.median:.2f} × the measured whole model"
+    return [line + f"; critical path (unlimited threads) {t.critical_path_us:,.1f} µs."]
+
+
 def _bytes_footer(report: Report) -> list[str]:
     """Op bytes beside the whole graph, and the memory summary (torchinfo's lines)."""
     t = report.totals
@@ -320,6 +335,7 @@ def _timing_footer(report: Report) -> list[str]:
         f"Isolated time: Σ rows {t.time_us:,.1f} µs   whole model (same method) "
         f"{w.median:,.1f} ± {w.iqr:,.1f} µs   "
         f"additivity (Σ rows / whole) {two_decimals(t.additivity)}",
+        *_prediction_footer(report),
     ]
     others = [
         (m.label, getattr(t, m.field))
