@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from submodel_profiler.bandwidth import measure_bandwidth
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
-from submodel_profiler.cross_checks import OtherMethods, cross_check, other_methods
+from submodel_profiler.cross_checks import OtherMethods, cross_check, gpu_visible, other_methods
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.errors import ProfilingError, UsageError, describe
@@ -166,7 +166,7 @@ def profile_model(
         )
     measured = _measured_memory(model, others, specs, int_high) if timing else {}
     memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
-    if timing and step_stats_runs and not measured:  # asked for, and could not be read
+    if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
     parent_params: set = set()
     parent_rows = tuple(
@@ -560,7 +560,6 @@ def _row_peak(row: RowPlan, result: _RowResult) -> int | None:
 
 def _measured_memory(model, others: OtherMethods, specs, int_high: int) -> dict:
     """footprint.measured_memory of this run: the unfused step stats, or one call on a GPU."""
-    from submodel_profiler.cross_checks import gpu_visible
     from submodel_profiler.timing import random_inputs
 
     gpu = others.unfused is None and gpu_visible()
