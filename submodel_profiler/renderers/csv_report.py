@@ -8,6 +8,17 @@ import io
 from submodel_profiler.renderers.formatting import rounded, shape
 from submodel_profiler.report import LayerRow, Report
 
+# Row fields written as they are (bytes), in this order.
+_BYTE_FIELDS = (
+    "op_bytes",
+    "whole_graph_op_bytes",
+    "param_bytes",
+    "input_bytes",
+    "output_bytes",
+    "bytes_accessed",
+    "peak_activation_bytes",
+    "measured_peak_bytes",
+)
 CSV_COLUMNS = (
     "index",
     "name",
@@ -29,15 +40,8 @@ CSV_COLUMNS = (
     "whole_graph_macs",
     "flops_match",
     "output_dtypes",
-    "op_bytes",
-    "whole_graph_op_bytes",
-    "param_bytes",
-    "input_bytes",
-    "output_bytes",
-    "bytes_accessed",
+    *_BYTE_FIELDS,
     "arithmetic_intensity",
-    "peak_activation_bytes",
-    "measured_peak_bytes",
     "count_notes",
     "time_us_median",
     "time_us_min",
@@ -116,15 +120,3 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "bound": row.bound,
         "roofline_fraction": rounded(row.roofline_fraction),
     }
-
-
-_BYTE_FIELDS = (
-    "op_bytes",
-    "whole_graph_op_bytes",
-    "param_bytes",
-    "input_bytes",
-    "output_bytes",
-    "bytes_accessed",
-    "peak_activation_bytes",
-    "measured_peak_bytes",
-)
