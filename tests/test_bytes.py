@@ -260,3 +260,21 @@ def test_op_bytes_agree_in_every_mode(keras):
 
     report = _profile(Sub(), input_shapes=[(5,)])
     _assert_bytes_exact(report)
+
+
+def test_loop_bytes_are_the_body_times_the_trip_count(keras):
+    # SimpleRNN(8) over T steps of 4 features: the loop body moves the same bytes every step, so
+    # op bytes grow by the same amount per 5 extra steps, and a step moves at least its two
+    # matmuls' operands and results: x_t·W (4 + 4·8 + 8 floats) and h·U (8 + 8·8 + 8 floats).
+    def op_bytes(steps):
+        x = keras.Input((steps, 4))
+        report = _profile(keras.Model(x, keras.layers.SimpleRNN(8, name="rnn")(x)))
+        _assert_bytes_exact(report)
+        row = rows_by_label(report)["rnn"]
+        assert any("iterations (static trip count)" in n for n in row.count_notes)
+        return row.op_bytes
+
+    b5, b10, b15 = op_bytes(5), op_bytes(10), op_bytes(15)
+    per_step = (b10 - b5) / 5
+    assert b15 - b10 == b10 - b5
+    assert per_step >= ((4 + 32 + 8) + (8 + 64 + 8)) * F32
