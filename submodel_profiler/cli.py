@@ -8,7 +8,9 @@ codes (see EPILOG): 0 success, 1 float-op disagreement, 2 usage error, 3 partial
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING
 from submodel_profiler.errors import UsageError, check_output_folder
@@ -220,7 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="store_true",
         help="keep TensorFlow's C++ log lines on stderr (by default they are "
-        "silenced: 'Could not find cuda drivers' and the like)",
+        "silenced: 'Could not find cuda drivers' and the like), and print the seconds each "
+        "phase took (loading, walk, whole_graph, submodels, timing, cross_checks, memory, "
+        "machine; settings.phases in the JSON)",
     )
     p.add_argument(
         "--debug",
@@ -304,6 +308,7 @@ def run(args) -> int:
     build_shape = None
     if shapes:
         build_shape = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
+    started = time.perf_counter()
     custom = import_custom_objects(args.custom_objects)
     loaded = load_model(
         args.model,
@@ -322,11 +327,19 @@ def run(args) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.batch_sizes:
         return run_sweep(args, loaded, settings, progress)
+    loading_s = time.perf_counter() - started
     report = profile_model(
         loaded.model,
         batch_size=args.batch_size,
         **_profile_options(args, loaded, settings, progress),
     )
+    phases = {"loading": loading_s, **report.settings.phases}
+    report = dataclasses.replace(
+        report, settings=dataclasses.replace(report.settings, phases=phases)
+    )
+    if args.verbose:
+        spent = "   ".join(f"{name} {s:.2f} s" for name, s in phases.items())
+        print(f"phases: {spent}", file=sys.stderr)
     text = render(report, args.format, top=args.top, sort=args.sort, columns=args.columns)
     if args.plot:
         from submodel_profiler.plots import write_plot

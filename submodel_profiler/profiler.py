@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import time
 from dataclasses import dataclass, field
 
 from submodel_profiler.bandwidth import measure_bandwidth
@@ -123,34 +124,37 @@ def profile_model(
         raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
     levels = check_depth(depth)
     check_model(model, expand_nested)
+    clock = Phases()
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes)
         nested: list = []
-        with _phase("walking the layer graph"):
+        with _phase("walking the layer graph"), clock("walk"):
             planned = plan_rows(model, expand_nested=expand_nested, depth=levels, parents=nested)
-        with _phase("tracing the whole model"):
+        with _phase("tracing the whole model"), clock("whole_graph"):
             whole = profile_whole_graph(model, planned, specs, levels, tuple(nested))
     else:
         check_batch_size(batch_size)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
-        with _phase("tracing the subclassed model"):
+        with _phase("tracing the subclassed model"), clock("whole_graph"):
             whole = trace_subclassed(model, specs, levels)
     rows, parents = list(whole.rows), list(whole.parents)
     timed, others = _Timing(), OtherMethods()
     int_high = integer_input_bound(model)
     with tf_warnings_silenced():
-        results, interrupted = _profile_submodels(rows + parents, whole, progress)
+        with clock("submodels"):
+            results, interrupted = _profile_submodels(rows + parents, whole, progress)
         timed = _Timing(interrupted=interrupted)
         if timing and not interrupted:
-            with _phase("timing the rows"):
+            with _phase("timing the rows"), clock("timing"):
                 timed = _time_rows(
                     model, results, whole, specs, timing_settings, progress, int_high
                 )
         if timing and not timed.interrupted:
             try:
-                others = other_methods(
-                    model, whole, specs, step_stats_runs, callback_samples, int_high
-                )
+                with clock("cross_checks"):
+                    others = other_methods(
+                        model, whole, specs, step_stats_runs, callback_samples, int_high
+                    )
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
     counted_params: set = set()  # ids of layers whose weights a row already counts
@@ -164,8 +168,9 @@ def profile_model(
             dataclasses.replace(r, measured_peak_bytes=measured.get(p.key))
             for r, p in zip(layers, rows)
         )
-    measured = _measured_memory(model, others, specs, int_high) if timing else {}
-    memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
+    with clock("memory"):
+        measured = _measured_memory(model, others, specs, int_high) if timing else {}
+        memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
     parent_params: set = set()
@@ -197,12 +202,30 @@ def profile_model(
     )
     peak = bandwidth = None
     if timing and measure_peak and report.status != "interrupted":
-        peak, bandwidth, errors = measure_machine(timing_settings, compute_dtype(layers))
+        with clock("machine"):
+            peak, bandwidth, errors = measure_machine(timing_settings, compute_dtype(layers))
         errors = {**report.cross_check.method_errors, **errors}
         report = dataclasses.replace(
             report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
         )
-    return add_derived_fields(report, peak, bandwidth)
+    settings = dataclasses.replace(report.settings, phases=dict(clock.seconds))
+    return add_derived_fields(dataclasses.replace(report, settings=settings), peak, bandwidth)
+
+
+class Phases:
+    """Seconds spent in each named phase of a profile (`settings.phases`), accumulated:
+    `with phases("timing"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
 def measure_machine(settings: TimingSettings, dtype: str) -> tuple:

@@ -92,6 +92,9 @@ class Settings:
         "tf.timestamp; per-segment overhead of an empty body subtracted"
     )
     overhead_us: float | None = None  # the subtracted per-segment overhead
+    # seconds spent in each phase of the profile (loading, walk, whole_graph, submodels,
+    # timing, cross_checks, memory, machine); --verbose prints them
+    phases: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,16 @@ def test_free_dims_need_input_shape(tmp_path, keras):
     assert result.returncode == 2 and "--input-shape" in result.stderr
     result = run_cli([str(path), "--no-timing", "--input-shape", "32,32,3"])
     assert result.returncode == 0, result.stderr
+
+
+def test_verbose_prints_where_the_time_went(model_file, tmp_path):
+    out = tmp_path / "r.json"
+    result = run_cli(
+        [model_file, "--no-timing", "--verbose", "--format", "json", "--output", str(out)]
+    )
+    assert result.returncode == 0, result.stderr
+    phases = json.loads(out.read_text())["settings"]["phases"]
+    assert {"loading", "walk", "whole_graph", "submodels", "memory"} <= set(phases)
+    assert all(s >= 0 for s in phases.values())
+    line = next(x for x in result.stderr.splitlines() if x.startswith("phases: "))
+    assert all(name in line for name in phases)
