@@ -66,23 +66,58 @@ class Count:
 
 ZERO = Count()
 
-# Op types that move, reshape, read, route or generate data and do no arithmetic. They are
-# neither counted nor reported as uncounted.
+# Which op types are arithmetic (one rule, used by every measurement that needs it):
+#
+#   An op is data movement when every output element is (a) a copy of one input element, whole,
+#   in part (`Real`, `Imag`, `Complex` pairs two) or converted to another dtype (`Cast`), placed
+#   by indices, masks, offsets or shapes the op is given, or (b) a constant or a value generated
+#   from shapes, indices, scalars or a seed alone (`Fill`, `Range`, `OneHot`, random numbers),
+#   or (c) booleans or bits computed from booleans or bits (`LogicalAnd`, `Any`, `BitwiseAnd`):
+#   no float arithmetic on the model's values. Checks (`Assert`, `CheckNumerics`) and graph
+#   plumbing produce no value. Every other op is arithmetic, including an op that compares
+#   values to decide what it outputs (`TopKV2`, `Unique`: comparisons count, as TF counts
+#   `Greater`, `ArgMax` and we count `Max`) and one that combines the values it places
+#   (`ScatterNd` and `UnsortedSegmentSum` add, `TensorScatterMax` compares): these have rules
+#   in `RULES`. A scatter that overwrites (`TensorScatterUpdate`) is data movement.
+#
+# Data movement is neither counted nor reported as uncounted; an arithmetic op type without a
+# rule (and without TF's count) is reported as uncounted, and the verdict says "lower bound".
 NON_ARITHMETIC_OPS = frozenset(
     """
-    Placeholder Const Identity IdentityN NoOp ReadVariableOp VarHandleOp AssignVariableOp
-    Reshape Shape ShapeN Size Rank Squeeze ExpandDims StridedSlice Slice ConcatV2 Concat Pack
-    Unpack Transpose Pad PadV2 MirrorPad Fill Range GatherV2 GatherNd Gather ResourceGather
-    ResourceGatherNd Tile Split SplitV StopGradient PreventGradient BroadcastTo BroadcastArgs
-    ZerosLike OnesLike Cast Bitcast Snapshot DepthToSpace SpaceToDepth ResizeNearestNeighbor
-    Select SelectV2 Where Enter Exit Merge Switch NextIteration LoopCond _Arg _Retval EnsureShape
-    CheckNumerics Assert ReverseV2 ReverseSequence OneHot InvertPermutation Unique
-    LogicalAnd LogicalOr LogicalNot Any All TensorListReserve TensorListFromTensor TensorListGetItem
-    TensorListSetItem TensorListStack TensorListElementShape TensorListLength TensorListPushBack
-    TensorListPopBack TensorListConcatV2 TensorListSplit TensorListResize TensorListGather
-    TensorListScatterIntoExistingList MatrixBandPart MatrixDiag MatrixDiagV3 MatrixDiagPartV3
-    MatrixSetDiagV3 SpaceToBatchND BatchToSpaceND UnsortedSegmentSum RandomUniform
-    RandomStandardNormal StatelessRandomUniformV2 StatelessRandomNormalV2 PlaceholderWithDefault
+    Placeholder PlaceholderV2 PlaceholderWithDefault Const Identity IdentityN NoOp Snapshot
+    ReadVariableOp VarHandleOp AssignVariableOp VariableShape VarIsInitializedOp _Arg _Retval
+    Enter Exit Merge Switch NextIteration LoopCond EnsureShape CheckNumerics CheckNumericsV2
+    Assert Print PrintV2 Copy DeepCopy GuaranteeConst StopGradient PreventGradient
+    Reshape Shape ShapeN Size Rank Squeeze ExpandDims BroadcastArgs BroadcastGradientArgs
+    ConcatOffset DataFormatDimMap DataFormatVecPermute InvertPermutation
+    StridedSlice Slice XlaDynamicSlice StridedSliceGrad TensorStridedSliceUpdate
+    StridedSliceAssign ResourceStridedSliceAssign XlaDynamicUpdateSlice InplaceUpdate
+    ConcatV2 Concat ParallelConcat Pack Unpack Split SplitV Tile BroadcastTo Transpose
+    Pad PadV2 MirrorPad XlaPad Roll ReverseV2 Reverse ReverseSequence
+    DepthToSpace SpaceToDepth SpaceToBatch SpaceToBatchND BatchToSpace BatchToSpaceND
+    ExtractImagePatches ExtractVolumePatches ResizeNearestNeighbor
+    GatherV2 GatherNd Gather ResourceGather ResourceGatherNd XlaGather CollectiveGather
+    CollectiveGatherV2 DynamicPartition DynamicStitch ParallelDynamicStitch
+    TensorScatterUpdate ScatterNdUpdate ScatterUpdate ResourceScatterUpdate
+    ResourceScatterNdUpdate Select SelectV2 Where MatrixBandPart BatchMatrixBandPart
+    Diag DiagPart MatrixDiag MatrixDiagV2 MatrixDiagV3 MatrixDiagPart MatrixDiagPartV2
+    MatrixDiagPartV3 MatrixSetDiag MatrixSetDiagV2 MatrixSetDiagV3 BatchMatrixDiag
+    BatchMatrixDiagPart BatchMatrixSetDiag
+    Cast Bitcast Complex Real Imag
+    Fill Empty ZerosLike OnesLike Range LinSpace OneHot
+    RandomUniform RandomUniformInt RandomStandardNormal TruncatedNormal RandomShuffle
+    StatelessRandomUniform StatelessRandomUniformV2 StatelessRandomUniformInt
+    StatelessRandomUniformIntV2 StatelessRandomUniformFullInt StatelessRandomUniformFullIntV2
+    StatelessRandomNormal StatelessRandomNormalV2 StatelessTruncatedNormal
+    StatelessTruncatedNormalV2 StatelessRandomGetKeyCounter StatelessRandomGetAlg
+    StatelessRandomGetKeyCounterAlg StatelessShuffle
+    LogicalAnd LogicalOr LogicalNot Any All BitwiseAnd BitwiseOr BitwiseXor Invert LeftShift
+    RightShift PopulationCount
+    TensorListReserve TensorListFromTensor TensorListGetItem TensorListSetItem TensorListStack
+    TensorListElementShape TensorListLength TensorListPushBack TensorListPopBack
+    TensorListConcat TensorListConcatV2 TensorListConcatLists TensorListSplit TensorListResize
+    TensorListGather TensorListScatter TensorListScatterV2 TensorListScatterIntoExistingList
+    TensorListPushBackBatch EmptyTensorList
     """.split()
 )
 
@@ -148,7 +183,8 @@ ELEMENTWISE_OPS = frozenset(
     Relu Relu6 Elu Selu LeakyRelu Gelu Tanh Sigmoid Exp Expm1 Log1p Erf Erfc Sqrt Softplus
     Softsign Abs Sign Floor Ceil Round Rint Sin Cos Tan Asin Acos Atan Sinh Cosh Asinh Acosh
     Atanh Atan2 Inv Reciprocal FloorDiv FloorMod Mod TruncateDiv TruncateMod DivNoNan Div
-    MulNoNan Xdivy Xlogy Xlog1py IsNan IsInf IsFinite Lgamma Digamma ClipByValue
+    MulNoNan Xdivy Xlogy Xlog1py IsNan IsInf IsFinite Lgamma Digamma ClipByValue Conj Angle
+    ComplexAbs
     """.split()
 )
 
@@ -195,6 +231,127 @@ def batch_norm_flops(input_shape) -> int:
 def pool_3d_flops(output_shape, ksize) -> int:
     """AvgPool3D/MaxPool3D: window volume per output element. # ksize: [1, kd, kh, kw, 1]"""
     return elements(output_shape) * elements(ksize)
+
+
+# Image resampling: a weighted sum of taps per output element, a multiply-add (2 float ops)
+# per tap; the weights and source indices are computed once per output row and column, not
+# per element, and are not counted. fvcore counts upsample_bilinear2d as 4 per output element
+# in its convention of 1 flop per multiply-add: the same 4 taps.
+RESIZE_TAPS = {"ResizeBilinear": 4, "ResizeBicubic": 16}
+
+# ScaleAndTranslate's kernels and their radii (tensorflow/core/kernels/image/sampling_kernels.h).
+SAMPLING_KERNEL_RADII = {
+    "lanczos1": 1.0,
+    "lanczos3": 3.0,
+    "lanczos5": 5.0,
+    "gaussian": 1.5,
+    "box": 1.0,
+    "triangle": 1.0,
+    "keyscubic": 2.0,
+    "mitchellcubic": 2.0,
+}
+
+# Fourier transforms: op type -> (transformed dims, whether the real signal is half of it).
+FFT_OPS = {
+    "FFT": (1, False),
+    "IFFT": (1, False),
+    "FFT2D": (2, False),
+    "IFFT2D": (2, False),
+    "FFT3D": (3, False),
+    "IFFT3D": (3, False),
+    "RFFT": (1, True),
+    "IRFFT": (1, True),
+    "RFFT2D": (2, True),
+    "IRFFT2D": (2, True),
+    "RFFT3D": (3, True),
+    "IRFFT3D": (3, True),
+}
+
+# Segment reductions: 1 per element of `data` (input 0), as our reductions count.
+SEGMENT_OPS = frozenset(
+    """
+    SegmentSum SegmentSumV2 SegmentProd SegmentProdV2 SegmentMax SegmentMaxV2 SegmentMin
+    SegmentMinV2 SegmentMean UnsortedSegmentSum UnsortedSegmentProd UnsortedSegmentMax
+    UnsortedSegmentMin
+    """.split()
+)
+
+# Scatters that combine each update with what is there: op type -> index of `updates`.
+SCATTER_COMBINE_OPS = {
+    "ScatterNd": 1,  # adds duplicates: each update is added into a zero tensor
+    **dict.fromkeys(
+        """
+        TensorScatterAdd TensorScatterSub TensorScatterMax TensorScatterMin
+        ScatterNdNonAliasingAdd ScatterNdAdd ScatterNdSub ScatterNdMax ScatterNdMin ScatterAdd
+        ScatterSub ScatterMul ScatterDiv ScatterMax ScatterMin ResourceScatterAdd
+        ResourceScatterSub ResourceScatterMul ResourceScatterDiv ResourceScatterMax
+        ResourceScatterMin ResourceScatterNdAdd ResourceScatterNdSub ResourceScatterNdMax
+        ResourceScatterNdMin
+        """.split(),
+        2,
+    ),
+}
+
+# Selections that compare values: top-k and unique elements.
+TOP_K_OPS = frozenset({"TopKV2", "TopK"})
+UNIQUE_OPS = frozenset({"Unique", "UniqueV2", "UniqueWithCounts", "UniqueWithCountsV2"})
+
+
+def resize_flops(output_shape, taps: int) -> int:
+    """ResizeBilinear (4 taps), ResizeBicubic (16 taps), CropAndResize (bilinear, 4 taps): a
+    multiply-add per tap, 2 · taps per output element. # output: [N, H_out, W_out, C]"""
+    return 2 * taps * elements(output_shape)
+
+
+def sampling_span(input_size: int, scale: float, radius: float, antialias: bool) -> int:
+    """ScaleAndTranslate's taps along one axis (its kernel's `span_size`):
+    min(2·⌈radius · kernel_scale⌉ + 1, input size), kernel_scale = max(1/scale, 1) with
+    antialias (the kernel widens when downsampling), else 1."""
+    kernel_scale = max(1.0 / scale, 1.0) if antialias else 1.0
+    return min(2 * math.ceil(radius * kernel_scale) + 1, input_size)
+
+
+def scale_and_translate_flops(input_shape, output_shape, spans) -> int:
+    """ScaleAndTranslate: separable, rows first into [N, H_out, W_in, C], then columns; a
+    multiply-add per tap: 2·N·C·(H_out·W_in·span_h + H_out·W_out·span_w).
+    # input: [N, H_in, W_in, C], output: [N, H_out, W_out, C], spans: (span_h, span_w)"""
+    n, _, w_in, c = input_shape
+    _, h_out, w_out, _ = output_shape
+    span_h, span_w = spans
+    return 2 * n * c * (h_out * w_in * span_h + h_out * w_out * span_w)
+
+
+def fft_flops(transforms: int, length: int, real: bool) -> int:
+    """FFT/IFFT (1-3D): 5·N·log2 N per complex transform of N points (N: the product of the
+    transformed dims), half of it for a real signal (RFFT/IRFFT): FFTW's benchFFT convention
+    for the float ops of a transform, whatever algorithm runs. # transforms: batch elements"""
+    per_transform = 5 * length * math.log2(length) if length > 1 else 0.0
+    return round(transforms * per_transform / (2 if real else 1))
+
+
+def segment_flops(data_shape) -> int:
+    """SegmentSum, UnsortedSegmentSum, ... Max/Min/Prod/Mean: 1 per data element (each is
+    combined into its segment). # data: [n, ...]"""
+    return elements(data_shape)
+
+
+def scatter_combine_flops(updates_shape) -> int:
+    """ScatterNd (adds duplicates), TensorScatterAdd/Sub/Max/Min, ...: 1 per update element
+    (each is combined with what its index holds). # updates: [k, ...]"""
+    return elements(updates_shape)
+
+
+def top_k_flops(input_shape, k: int) -> int:
+    """TopKV2: n·(1 + ⌈log2 k⌉) comparisons per row of n (a heap of the k largest: one
+    comparison with its smallest per element, ⌈log2 k⌉ more to sift one in; k = 1 is Max's
+    count, k = n, as `tf.sort` calls it, a heap sort's). # input: [..., n]"""
+    return elements(input_shape) * (1 + max(k - 1, 0).bit_length())
+
+
+def unique_flops(input_shape) -> int:
+    """Unique, UniqueWithCounts: 1 comparison per input element (a hash-table lookup of
+    each). # input: [n]"""
+    return elements(input_shape)
 
 
 # --- MACs of contraction ops -----------------------------------------------------------------
@@ -341,32 +498,102 @@ def is_float(tensor) -> bool:
 
 
 def rule_flops(op) -> int | None:
-    """Float ops of `op` by our rules (op types TF's profiler skips), or None: no rule applies
-    or the shapes are not static. Non-float elementwise ops (integer indices) count 0."""
-    t = op.type
-    if t == "Einsum":
-        return _einsum_flops(op)
-    if t in ELEMENTWISE_OPS:
-        if not op.outputs or not is_float(op.outputs[0]):
+    """Float ops of `op` by our rules (`RULES`: op types TF's profiler skips), or None: no
+    rule applies or the shapes are not static. Non-float data (integer indices) counts 0."""
+    rule = RULES.get(op.type)
+    if rule is None:
+        return None
+    try:
+        return rule(op)
+    except (ValueError, TypeError, IndexError):  # an attr or input this op version lacks
+        return None
+
+
+def _float_rule(rule, index: int = 0, of_output: bool = False):
+    """A graph rule applying `rule(shape)` to input (or output) `index`: 0 for non-float data,
+    None when its shape is not static."""
+
+    def apply(op) -> int | None:
+        tensor = op.outputs[index] if of_output else op.inputs[index]
+        if not is_float(tensor):
             return 0
-        shape = static_shape(op.outputs[0])
-        return None if shape is None else elementwise_flops(shape)
-    shape = static_shape(op.inputs[0]) if op.inputs else None
-    if t in REDUCTION_OPS:
-        if not is_float(op.inputs[0]):
-            return 0
-        return None if shape is None else reduction_flops(shape)
-    if t in SOFTMAX_LIKE_OPS:
-        return None if shape is None else softmax_like_flops(shape)
-    if t in BATCH_NORM_OPS:
-        return None if shape is None else batch_norm_flops(shape)
-    if t in UNREGISTERED_CONTRACTIONS:
-        macs = op_macs(op)
-        return 2 * macs if macs else None
-    if t in POOL_3D_OPS:
-        out = static_shape(op.outputs[0])
-        return None if out is None else pool_3d_flops(out, list(op.get_attr("ksize")))
-    return None
+        shape = static_shape(tensor)
+        return None if shape is None else rule(shape)
+
+    return apply
+
+
+def _batch_norm(op) -> int | None:
+    shape = static_shape(op.inputs[0])
+    return None if shape is None else batch_norm_flops(shape)
+
+
+def _unregistered_contraction(op) -> int | None:
+    macs = op_macs(op)
+    return 2 * macs if macs else None
+
+
+def _pool_3d(op) -> int | None:
+    out = static_shape(op.outputs[0])
+    return None if out is None else pool_3d_flops(out, list(op.get_attr("ksize")))
+
+
+def _resize(op) -> int | None:
+    out = static_shape(op.outputs[0])
+    return None if out is None else resize_flops(out, RESIZE_TAPS[op.type])
+
+
+def _crop_and_resize(op) -> int | None:
+    out = static_shape(op.outputs[0])
+    if out is None:
+        return None
+    return 0 if op.get_attr("method") == b"nearest" else resize_flops(out, 4)  # nearest: a copy
+
+
+def _scale_and_translate(op) -> int | None:
+    """ScaleAndTranslate with its constant `scale` input, or, when that is computed in the
+    graph (as `tf.image.resize` does), output size ÷ input size, the scale it computes."""
+    x, out = static_shape(op.inputs[0]), static_shape(op.outputs[0])
+    if x is None or out is None:
+        return None
+    scale = _constant(op.inputs[2])
+    if scale is None:
+        scale = (out[1] / x[1], out[2] / x[2])
+    radius = SAMPLING_KERNEL_RADII[op.get_attr("kernel_type").decode()]
+    antialias = op.get_attr("antialias")
+    spans = tuple(sampling_span(x[i], float(scale[i - 1]), radius, antialias) for i in (1, 2))
+    return scale_and_translate_flops(x, out, spans)
+
+
+def _fft(op) -> int | None:
+    """FFT ops: N is the product of the transformed dims of the complex signal (FFT, IFFT),
+    of the `fft_length` input (RFFT), or of the real output (IRFFT)."""
+    dims, real = FFT_OPS[op.type]
+    signal = op.outputs[0] if op.type.startswith("IRFFT") else op.inputs[0]
+    shape = static_shape(signal)
+    if shape is None:
+        return None
+    length = elements(shape[-dims:])
+    if op.type.startswith("RFFT"):
+        fft_length = _constant(op.inputs[1])
+        if fft_length is None:
+            return None
+        length = elements(int(n) for n in fft_length)
+    return fft_flops(elements(shape[:-dims]), length, real)
+
+
+def _top_k(op) -> int | None:
+    x, out = static_shape(op.inputs[0]), static_shape(op.outputs[0])
+    if not is_float(op.inputs[0]):
+        return 0
+    return None if x is None or out is None else top_k_flops(x, out[-1])
+
+
+def _constant(tensor):
+    """The value of a tensor TF can fold to a constant, or None."""
+    from tensorflow.python.framework import tensor_util
+
+    return tensor_util.constant_value(tensor)
 
 
 def _einsum_flops(op) -> int | None:
@@ -378,6 +605,28 @@ def _einsum_flops(op) -> int | None:
         return einsum_single_operand_flops(equation, shapes)
     macs = einsum_macs(equation, shapes)
     return 2 * macs if macs else einsum_product_flops(equation, shapes)
+
+
+# The rule table: op type -> its float ops from the graph op (None: shapes not static). Only
+# consulted where TF registers no count; op types in none of TF's, these and NON_ARITHMETIC_OPS
+# are reported as uncounted.
+RULES = {
+    "Einsum": _einsum_flops,
+    **dict.fromkeys(ELEMENTWISE_OPS, _float_rule(elementwise_flops, of_output=True)),
+    **dict.fromkeys(REDUCTION_OPS, _float_rule(reduction_flops)),
+    **dict.fromkeys(SOFTMAX_LIKE_OPS, _float_rule(softmax_like_flops)),
+    **dict.fromkeys(BATCH_NORM_OPS, _batch_norm),
+    **dict.fromkeys(UNREGISTERED_CONTRACTIONS, _unregistered_contraction),
+    **dict.fromkeys(POOL_3D_OPS, _pool_3d),
+    **dict.fromkeys(RESIZE_TAPS, _resize),
+    "CropAndResize": _crop_and_resize,
+    "ScaleAndTranslate": _scale_and_translate,
+    **dict.fromkeys(FFT_OPS, _fft),
+    **dict.fromkeys(SEGMENT_OPS, _float_rule(segment_flops)),
+    **{t: _float_rule(scatter_combine_flops, i) for t, i in SCATTER_COMBINE_OPS.items()},
+    **dict.fromkeys(TOP_K_OPS, _top_k),
+    **dict.fromkeys(UNIQUE_OPS, _float_rule(unique_flops)),
+}
 
 
 def op_macs(op) -> int:

@@ -409,3 +409,144 @@ def test_keras_hub_bert_attention_matches_the_textbook(keras):
     assert len(encoder) == layers
     assert all(r.macs == per_layer for r in encoder)
     assert report.totals.macs == layers * per_layer + hdim * hdim  # + the pooler dense
+
+
+# --- data movement vs arithmetic; resampling, FFT, selections, scatters and segments --------
+
+
+def _graph_count(fn, *specs):
+    """count_graph_flops of `fn` traced at `specs` (tf.TensorSpec)."""
+    import tensorflow as tf
+
+    from submodel_profiler.flops import count_graph_flops
+
+    return count_graph_flops(tf.function(fn).get_concrete_function(*specs).graph)
+
+
+def test_data_movement_types_are_tf_op_types_and_never_counted_by_tf_or_a_rule():
+    import tensorflow  # noqa: F401  (registers the op types and TF's statistics)
+    from tensorflow.python.framework import op_def_registry, ops
+
+    from submodel_profiler.counting import NON_ARITHMETIC_OPS, RULES
+
+    tf_counted = {key.split(",")[0] for key in ops._stats_registry.list() if key.endswith(",flops")}
+    assert [t for t in sorted(NON_ARITHMETIC_OPS) if op_def_registry.get(t) is None] == []
+    assert NON_ARITHMETIC_OPS.isdisjoint(tf_counted)  # data movement is checked first
+    assert NON_ARITHMETIC_OPS.isdisjoint(RULES)
+    # Adding values is arithmetic, however the values are placed.
+    assert {"UnsortedSegmentSum", "ScatterNd", "TopKV2", "Unique"}.isdisjoint(NON_ARITHMETIC_OPS)
+
+
+def test_roll_slice_update_and_scatter_update_move_data_and_the_count_is_no_lower_bound(keras):
+    ops = keras.ops
+    b, n = 2, 16
+    x = inputs = keras.Input((n,), batch_size=b)
+    x = keras.layers.Dense(n, name="dense")(x)
+    x = ops.roll(x, 3, axis=1)  # Roll (shifted-window attention)
+    x = ops.slice_update(x, (0, 2), ops.zeros((b, 4)))  # XlaDynamicUpdateSlice
+    x = ops.scatter_update(x, [[0, 1]], [5.0])  # TensorScatterUpdate
+    report = _profile(keras.Model(inputs, x), batch_size=b)
+    assert_exact(report)
+    assert report.cross_check.lower_bound_rows == ()
+    assert report.cross_check.uncounted_ops == {}
+    assert all(row.uncounted_ops == {} for row in report.layers)
+    assert report.totals.flops == 2 * b * n * n + b * n  # the Dense's matmul and bias only
+
+
+@pytest.mark.parametrize("interpolation, taps", [("bilinear", 4), ("bicubic", 16)])
+def test_resizing_is_a_multiply_add_per_tap(keras, interpolation, taps):
+    b, c = 2, 3
+    layer = keras.layers.Resizing(16, 12, interpolation=interpolation)
+    _, report = _single_row(keras, layer, (8, 6, c), batch=b)
+    (row,) = report.layers
+    assert row.uncounted_ops == {}
+    assert row.flops == 2 * taps * b * 16 * 12 * c
+    assert row.macs == 0
+    assert_exact(report)
+
+
+def test_nearest_resizing_is_a_copy(keras):
+    layer = keras.layers.Resizing(16, 16, interpolation="nearest")
+    _, report = _single_row(keras, layer, (8, 8, 3))
+    (row,) = report.layers
+    assert row.uncounted_ops == {}
+    assert row.flops == 0
+    assert report.cross_check.lower_bound_rows == ()
+
+
+@pytest.mark.parametrize(
+    "interpolation, antialias, out, span",
+    [
+        ("lanczos3", False, 16, 2 * 3 + 1),  # radius 3, upsampling: 7 taps
+        ("bilinear", True, 4, 2 * 1 * 2 + 1),  # triangle radius 1, widened 2× to downsample 2×
+    ],
+)
+def test_scale_and_translate_is_separable_spans_of_multiply_adds(
+    keras, interpolation, antialias, out, span
+):
+    b, h_in, w_in, c = 2, 8, 8, 3
+    layer = keras.layers.Resizing(out, out, interpolation=interpolation, antialias=antialias)
+    _, report = _single_row(keras, layer, (h_in, w_in, c), batch=b)
+    (row,) = report.layers
+    assert row.uncounted_ops == {}
+    # rows first (into [b, out, w_in, c]), then columns; TF counts the scale's RealDiv itself
+    assert row.flops - row.tf_flops == 2 * b * c * (out * w_in * span + out * out * span)
+    assert_exact(report)
+
+
+def test_fft_is_5_n_log2_n_per_transform_and_half_for_a_real_signal():
+    import tensorflow as tf
+
+    b, n = 3, 64
+    x = tf.TensorSpec((b, n))
+    fft = _graph_count(lambda x: tf.signal.fft(tf.complex(x, x)), x)
+    assert fft.uncounted_ops() == {}
+    assert fft.total.flops == b * 5 * n * 6  # log2 64 = 6
+    rfft = _graph_count(lambda x: tf.math.real(tf.signal.rfft(x)), x)
+    assert rfft.uncounted_ops() == {}
+    assert rfft.total.flops == b * 5 * n * 6 // 2
+    irfft = _graph_count(lambda x: tf.signal.irfft(tf.complex(x, x)), tf.TensorSpec((b, 33)))
+    assert irfft.total.flops == b * 5 * n * 6 // 2  # 33 bins → a real signal of 64
+    fft2d = _graph_count(lambda x: tf.signal.fft2d(tf.complex(x, x)), tf.TensorSpec((b, 8, 16)))
+    assert fft2d.total.flops == b * 5 * 128 * 7  # N = 8 · 16, log2 128 = 7
+
+
+@pytest.mark.parametrize("k", [1, 4, 16])
+def test_top_k_is_a_heap_of_k(keras, k):
+    rows, n = 3, 16
+    x = inputs = keras.Input((rows, n), batch_size=1)
+    report = _profile(keras.Model(inputs, keras.ops.top_k(x, k)[0]))
+    assert report.cross_check.uncounted_ops == {}
+    log2_k_ceil = {1: 0, 4: 2, 16: 4}[k]
+    assert report.totals.flops == rows * n * (1 + log2_k_ceil)  # k = 1: Max's count
+
+
+@pytest.mark.parametrize(
+    "segment", ["unsorted_segment_sum", "unsorted_segment_max", "unsorted_segment_prod"]
+)
+def test_segment_reductions_count_one_per_data_element(segment):
+    import tensorflow as tf
+
+    n, d = 6, 5
+    ids = tf.constant([0, 0, 1, 2, 2, 2])
+    reduce = getattr(tf.math, segment)
+    counted = _graph_count(lambda x: reduce(x, ids, 3), tf.TensorSpec((n, d)))
+    assert counted.uncounted_ops() == {}
+    assert counted.total.flops == n * d
+
+
+def test_sorted_segment_sum_scatter_nd_and_unique_count_one_per_element():
+    import tensorflow as tf
+
+    n, d = 6, 5
+    ids = tf.constant([0, 0, 1, 2, 2, 2])
+    sorted_sum = _graph_count(lambda x: tf.math.segment_sum(x, ids), tf.TensorSpec((n, d)))
+    assert sorted_sum.uncounted_ops() == {}
+    assert sorted_sum.total.flops == n * d
+    rows = tf.constant([[1], [3], [1]])  # row 1 twice: ScatterNd adds the duplicates
+    scatter = _graph_count(lambda u: tf.scatter_nd(rows, u, (4, d)), tf.TensorSpec((3, d)))
+    assert scatter.uncounted_ops() == {}
+    assert scatter.total.flops == 3 * d
+    unique = _graph_count(lambda v: tf.unique(v)[0], tf.TensorSpec((n,)))
+    assert unique.uncounted_ops() == {}
+    assert unique.total.flops == n
