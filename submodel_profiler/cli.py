@@ -51,6 +51,7 @@ examples:
   python -m submodel_profiler MobileNetV3Large
   python -m submodel_profiler model.keras --input-shape 128,128,3 --format json --output report.json
   python -m submodel_profiler ResNet50 --batch-size 8 --no-timing
+  python -m submodel_profiler bert.keras --seq-len 128 --no-timing
   python -m submodel_profiler MobileNetV3Large --sort time --top 20 --plot mnv3.png
   python -m submodel_profiler MobileNetV3Large --batch-sizes 1,8,32 --no-timing
 
@@ -90,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         "an input has undefined dims; "
         "for applications it sets the size they are built at (default: their "
         "documented size, e.g. 224,224,3 or 299,299,3)",
+    )
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sequence length of every input whose only free dim is the one right after the "
+        "batch: (batch, seq) token ids, segment ids and padding masks of a text model, and "
+        "(batch, seq, features) inputs with the features fixed; an input --input-shape names "
+        "keeps that shape. Refused where it would fill no input",
     )
     p.add_argument(
         "--format",
@@ -264,6 +275,8 @@ def validate(args) -> None:
     if args.min_repeats is None:  # the user asked for no minimum: never more than --repeats
         args.min_repeats = max(1, min(DEFAULT_MIN_REPEATS, args.repeats))
     args.input_shapes = parse_input_shapes(args.input_shape)
+    if args.seq_len is not None and args.seq_len < 1:
+        raise UsageError(f"--seq-len must be a positive integer. Received: {args.seq_len}.")
     for flag, value, low in (
         ("--repeats", args.repeats, 1),
         ("--min-repeats", args.min_repeats, 1),
@@ -357,6 +370,7 @@ def _profile_options(args, loaded, settings, progress: bool) -> dict:
     """The keyword arguments of profile_model (and profile_sweep) the flags set."""
     return {
         "input_shapes": args.input_shapes,
+        "seq_len": args.seq_len,
         "timing": not args.no_timing,
         "timing_settings": settings,
         "source": loaded.source,
@@ -403,13 +417,20 @@ def main(argv=None) -> int:
             import_tensorflow_quietly()
         return run(args)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_usage_message(e, argv)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C) before a report could be written.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as e:  # a crash: say where, keep the traceback for --debug
         return _crash(e, args.debug)
+
+
+def _usage_message(error: UsageError, argv) -> str:
+    """The paragraph after `error:`; inputs with free dims get the user's command completed."""
+    from submodel_profiler.specs import FreeDimsError
+
+    return error.for_command(argv) if isinstance(error, FreeDimsError) else str(error)
 
 
 def _crash(error: Exception, debug: bool) -> int:

@@ -39,7 +39,12 @@ from submodel_profiler.report import (
     row_label,
 )
 from submodel_profiler.roofline import arithmetic_intensity
-from submodel_profiler.specs import check_batch_size, input_name, resolve_input_specs
+from submodel_profiler.specs import (
+    check_batch_size,
+    check_subclassed_seq_len,
+    input_name,
+    resolve_input_specs,
+)
 from submodel_profiler.subclassed import subclassed_input_specs, trace_subclassed
 from submodel_profiler.submodels import SubModel, profile_submodel
 from submodel_profiler.tf_logging import tf_warnings_silenced
@@ -70,6 +75,7 @@ def profile_model(
     batch_size: int = 1,
     input_shapes=None,
     *,
+    seq_len: int | None = None,
     timing: bool = True,
     timing_settings: TimingSettings = TimingSettings(),
     source: str | None = None,
@@ -88,6 +94,8 @@ def profile_model(
         model: a built Functional or Sequential Keras model.
         batch_size: batch dimension every graph is traced and timed with.
         input_shapes: per-sample shapes, one per model input, for inputs with free dims.
+        seq_len: the sequence length of every input whose only free dim is the one right after
+            the batch and that `input_shapes` does not name (docs/models.md#inputs).
         timing: measure isolated times (otherwise float ops only).
         timing_settings: repeats, tolerance and budget of the timing method.
         source: where the model came from, recorded in the report.
@@ -117,8 +125,8 @@ def profile_model(
         A Report; a multiply-add is 2 float ops in both conventions.
 
     Raises:
-        UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, ...),
-            or `counting` is not one of COUNTINGS.
+        UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, a
+            `seq_len` that fills no input, ...), or `counting` is not one of COUNTINGS.
     """
     if counting not in COUNTINGS:
         raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
@@ -126,7 +134,7 @@ def profile_model(
     check_model(model, expand_nested)
     clock = Phases()
     if graph_of(model) is not None:
-        specs = resolve_input_specs(model, batch_size, input_shapes)
+        specs = resolve_input_specs(model, batch_size, input_shapes, seq_len)
         nested: list = []
         with _phase("walking the layer graph"), clock("walk"):
             planned = plan_rows(model, expand_nested=expand_nested, depth=levels, parents=nested)
@@ -134,6 +142,7 @@ def profile_model(
             whole = profile_whole_graph(model, planned, specs, levels, tuple(nested))
     else:
         check_batch_size(batch_size)
+        check_subclassed_seq_len(model, seq_len)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
         with _phase("tracing the subclassed model"), clock("whole_graph"):
             whole = trace_subclassed(model, specs, levels)
