@@ -142,16 +142,20 @@ NO_TRAFFIC_OPS = ALIASING_OPS | frozenset(
 )
 
 
+def static_bytes(tensor) -> int | None:
+    """elements × dtype size of a tensor's static shape; None when the shape is not static or
+    the dtype has no fixed size (strings, handles). # tensor: tf.Tensor"""
+    n, size = tensor.shape.num_elements(), tensor.dtype.size
+    return None if n is None or not size else n * size
+
+
 def tensor_bytes(tensor) -> int | None:
-    """Bytes of a tensor at its dtype: elements × dtype size; 0 for a resource or variant
-    handle (a variable's or a TensorList's: the data it stands for is counted where an op reads
-    or writes it as a tensor); None when its shape is not static. # tensor: tf.Tensor"""
+    """Bytes of a tensor at its dtype (`static_bytes`); 0 for a resource or variant handle (a
+    variable's or a TensorList's: the data it stands for is counted where an op reads or writes
+    it as a tensor) and for a string; None when its shape is not static. # tensor: tf.Tensor"""
     if tensor.dtype.name in ("resource", "variant", "string"):
         return 0
-    shape = tensor.shape
-    if shape.rank is None or not shape.is_fully_defined():
-        return None
-    return elements(shape.as_list()) * tensor.dtype.size
+    return static_bytes(tensor)
 
 
 def op_bytes(op) -> int | None:

@@ -40,6 +40,7 @@ from submodel_profiler.counting import (
     BRANCH_OP_TYPES,
     CALL_OP_TYPES,
     WHILE_OP_TYPES,
+    static_bytes,
 )
 from submodel_profiler.flops import _graph_roots, _live
 
@@ -119,7 +120,7 @@ def _buffers(ops, outputs: set, captured: set):
             if t.name in buffer_of:
                 buffer_of[t.name].end = max(buffer_of[t.name].end, step)
         if op.type == "ReadVariableOp":
-            variables.setdefault(op.inputs[0].name, _nbytes(op.outputs[0]) or 0)
+            variables.setdefault(op.inputs[0].name, static_bytes(op.outputs[0]) or 0)
         for i, out in enumerate(op.outputs):
             if _is_weight(op, i, data, weights, captured):
                 weights.add(out.name)
@@ -128,10 +129,10 @@ def _buffers(ops, outputs: set, captured: set):
             if source is not None and source.name in buffer_of:
                 buffer = buffer_of[source.name]
                 if buffer.nbytes is None:
-                    buffer.nbytes = _nbytes(out)
+                    buffer.nbytes = static_bytes(out)
             else:
                 start = 0 if op.type == "Placeholder" else step
-                buffer = _Buffer(_nbytes(out), start, step)
+                buffer = _Buffer(static_bytes(out), start, step)
                 buffers.append(buffer)
             buffer_of[out.name] = buffer
             if out.name in outputs:
@@ -160,13 +161,6 @@ def _aliased_input(op, i: int):
         return None
     j = i if op.type == "IdentityN" else 0
     return op.inputs[j] if j < len(op.inputs) else None
-
-
-def _nbytes(tensor) -> int | None:
-    """elements × dtype size of `tensor`'s static shape; None when unknown (or a string)."""
-    elements = tensor.shape.num_elements()
-    size = tensor.dtype.size
-    return None if elements is None or not size else elements * size
 
 
 def _sweep(ops, buffers) -> dict:

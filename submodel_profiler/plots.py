@@ -14,6 +14,7 @@ import os
 from submodel_profiler.errors import UsageError, check_output_folder
 from submodel_profiler.methods import TIMING_METHODS
 from submodel_profiler.report import LayerRow, Report
+from submodel_profiler.roofline import ridge_point
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 METHOD_ROWS = 12  # rows in the timing-methods panel (longest isolated times)
@@ -227,7 +228,7 @@ def _roofline(ax, report: Report) -> None:
     rest = [(x, y) for x, y, t in points if t not in common]
     if rest:
         ax.scatter(*zip(*rest), s=18, color="lightgrey", label="other types")
-    ridge = env.peak_flop_per_s / env.peak_bytes_per_s
+    ridge = ridge_point(env.peak_flop_per_s, env.peak_bytes_per_s)
     xs = [p[0] for p in points]
     lo, hi = min(min(xs), ridge) / 3, max(max(xs), ridge) * 3
     ax.plot([lo, ridge], [lo * env.peak_bytes_per_s, env.peak_flop_per_s], color="black")

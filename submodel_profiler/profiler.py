@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -171,12 +172,6 @@ def profile_model(
         _layer_row(row, whole, results[row.key], timed, others, counting, counted_params)
         for row in rows
     )
-    if others.unfused is not None and others.unfused.row_peak_bytes:
-        measured = others.unfused.row_peak_bytes
-        layers = tuple(
-            dataclasses.replace(r, measured_peak_bytes=measured.get(p.key))
-            for r, p in zip(layers, rows)
-        )
     with clock("memory"):
         measured = _measured_memory(model, others, specs, int_high) if timing else {}
         memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
@@ -512,6 +507,7 @@ def _layer_row(
         bytes_accessed=accessed,
         arithmetic_intensity=arithmetic_intensity(flops, accessed),
         peak_activation_bytes=_row_peak(row, result),
+        measured_peak_bytes=others.unfused.row_peak_bytes.get(row.key) if others.unfused else None,
         time_us=timed.times.get(result.representative),
         error=_row_error(row, result, timed),
         uncounted_ops=whole.row_uncounted(row.key, counting),
@@ -606,14 +602,12 @@ def _prediction(whole: WholeGraph, layers) -> dict:
     {} without times, or where a row failed in the trace (its graph is not the model's)."""
     if not whole.complete or not any(r.time_us for r in layers):
         return {}
-    import os
-
     import tensorflow as tf
 
     from submodel_profiler.schedule import predict
 
     # 0 is TF's default: one inter-op thread per schedulable core
-    threads = tf.config.threading.get_inter_op_parallelism_threads() or len(os.sched_getaffinity(0))
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or _cores()
     durations = [r.time_median_us or 0.0 for r in layers]  # inline rows have no time: 0
     p = predict(durations, whole.row_dependencies(), threads)
     return {
@@ -621,6 +615,12 @@ def _prediction(whole: WholeGraph, layers) -> dict:
         "critical_path_us": p.critical_path_us,
         "predicted_threads": p.threads,
     }
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them where the platform cannot say)."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def _timeline(others: OtherMethods):

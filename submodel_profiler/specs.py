@@ -252,16 +252,15 @@ class FreeDimsError(UsageError):
 def _suggested_seq_len(model) -> tuple:
     """(SUGGESTED_SEQ_LEN or the model's longest supported sequence when shorter: a keras-hub
     backbone's `max_sequence_length`, a PositionEmbedding's `sequence_length`; whether capped)."""
+    from submodel_profiler.call_recorder import layers_within, sublayers
+    from submodel_profiler.graph_walk import UNLIMITED
+
     limits = [getattr(model, "max_sequence_length", None)]
-    limits += [getattr(layer, "sequence_length", None) for layer in _all_layers(model)]
+    everything = layers_within(sublayers(model), UNLIMITED)
+    limits += [getattr(layer, "sequence_length", None) for layer in everything]
     ints = [n for n in limits if isinstance(n, int) and not isinstance(n, bool) and n > 0]
     n = min([SUGGESTED_SEQ_LEN, *ints])
     return n, n < SUGGESTED_SEQ_LEN
-
-
-def _all_layers(model) -> list:
-    flatten = getattr(model, "_flatten_layers", None)
-    return list(flatten(include_self=False, recursive=True)) if flatten else []
 
 
 def _example_shape(tensor, seq_len: int) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from submodel_profiler.report import LayerRow, Report, Totals, TypeSummary
+from submodel_profiler.roofline import arithmetic_intensity
 
 SORT_KEYS = ("order", "flops", "time", "params")
 
@@ -67,7 +68,7 @@ def _summarize(type_: str, kind: str, rows: list, totals: Totals) -> TypeSummary
         flop_per_s=None if any(r.uncounted_ops for r in rows) else rate(flops, time_us),
         bytes_accessed=accessed,
         op_bytes=sum(r.op_bytes or 0 for r in rows),
-        arithmetic_intensity=flops / accessed if accessed else None,
+        arithmetic_intensity=arithmetic_intensity(flops, accessed),
     )
 
 

@@ -32,6 +32,7 @@ from submodel_profiler.renderers.formatting import (
     wrap,
 )
 from submodel_profiler.report import LayerRow, Report
+from submodel_profiler.roofline import ridge_point
 from submodel_profiler.summaries import ordered_rows
 
 
@@ -376,12 +377,12 @@ def _roofline_footer(report: Report) -> list[str]:
     env = report.environment
     if not env.peak_bytes_per_s or not env.peak_flop_per_s:
         return []
-    ridge = env.peak_flop_per_s / env.peak_bytes_per_s
+    ridge = ridge_point(env.peak_flop_per_s, env.peak_bytes_per_s)
     line = (
         f"Roofline: memory bandwidth {env.peak_bytes_per_s / 1e9:,.2f} GB/s "
         f"({env.bandwidth_method}); ridge point {ridge:,.1f} flop/B."
     )
-    timed = sum(r.time_median_us or 0.0 for r in report.layers)
+    timed = report.totals.time_us  # Σ rows' isolated medians
     for bound in ("memory", "compute"):
         rows = [r for r in report.layers if r.bound == bound]
         share = sum(r.time_median_us or 0.0 for r in rows) / timed if timed else 0.0
