@@ -40,12 +40,12 @@ def subclassed_input_specs(model, batch_size: int, input_shapes) -> list:
     return [tf.TensorSpec((batch_size, *shape), tf.float32) for shape in input_shapes]
 
 
-def trace_subclassed(model, specs, depth: int = 1) -> WholeGraph:
+def trace_subclassed(model, specs, depth: int = 1, training: bool = False, wrap=None) -> WholeGraph:
     """Trace `model(x)` once, recording layer call sites (composite layers down to `depth`);
-    the rows and the whole-graph split."""
+    the rows and the whole-graph split. `training` and `wrap` as for `tracing.trace_call`."""
     recorder = CallRecorder(max_depth=depth)
     with wrapped_calls(layers_within(model.layers, depth), recorder.wrap):
-        concrete = trace_call(model, specs)
+        concrete = trace_call(model, specs, training=training, wrap=wrap)
     flops = count_graph_flops(concrete.graph)
     # A model that builds its weights while traced is traced twice: keep the final trace's calls.
     sites = [site for site in recorder.roots if site.graph is concrete.graph]

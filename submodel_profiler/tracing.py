@@ -4,25 +4,32 @@ method traces a model (the whole model's reference, each sub-model, a subclassed
 from __future__ import annotations
 
 
-def trace_call(model, specs, structure=None):
-    """Concrete function of `model(inputs, training=False)` for the static `specs`.
+def trace_call(model, specs, structure=None, training: bool = False, wrap=None):
+    """Concrete function of `model(inputs, training=training)` for the static `specs`.
 
     `structure` is the nesting the model takes its inputs in (a Functional model's
     `_inputs_struct`: a dict, a list, ...), filled with the flat tensors in order; without it a
-    single input is passed as a tensor and several as a list.
+    single input is passed as a tensor and several as a list. `wrap(call)`, when given, is
+    the function traced instead of the call itself (the training step wraps the forward pass).
     """
     import tensorflow as tf
 
-    return tf.function(inference_call(model, structure)).get_concrete_function(*specs)
+    call = model_call(model, structure, training)
+    return tf.function(wrap(call) if wrap else call).get_concrete_function(*specs)
 
 
 def inference_call(model, structure=None):
     """`f(*flat_inputs) = model(inputs, training=False)`, inputs nested as `structure` (see
     `pack_inputs`). Traced inside another function, its ops (weight reads included) are created
     there, under whatever control dependencies the caller set: the timing method needs that."""
+    return model_call(model, structure, training=False)
+
+
+def model_call(model, structure=None, training: bool = False):
+    """`f(*flat_inputs) = model(inputs, training=training)` (see `inference_call`)."""
 
     def call(*xs):
-        return model(pack_inputs(xs, structure), training=False)
+        return model(pack_inputs(xs, structure), training=training)
 
     return call
 

@@ -137,7 +137,15 @@ def _attr_text(value) -> str:
     return value.SerializeToString(deterministic=True).hex()
 
 
-def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()):
+def trace_rows(
+    model,
+    rows: list[RowPlan],
+    input_specs: list,
+    depth: int = 1,
+    nested: tuple = (),
+    training: bool = False,
+    wrap=None,
+):
     """Trace the model node by node; return (concrete function, Expansion of the rows,
     {row key: error} of the rows whose layer failed while traced).
 
@@ -145,7 +153,9 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
     composite layer's row (its `call` calls other layers) is traced with those layers' calls
     recorded and replaced by their rows (`call_recorder.site_rows`) plus an inline row for the
     ops it runs itself; `nested` are the RowPlans of nested models `plan_rows` already expanded:
-    they become parents, traced over their rows' ops.
+    they become parents, traced over their rows' ops. Layers run with `training`; `wrap(run)`,
+    when given, is the function traced instead of the node-by-node forward pass `run` (the
+    training step: forward under a gradient tape, then the backward; training.py).
     """
     import tensorflow as tf
 
@@ -173,7 +183,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
             for node in row.nodes:
                 start = len(graph.get_operations())
                 try:
-                    recorded[row.key] = _call_recording(row, node, values, depth)
+                    recorded[row.key] = _call_recording(row, node, values, depth, training)
                 except Exception as e:
                     created[row.key].extend(graph.get_operations()[start:])
                     if not _stand_in(row, values, batch):  # later rows cannot be traced
@@ -193,7 +203,7 @@ def trace_rows(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
         return [values[id(t)] for t in graph_model.outputs]
 
     try:
-        concrete = tf.function(run).get_concrete_function(*input_specs)
+        concrete = tf.function(wrap(run) if wrap else run).get_concrete_function(*input_specs)
     except Exception as e:
         if not failed:
             raise
@@ -261,15 +271,15 @@ def is_composite(row: RowPlan, depth: int) -> bool:
     )
 
 
-def _call_recording(row: RowPlan, node, values: dict, depth: int):
+def _call_recording(row: RowPlan, node, values: dict, depth: int, training: bool = False):
     """Run `node`; for a composite row, with its sublayers' calls recorded (their sites)."""
     if not is_composite(row, depth):
-        call_node(node, values)
+        call_node(node, values, training)
         return None
     levels = depth - row.depth
     recorder = CallRecorder(max_depth=levels)
     with wrapped_calls(layers_within(sublayers(row.operation), levels), recorder.wrap):
-        call_node(node, values)
+        call_node(node, values, training)
     return recorder.roots
 
 
