@@ -202,5 +202,6 @@ def _site_row(site: CallSite, name: str, index: int, depth: int, parent):
         output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in flat),
         op_names=names,
         outputs_used=outputs_used(flat, names),
+        input_names=tuple(t.name for t in tensors),
     )
     return row, trace

@@ -91,6 +91,9 @@ class RowTrace:
     # Per output: does anything outside the row use it (a later row, a model output)? A
     # sub-model counts only the work its used outputs need, as the whole graph does.
     outputs_used: tuple = ()
+    # Names of the graph tensors behind `input_specs` (the training step asks which of them
+    # the backward needs a gradient for).
+    input_names: tuple = ()
 
 
 def outputs_used(tensors, op_names) -> tuple:

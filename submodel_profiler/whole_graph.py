@@ -216,6 +216,7 @@ def trace_rows(
             trace.output_specs,
             trace.op_names,
             outputs_used(tensors, trace.op_names),
+            trace.input_names,
         )
     return concrete, _expand_rows(rows, traces, recorded, depth, nested), row_errors
 
@@ -257,6 +258,7 @@ def _trace(row: RowPlan, values: dict, ops) -> RowTrace:
         input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
         output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
         op_names=frozenset(op.name for op in ops),
+        input_names=tuple(getattr(values[id(t)], "name", None) for t in row.input_tensors),
     )
 
 
