@@ -18,6 +18,7 @@ batch dimension, a dtype zeros cannot be made of) is the failure a crash (`Profi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from submodel_profiler.call_recorder import (
@@ -145,6 +146,7 @@ def trace_rows(
     nested: tuple = (),
     training: bool = False,
     wrap=None,
+    row_scopes: bool = False,
 ):
     """Trace the model node by node; return (concrete function, Expansion of the rows,
     {row key: error} of the rows whose layer failed while traced).
@@ -155,7 +157,10 @@ def trace_rows(
     ops it runs itself; `nested` are the RowPlans of nested models `plan_rows` already expanded:
     they become parents, traced over their rows' ops. Layers run with `training`; `wrap(run)`,
     when given, is the function traced instead of the node-by-node forward pass `run` (the
-    training step: forward under a gradient tape, then the backward; training.py).
+    training step: forward under a gradient tape, then the backward; training.py). With
+    `row_scopes`, each row's nodes run in a name scope of their own (`row<i>`), so every op of
+    a row, a ghost op's too, has a name scope no other row's ops have (TF names the gradient
+    ops of a forward op after its name scope).
     """
     import tensorflow as tf
 
@@ -178,12 +183,14 @@ def trace_rows(
         ends: dict = {}
         for parent in nested:
             ends.setdefault(inside[parent.key][-1].key, []).append(parent)
-        for row in rows:
+        for index, row in enumerate(rows):
             bind(row.bind_before, values)
             for node in row.nodes:
                 start = len(graph.get_operations())
+                scope = tf.name_scope(f"row{index}") if row_scopes else contextlib.nullcontext()
                 try:
-                    recorded[row.key] = _call_recording(row, node, values, depth, training)
+                    with scope:
+                        recorded[row.key] = _call_recording(row, node, values, depth, training)
                 except Exception as e:
                     created[row.key].extend(graph.get_operations()[start:])
                     if not _stand_in(row, values, batch):  # later rows cannot be traced
