@@ -164,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
         "schema 2). Rows carry tf_flops and macs either way (default: complete)",
     )
     p.add_argument(
+        "--pass",
+        dest="pass_",
+        choices=("inference", "train"),
+        default="inference",
+        help="what each row measures: inference = model(x, training=False); train = one "
+        "training step, the forward with training=True and the backward of a loss with "
+        "respect to every trainable weight, each row's float ops split into forward and "
+        "backward, with the activations its backward keeps (docs/training.md) "
+        "(default: inference)",
+    )
+    p.add_argument(
         "--no-timing", action="store_true", help="count float ops only; skip isolated timing"
     )
     timing = p.add_argument_group("timing (docs/timing.md: how isolated time is measured)")
@@ -381,6 +392,7 @@ def _profile_options(args, loaded, settings, progress: bool) -> dict:
         "counting": args.counting,
         "depth": args.depth,
         "trace": bool(args.trace),
+        "pass_": args.pass_,
     }
 
 

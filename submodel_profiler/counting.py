@@ -56,6 +56,14 @@ class Count:
             self.op_bytes + other.op_bytes,
         )
 
+    def __sub__(self, other: Count) -> Count:
+        return Count(
+            self.flops - other.flops,
+            self.tf_flops - other.tf_flops,
+            self.macs - other.macs,
+            self.op_bytes - other.op_bytes,
+        )
+
     def __bool__(self) -> bool:
         return bool(self.flops or self.tf_flops or self.macs or self.op_bytes)
 
@@ -192,6 +200,16 @@ ELEMENTWISE_OPS = frozenset(
     """.split()
 )
 
+# Gradients of elementwise ops (the training step's backward): 1 float op per output element,
+# the convention of the elementwise ops themselves (TanhGrad's dy·(1 − y²) is one op, not
+# three, as Tanh is one).
+ELEMENTWISE_GRADIENT_OPS = frozenset(
+    """
+    ReluGrad Relu6Grad EluGrad SeluGrad LeakyReluGrad SoftplusGrad SoftsignGrad TanhGrad
+    SigmoidGrad SqrtGrad RsqrtGrad ReciprocalGrad InvGrad
+    """.split()
+)
+
 # Reductions: 1 float op per input element.
 REDUCTION_OPS = frozenset(
     {"Max", "Min", "Prod", "EuclideanNorm", "Cumsum", "Cumprod", "Cummax", "Cummin"}
@@ -206,7 +224,21 @@ SOFTMAX_LIKE_OPS = frozenset({"LogSoftmax"})
 BATCH_NORM_OPS = frozenset({"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"})
 
 # Contractions TF registers no count for: 2 float ops per MAC, as TF counts Conv2D.
-UNREGISTERED_CONTRACTIONS = frozenset({"Conv3DBackpropInputV2"})
+# The backward's depthwise and 3-D gradients: each forward multiply-add has one here too.
+UNREGISTERED_CONTRACTIONS = frozenset(
+    {
+        "Conv3DBackpropInputV2",
+        "Conv3DBackpropFilterV2",
+        "DepthwiseConv2dNativeBackpropInput",
+        "DepthwiseConv2dNativeBackpropFilter",
+    }
+)
+
+# Filter gradients (input, filter_sizes, out_backprop): the forward convolution's MACs, the
+# filter's shape read from their output.
+FILTER_GRADIENT_OPS = frozenset(
+    {"Conv2DBackpropFilter", "Conv3DBackpropFilterV2", "DepthwiseConv2dNativeBackpropFilter"}
+)
 
 # Pooling TF skips (TF counts AvgPool and MaxPool): window size per output element.
 POOL_3D_OPS = frozenset({"AvgPool3D", "MaxPool3D"})
@@ -618,6 +650,7 @@ RULES = {
     "Einsum": _einsum_flops,
     **dict.fromkeys(ELEMENTWISE_OPS, _float_rule(elementwise_flops, of_output=True)),
     **dict.fromkeys(REDUCTION_OPS, _float_rule(reduction_flops)),
+    **dict.fromkeys(ELEMENTWISE_GRADIENT_OPS, _float_rule(elementwise_flops, of_output=True)),
     **dict.fromkeys(SOFTMAX_LIKE_OPS, _float_rule(softmax_like_flops)),
     **dict.fromkeys(BATCH_NORM_OPS, _batch_norm),
     **dict.fromkeys(UNREGISTERED_CONTRACTIONS, _unregistered_contraction),
@@ -645,6 +678,12 @@ def op_macs(op) -> int:
             return einsum_macs(op.get_attr("equation").decode(), shapes)
         if t not in MAC_OP_TYPES:
             return 0
+        if t in FILTER_GRADIENT_OPS:
+            f, dy = static_shape(op.outputs[0]), static_shape(op.inputs[2])
+            if f is None or dy is None:
+                return 0
+            depthwise = t.startswith("Depthwise")
+            return depthwise_conv_macs(f, dy) if depthwise else conv_macs(f, dy)
         a, b, out = (
             static_shape(op.inputs[0]),
             static_shape(op.inputs[1]),
@@ -663,6 +702,9 @@ def op_macs(op) -> int:
             return 0 if b is None or out is None else conv_macs(b, out)
         if t == "DepthwiseConv2dNative":
             return 0 if b is None or out is None else depthwise_conv_macs(b, out)
+        if t == "DepthwiseConv2dNativeBackpropInput":  # (input_sizes, filter, out_backprop)
+            dy = static_shape(op.inputs[2])
+            return 0 if b is None or dy is None else depthwise_conv_macs(b, dy)
         # Conv2DBackpropInput(input_sizes, filter, out_backprop), Conv3DBackpropInputV2 alike.
         x = static_shape(op.inputs[2])
         return 0 if b is None or x is None else conv_transpose_macs(b, x)
@@ -682,5 +724,7 @@ MAC_OP_TYPES = frozenset(
         "Conv2DBackpropInput",
         "Conv3DBackpropInputV2",
         "Einsum",
+        "DepthwiseConv2dNativeBackpropInput",
+        *FILTER_GRADIENT_OPS,
     }
 )

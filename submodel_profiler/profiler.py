@@ -58,7 +58,16 @@ from submodel_profiler.timing import (
     TimingSettings,
     integer_input_bound,
 )
-from submodel_profiler.tracing import inference_call, input_structure
+from submodel_profiler.tracing import inference_call, input_structure, model_call
+from submodel_profiler.training import (
+    WholeStep,
+    check_pass,
+    check_trainable,
+    profile_submodel_step,
+    profile_whole_step,
+    step_wrapper,
+    trace_subclassed_step,
+)
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
 
@@ -88,6 +97,7 @@ def profile_model(
     counting: str = DEFAULT_COUNTING,
     depth: int | str = 1,
     trace: bool = False,
+    pass_: str = "inference",
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -121,18 +131,27 @@ def profile_model(
         trace: keep the whole model's step-stats run as `report.timeline` (its executed nodes
             in time and the bytes in use), which `renderers.render_trace` writes as a Chrome
             trace; only with timing and step stats.
+        pass_: what each row measures: "inference" (model(x, training=False)) or "train" (one
+            training step: the forward with training=True, the backward of a loss with respect
+            to every trainable weight; training.py). In "train", rows' flops, macs, op bytes
+            and times are the step's, split into forward_* and backward_*, with the saved
+            activations, and a `(loss)` and a `(gradient aggregation)` row.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
 
     Raises:
         UsageError: the model or the shapes cannot be profiled (free dims, wrong shapes, a
-            `seq_len` that fills no input, ...), or `counting` is not one of COUNTINGS.
+            `seq_len` that fills no input, ...), `counting` is not one of COUNTINGS, or
+            `pass_="train"` on a model without trainable weights or float outputs.
     """
     if counting not in COUNTINGS:
         raise UsageError(f"counting must be one of {COUNTINGS}. Received: counting={counting!r}.")
+    train = check_pass(pass_) == "train"
     levels = check_depth(depth)
     check_model(model, expand_nested)
+    if train:
+        check_trainable(model)
     clock = Phases()
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes, seq_len)
@@ -140,13 +159,14 @@ def profile_model(
         with _phase("walking the layer graph"), clock("walk"):
             planned = plan_rows(model, expand_nested=expand_nested, depth=levels, parents=nested)
         with _phase("tracing the whole model"), clock("whole_graph"):
-            whole = profile_whole_graph(model, planned, specs, levels, tuple(nested))
+            profile = profile_whole_step if train else profile_whole_graph
+            whole = profile(model, planned, specs, levels, tuple(nested))
     else:
         check_batch_size(batch_size)
         check_subclassed_seq_len(model, seq_len)
         specs = subclassed_input_specs(model, batch_size, input_shapes)
         with _phase("tracing the subclassed model"), clock("whole_graph"):
-            whole = trace_subclassed(model, specs, levels)
+            whole = (trace_subclassed_step if train else trace_subclassed)(model, specs, levels)
     rows, parents = list(whole.rows), list(whole.parents)
     timed, others = _Timing(), OtherMethods()
     int_high = integer_input_bound(model)
@@ -162,9 +182,11 @@ def profile_model(
         if timing and not timed.interrupted:
             try:
                 with clock("cross_checks"):
-                    others = other_methods(
-                        model, whole, specs, step_stats_runs, callback_samples, int_high
-                    )
+                    samples = 0 if train else callback_samples
+                    others = other_methods(model, whole, specs, step_stats_runs, samples, int_high)
+                if train and callback_samples:
+                    errors = {**others.errors, "callback": TRAIN_CALLBACK}
+                    others = dataclasses.replace(others, errors=errors)
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
     counted_params: set = set()  # ids of layers whose weights a row already counts
@@ -193,10 +215,16 @@ def profile_model(
         model=_model_info(model, source, batch_size, specs),
         environment=collect_environment(),
         settings=dataclasses.replace(
-            _settings(timing, timing_settings, timed.overhead_us, counting), depth=depth
+            _settings(timing, timing_settings, timed.overhead_us, counting),
+            depth=depth,
+            pass_name=pass_,
         ),
         layers=layers,
-        totals=dataclasses.replace(_totals(layers, whole, timed.whole_time, counting), **memory),
+        totals=dataclasses.replace(
+            _totals(layers, whole, timed.whole_time, counting),
+            **memory,
+            **_step_totals(whole, layers, counting),
+        ),
         cross_check=cross_check(
             layers, whole.reference and whole.reference.total, others, counting, parent_rows
         ),
@@ -350,12 +378,28 @@ def _build_submodels(rows: list[RowPlan], whole: WholeGraph, progress: bool, res
             continue
         try:
             used = whole.trace(row.key).outputs_used
-            result = _RowResult(profile_submodel(row, specs, used), row.key)
+            result = _RowResult(_profile_row(row, whole, specs, used), row.key)
         except Exception as e:  # One failing row must not sink the run.
             result = _RowResult(None, row.key, describe(e))
         results[row.key] = result
         if signature is not None:
             by_signature[signature] = row.key
+
+
+def _profile_row(row: RowPlan, whole: WholeGraph, specs, used) -> SubModel:
+    """The row's sub-model, counted as the whole graph runs it: its inference, or its
+    training step with the input gradients the whole step needs from it."""
+    if isinstance(whole, WholeStep):
+        needs = whole.gradient_inputs.get(row.key, ())
+        return profile_submodel_step(row, specs, used, needs, whole.trace(row.key).output_specs)
+    return profile_submodel(row, specs, used)
+
+
+# The callback times eager forward calls of `layer.call`: nothing of a training step's backward.
+TRAIN_CALLBACK = (
+    "skipped: the callback times each layer's forward call at inference, not a training "
+    "step; the train pass is cross-checked with the whole step and TF's step stats"
+)
 
 
 def computation_signature(row: RowPlan, specs) -> str | None:
@@ -396,6 +440,7 @@ class _Timing:
     interrupted: bool = False
     errors: dict = field(default_factory=dict)  # representative row key -> why timing failed
     whole_error: str | None = None  # why timing the whole model failed
+    forward_times: dict = field(default_factory=dict)  # train pass: the forward alone
 
 
 def _status(layers, interrupted: bool) -> str:
@@ -432,8 +477,16 @@ def _time_rows(
         return [Segment(results[k].submodel.call, whole.trace(k).input_specs) for k in group]
 
     traced = whole.reference is not None
-    call = inference_call(model, input_structure(model))
+    train = isinstance(whole, WholeStep)
+    call = model_call(model, input_structure(model), training=train)
+    if train:  # the whole training step, as its rows are timed
+        call = step_wrapper(model, {})(call)
     whole_model = [Segment(call, tuple(specs))] if traced else []
+    forward = (
+        [Segment(results[k].submodel.forward_call, whole.trace(k).input_specs) for k in row_keys]
+        if train
+        else []
+    )
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
     bar.unit = "sample"
@@ -443,8 +496,8 @@ def _time_rows(
         bar.refresh()
 
     try:
-        groups = [segments(row_keys), segments(parents), whole_model]
-        row_stats, parent_stats, model_stats = timer.time(groups, progress=report)
+        groups = [segments(row_keys), segments(parents), whole_model, forward]
+        row_stats, parent_stats, model_stats, forward_stats = timer.time(groups, progress=report)
     finally:
         bar.close()
     times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
@@ -455,7 +508,10 @@ def _time_rows(
     }
     whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
     whole_time = model_stats[0] if model_stats else None
-    return _Timing(times, whole_time, timer.overhead_us, timer.interrupted, errors, whole_error)
+    forward_times = {k: s for k, s in zip(row_keys, forward_stats) if s is not None}
+    return _Timing(
+        times, whole_time, timer.overhead_us, timer.interrupted, errors, whole_error, forward_times
+    )
 
 
 def _layer_row(
@@ -517,7 +573,65 @@ def _layer_row(
         unfused_time_us=others.unfused.times_us.get(row.key) if others.unfused else None,
         fused_into=None if fused_into is None else row_label(*fused_into),
         callback_time_us=others.callback.get(row.key),
+        **_step_fields(row, whole, result, timed, counting),
     )
+
+
+def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counting: str) -> dict:
+    """A train-pass row's forward/backward split, saved activations and forward time ({} at
+    inference)."""
+    if not isinstance(whole, WholeStep):
+        return {}
+    whole_forward = whole.row_forward_count(row.key)
+    sub = result.submodel
+    if row.source == "inline":
+        step, forward = whole.row_count(row.key), whole_forward
+    elif sub is not None:
+        step, forward = sub.flops.total, sub.forward
+    else:
+        step = forward = None
+    backward = None if step is None else step - forward
+    forward_time = timed.forward_times.get(result.representative)
+    step_time = timed.times.get(result.representative)
+    ratio = None
+    if forward_time is not None and step_time is not None and forward_time.median > 0:
+        ratio = (step_time.median - forward_time.median) / forward_time.median
+    return {
+        "forward_flops": None if forward is None else forward.of(counting),
+        "whole_graph_forward_flops": whole_forward.of(counting),
+        "forward_tf_flops": None if forward is None else forward.tf_flops,
+        "whole_graph_forward_tf_flops": whole_forward.tf_flops,
+        "forward_macs": None if forward is None else forward.macs,
+        "whole_graph_forward_macs": whole_forward.macs,
+        "backward_flops": None if backward is None else backward.of(counting),
+        "backward_tf_flops": None if backward is None else backward.tf_flops,
+        "backward_macs": None if backward is None else backward.macs,
+        "saved_activation_bytes": whole.saved_activation_bytes.get(row.key),
+        "forward_time_us": forward_time,
+        "backward_time_ratio": ratio,
+    }
+
+
+def _step_totals(whole, layers, counting: str) -> dict:
+    """The train pass's totals ({} at inference): Σ rows' splits, the distinct saved bytes."""
+    if not isinstance(whole, WholeStep):
+        return {}
+
+    def total(name):
+        values = [getattr(r, name) for r in layers]
+        return None if any(v is None for v in values) else sum(values)
+
+    forward_times = [r.forward_time_us.median for r in layers if r.forward_time_us is not None]
+    return {
+        "forward_flops": total("forward_flops"),
+        "forward_tf_flops": total("forward_tf_flops"),
+        "forward_macs": total("forward_macs"),
+        "backward_flops": total("backward_flops"),
+        "backward_tf_flops": total("backward_tf_flops"),
+        "backward_macs": total("backward_macs"),
+        "saved_activation_bytes": whole.saved_activation_total_bytes,
+        "forward_time_us": sum(forward_times) if forward_times else None,
+    }
 
 
 def _row_error(row: RowPlan, result: _RowResult, timed: _Timing) -> str | None:
@@ -600,8 +714,8 @@ def _prediction(whole: WholeGraph, layers) -> dict:
     """The whole model's time predicted from the rows (schedule.py): their isolated medians
     list-scheduled along the row DAG on the executor's inter-op threads, and the critical path;
     {} without times, or where a row failed in the trace (its graph is not the model's)."""
-    if not whole.complete or not any(r.time_us for r in layers):
-        return {}
+    if not whole.complete or not any(r.time_us for r in layers) or isinstance(whole, WholeStep):
+        return {}  # a training step's DAG runs backwards too: rows are not its nodes
     import tensorflow as tf
 
     from submodel_profiler.schedule import predict

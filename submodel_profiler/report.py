@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 # profiler count, now `tf_flops`); rows and totals carry `tf_flops` and `macs`.
 # 3: bytes beside float ops (rows' and totals' `*_bytes`, the roofline, the memory peaks);
 # `mismatched_rows` also names rows whose op bytes differ, `bytes_exact` says whether they agree.
-SCHEMA_VERSION = 3
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+# 4: the training step (`settings.pass_name`; rows' and totals' forward_*/backward_* splits,
+# saved activations, forward times).
+SCHEMA_VERSION = 4
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Settings:
     # seconds spent in each phase of the profile (loading, walk, whole_graph, submodels,
     # timing, cross_checks, memory, machine); --verbose prints them
     phases: dict = field(default_factory=dict)
+    # what a row measures: "inference" (model(x, training=False)) or "train" (one training
+    # step: the forward with training=True, then the backward; training.py)
+    pass_name: str = "inference"
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,22 @@ class LayerRow:
     roofline_fraction: float | None = None  # flop_per_s / min(peak, intensity × peak B/s)
     depth: int = 1  # 1: a layer of the model; n: inside n - 1 expanded layers (--depth)
     parent: str | None = None  # label of the expanded layer this row is part of
+    # The training step (settings.pass_name "train"; None at inference): flops, tf_flops, macs,
+    # op_bytes and time_us above are then the whole step's (forward + backward); these split it.
+    forward_flops: int | None = None  # the forward with training=True (settings.counting)
+    whole_graph_forward_flops: int | None = None
+    forward_tf_flops: int | None = None
+    whole_graph_forward_tf_flops: int | None = None
+    forward_macs: int | None = None
+    whole_graph_forward_macs: int | None = None
+    backward_flops: int | None = None  # flops - forward_flops: the gradient ops'
+    backward_tf_flops: int | None = None
+    backward_macs: int | None = None
+    # forward tensors the row's gradient ops read, kept alive from the forward to the backward
+    saved_activation_bytes: int | None = None
+    forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
+    # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
+    backward_time_ratio: float | None = None
 
     @property
     def label(self) -> str:
@@ -184,6 +205,9 @@ class LayerRow:
             and self.flops == self.whole_graph_flops
             and self.tf_flops == self.whole_graph_tf_flops
             and self.macs == self.whole_graph_macs
+            and self.forward_flops == self.whole_graph_forward_flops
+            and self.forward_tf_flops == self.whole_graph_forward_tf_flops
+            and self.forward_macs == self.whole_graph_forward_macs
         )
 
     @property
@@ -297,6 +321,16 @@ class Totals:
     predicted_whole_us: float | None = None
     critical_path_us: float | None = None
     predicted_threads: int | None = None
+    # The training step (None at inference): Σ rows' forward and backward counts, the distinct
+    # bytes the backward reads from the forward, and Σ rows' forward medians (µs)
+    forward_flops: int | None = None
+    forward_tf_flops: int | None = None
+    forward_macs: int | None = None
+    backward_flops: int | None = None
+    backward_tf_flops: int | None = None
+    backward_macs: int | None = None
+    saved_activation_bytes: int | None = None
+    forward_time_us: float | None = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +518,7 @@ def _row(data: dict) -> LayerRow:
     row["output_shapes"] = tuple(tuple(s) for s in row.get("output_shapes", ()))
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
+    row["forward_time_us"] = _stats(row.get("forward_time_us"))
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
     row["output_dtypes"] = tuple(row.get("output_dtypes", ()))
     row["count_notes"] = tuple(row.get("count_notes", ()))

@@ -33,6 +33,7 @@ class Column:
     cell: Callable  # (row, Context) -> str
     right: bool = True
     timed: bool = False  # only shown when the report was timed
+    train: bool = False  # only shown for a training step (--pass train)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def _intensity_cell(row: LayerRow, _=None) -> str:
 
 def _gbytes_cell(row: LayerRow, _=None) -> str:
     return "" if row.bytes_per_s is None else f"{row.bytes_per_s / 1e9:,.2f}"
+
+
+def _ratio_cell(row: LayerRow, _=None) -> str:
+    r = row.backward_time_ratio
+    return "" if r is None else f"{r:.2f}"
+
+
+def _forward_time_cell(row: LayerRow, _=None) -> str:
+    return "" if row.forward_time_us is None else us(row.forward_time_us.median)
 
 
 def marks_cell(row: LayerRow, _=None) -> str:
@@ -165,6 +175,13 @@ COLUMNS = (
         for m in CROSS_CHECK_METHODS
     ),
     Column("fusion", "fusion", lambda r, c: _fusion_cell(r), timed=True),
+    # the training step (--pass train)
+    Column("forward_flops", "fwd float ops", lambda r, c: integer(r.forward_flops), train=True),
+    Column("backward_flops", "bwd float ops", lambda r, c: integer(r.backward_flops), train=True),
+    Column("backward_macs", "bwd MACs", lambda r, c: integer(r.backward_macs), train=True),
+    Column("saved", "saved bytes", lambda r, c: integer(r.saved_activation_bytes), train=True),
+    Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
+    Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
@@ -184,6 +201,23 @@ DEFAULT_COLUMNS = (
     "bound",
     "time",
     "time_share",
+    "marks",
+)
+# The default view of a training-step report: float ops split, the step's time beside the
+# forward's, and the backward ÷ forward time.
+TRAIN_COLUMNS = (
+    "index",
+    "name",
+    "type",
+    "output_shape",
+    "params",
+    "forward_flops",
+    "backward_flops",
+    "macs",
+    "saved",
+    "forward_time",
+    "time",
+    "backward_ratio",
     "marks",
 )
 WIDE_COLUMNS = tuple(k for k in COLUMN_KEYS if k != "tf_flops")

@@ -19,6 +19,19 @@ _BYTE_FIELDS = (
     "peak_activation_bytes",
     "measured_peak_bytes",
 )
+# The training step's fields (--pass train; empty at inference), written as they are.
+_STEP_FIELDS = (
+    "forward_flops",
+    "whole_graph_forward_flops",
+    "forward_tf_flops",
+    "whole_graph_forward_tf_flops",
+    "forward_macs",
+    "whole_graph_forward_macs",
+    "backward_flops",
+    "backward_tf_flops",
+    "backward_macs",
+    "saved_activation_bytes",
+)
 CSV_COLUMNS = (
     "index",
     "name",
@@ -62,6 +75,9 @@ CSV_COLUMNS = (
     "bytes_per_s",
     "bound",
     "roofline_fraction",
+    *_STEP_FIELDS,
+    "forward_time_us_median",
+    "backward_time_ratio",
 )
 
 
@@ -119,4 +135,7 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "bytes_per_s": rounded(row.bytes_per_s),
         "bound": row.bound,
         "roofline_fraction": rounded(row.roofline_fraction),
+        **{key: getattr(row, key) for key in _STEP_FIELDS},
+        "forward_time_us_median": rounded(row.forward_time_us and row.forward_time_us.median),
+        "backward_time_ratio": rounded(row.backward_time_ratio),
     }

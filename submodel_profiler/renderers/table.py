@@ -13,6 +13,7 @@ from submodel_profiler.renderers.columns import (
     COLUMNS,
     DEFAULT_COLUMNS,
     DEFAULT_NAME_WIDTH,
+    TRAIN_COLUMNS,
     Context,
     branch_rule,
     marks_cell,
@@ -48,16 +49,23 @@ def render_table(
     Raises:
         ValueError: an unknown column key.
     """
+    if report.settings.pass_name == "train" and tuple(columns) == DEFAULT_COLUMNS:
+        columns = TRAIN_COLUMNS
     unknown = [k for k in columns if k not in COLUMN_KEYS]
     if unknown:
         raise ValueError(f"Unknown column(s) {unknown}. Expected keys from {COLUMN_KEYS}.")
     by_key = {c.key: c for c in COLUMNS}
-    shown = [by_key[k] for k in columns if report.settings.timing or not by_key[k].timed]
+    train = report.settings.pass_name == "train"
+    shown = [
+        by_key[k]
+        for k in columns
+        if (report.settings.timing or not by_key[k].timed) and (train or not by_key[k].train)
+    ]
     total_flops = report.totals.flops or 1
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
     tree = sort == "order" and top is None and bool(report.parents)
-    width = DEFAULT_NAME_WIDTH if tuple(columns) == DEFAULT_COLUMNS else None
+    width = DEFAULT_NAME_WIDTH if tuple(columns) in (DEFAULT_COLUMNS, TRAIN_COLUMNS) else None
     body = []
     parents, opened = {p.label: p for p in report.parents}, set()
     for i, row in pairs:
@@ -264,6 +272,7 @@ def _footer(report: Report) -> list[str]:
             f"TF's profiler count (tf_flops): Σ rows {t.tf_flops:,}   whole graph "
             f"{total(t.whole_graph_tf_flops)}   unattributed {total(t.unattributed_tf_flops)}"
         )
+    lines += _step_footer(report)
     lines += _bytes_footer(report)
     lines += _timing_footer(report)
     lines.append(_verdict(report))
@@ -278,6 +287,22 @@ def _footer(report: Report) -> list[str]:
             "sub-model measurements; see same_as in the JSON."
         )
     return lines
+
+
+def _step_footer(report: Report) -> list[str]:
+    """The training step's split (--pass train): forward, backward, saved activations."""
+    t = report.totals
+    if report.settings.pass_name != "train" or t.forward_flops is None:
+        return []
+    line = (
+        f"Training step: forward {t.forward_flops:,} float ops ({total(t.forward_macs)} MACs)"
+        f"   backward {total(t.backward_flops)} ({total(t.backward_macs)} MACs)"
+    )
+    if t.forward_macs:
+        line += f" = {t.backward_macs / t.forward_macs:.2f} × forward MACs"
+    if t.saved_activation_bytes is not None:
+        line += f"   saved activations {megabytes(t.saved_activation_bytes)} MB"
+    return [line]
 
 
 def _prediction_footer(report: Report) -> list[str]:

@@ -1,0 +1,266 @@
+"""The training step, layer by layer (--pass train): forward and backward float ops and MACs
+against formulas written here, the rows against TF's profiler on a training step written here
+(the seed's method on the step), and the refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from submodel_profiler import profile_model
+from submodel_profiler.errors import UsageError
+from submodel_profiler.training import AGGREGATION_ROW, LOSS_ROW
+
+from conftest import rows_by_label
+
+
+def train(model, batch_size=4, **kw):
+    return profile_model(model, batch_size=batch_size, timing=False, pass_="train", **kw)
+
+
+def assert_step_exact(report):
+    """Every row's step and forward counts equal the whole step's, and the rows sum to it."""
+    t = report.totals
+    for row in report.layers:
+        assert row.error is None, row.error
+        assert row.flops_match, row.label  # step and forward, in both conventions and MACs
+        assert row.op_bytes == row.whole_graph_op_bytes, row.label
+    assert t.unattributed_flops == t.unattributed_tf_flops == t.unattributed_macs == 0
+    assert t.unattributed_op_bytes == 0
+    assert sum(r.flops for r in report.layers) == t.whole_graph_flops
+    assert t.forward_flops + t.backward_flops == t.flops
+    assert report.cross_check.flops_exact and report.cross_check.bytes_exact
+
+
+def seed_step_tf_flops(model, specs) -> int:
+    """TF's profiler (the seed's method) on a training step written here: the forward with
+    training=True under a tape, a loss, the gradients of every trainable weight. TF's
+    per-graph memo of reduction-gradient shapes is off, as in the tool's traces (training.py:
+    with it on, a repeated reduction shape makes its dead shape ops once, 4 TF float ops)."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer
+    from tensorflow.python.profiler.option_builder import ProfileOptionBuilder
+
+    from submodel_profiler.tf_logging import quiet_tf
+
+    @tf.function
+    def step(x):
+        tf.compat.v1.get_default_graph()._reduced_shape_cache = _NoMemo()
+        with tf.GradientTape() as tape:
+            y = model(x, training=True)
+            loss = tf.reduce_sum(y * tf.ones_like(y))
+        return tape.gradient(loss, model.trainable_weights)
+
+    graph = step.get_concrete_function(*specs).graph
+    options = (
+        ProfileOptionBuilder(ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    )
+    with quiet_tf():
+        return model_analyzer.profile(graph, options=options).total_float_ops
+
+
+class _NoMemo(dict):
+    def __setitem__(self, key, value):
+        pass
+
+
+B, K, N, M = 4, 16, 32, 8
+
+
+@pytest.fixture(scope="module")
+def mlp(keras):
+    x = keras.Input((K,))
+    h = keras.layers.Dense(N, name="first")(x)
+    h = keras.layers.Dense(M, name="hidden")(h)
+    return keras.Model(x, h)
+
+
+def test_dense_forward_and_backward_follow_the_formulas(mlp):
+    report = train(mlp, batch_size=B)
+    assert_step_exact(report)
+    rows = rows_by_label(report)
+    first, hidden = rows["first"], rows["hidden"]
+    # forward: a matmul (2·B·K·N) and the bias (B·N)
+    assert first.forward_flops == 2 * B * K * N + B * N
+    assert hidden.forward_flops == 2 * B * N * M + B * M
+    # backward of a hidden layer: the weight gradient and the input gradient, 2·B·K·N each,
+    # and the bias gradient, a sum over the batch ((B - 1)·N adds)
+    assert hidden.backward_flops == 2 * (2 * B * N * M) + (B - 1) * M
+    assert hidden.backward_macs == 2 * B * N * M
+    # the first layer's input is the model's: no input gradient
+    assert first.backward_flops == 2 * B * K * N + (B - 1) * N
+    assert first.backward_macs == B * K * N
+    assert report.settings.pass_name == "train"
+    assert {LOSS_ROW, AGGREGATION_ROW} <= set(rows)
+
+
+def test_conv_backward_is_twice_the_forward_except_the_first(keras):
+    h_, w_, c_in, c1, c2 = 8, 8, 3, 4, 6
+    x = keras.Input((h_, w_, c_in))
+    y = keras.layers.Conv2D(c1, 3, padding="same", use_bias=False, name="c1")(x)
+    y = keras.layers.Conv2D(c2, 3, padding="same", use_bias=False, name="c2")(y)
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(y)
+    y = keras.layers.Dense(2, use_bias=False, name="d")(y)
+    model = keras.Model(x, y)
+    report = train(model, batch_size=2)
+    assert_step_exact(report)
+    rows = rows_by_label(report)
+    c1_macs = 2 * h_ * w_ * c1 * 9 * c_in  # B·H·W·Cout·kh·kw·Cin
+    c2_macs = 2 * h_ * w_ * c2 * 9 * c1
+    assert rows["c1"].forward_macs == c1_macs and rows["c1"].backward_macs == c1_macs
+    assert rows["c2"].forward_macs == c2_macs and rows["c2"].backward_macs == 2 * c2_macs
+    t = report.totals
+    # without a first-layer input gradient: backward = 2 × forward − the first contraction's
+    assert t.backward_macs == 2 * t.forward_macs - c1_macs
+
+
+def test_depthwise_and_elementwise_gradients_are_counted(keras):
+    x = keras.Input((8, 8, 4))
+    y = keras.layers.Conv2D(4, 1, name="pw")(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(y)
+    y = keras.layers.Activation("tanh", name="tanh")(y)
+    y = keras.layers.ReLU(name="relu")(y)
+    model = keras.Model(x, y)
+    report = train(model, batch_size=1)
+    assert_step_exact(report)
+    rows = rows_by_label(report)
+    dw = 8 * 8 * 4 * 9  # output elements · kh · kw
+    assert rows["dw"].forward_macs == dw and rows["dw"].backward_macs == 2 * dw
+    assert rows["dw"].backward_flops == 2 * 2 * dw  # input and filter gradients, 2 per MAC
+    # TanhGrad and ReluGrad: one float op per element, as Tanh and Relu
+    assert rows["tanh"].backward_flops == rows["tanh"].forward_flops == 8 * 8 * 4
+    assert rows["relu"].backward_flops == 8 * 8 * 4
+    assert not report.cross_check.uncounted_ops
+
+
+def test_multi_head_attention_backward_needs_both_operand_gradients(keras):
+    batch, t_, d, heads, dk = 2, 6, 8, 2, 4
+    x = keras.Input((t_, d))
+    y = keras.layers.MultiHeadAttention(heads, dk, name="mha")(x, x)
+    model = keras.Model(x, y)
+    report = train(model, batch_size=batch)
+    assert_step_exact(report)
+    row = rows_by_label(report)["mha"]
+    projection = batch * t_ * d * heads * dk  # each of query, key, value and output
+    scores = batch * heads * t_ * t_ * dk  # q·kᵀ, and again for the weighted sum of values
+    assert row.forward_macs == 4 * projection + 2 * scores
+    # query/key/value: weight gradients only (their input is the model's); the two einsums
+    # need both operands' gradients; the output projection its weights' and its input's
+    assert row.backward_macs == 3 * projection + 2 * 2 * scores + 2 * projection
+
+
+def test_rows_sum_to_tf_profiler_on_the_whole_step(keras):
+    x = keras.Input((8, 8, 3))
+    y = keras.layers.Conv2D(4, 3, name="conv")(x)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.ReLU(name="relu")(y)
+    z = keras.layers.Conv2D(4, 1, name="skip")(y)
+    y = keras.layers.Add(name="add")([y, z])
+    y = keras.layers.Dropout(0.3, name="drop")(y)
+    y = keras.layers.Flatten(name="flat")(y)
+    y = keras.layers.Dense(3, name="dense")(y)
+    model = keras.Model(x, y)
+    report = train(model, batch_size=2)
+    assert_step_exact(report)
+    import tensorflow as tf
+
+    seed = seed_step_tf_flops(model, [tf.TensorSpec((2, 8, 8, 3))])
+    loss = rows_by_label(report)[LOSS_ROW]
+    # our loss (Σ y·G) and the test's (Σ y·1) have the same ops on the same shapes
+    assert report.totals.whole_graph_tf_flops == seed
+    assert loss.tf_flops > 0
+    # the BatchNormalization row ran in training mode: batch statistics, more than x·γ + β
+    bn = rows_by_label(report)["bn"]
+    assert bn.forward_flops > 2 * 2 * 6 * 6 * 4
+    # the residual sum's gradient: a tensor read by two rows, summed in the aggregation row
+    assert rows_by_label(report)[AGGREGATION_ROW].backward_flops == 2 * 6 * 6 * 4
+
+
+def test_saved_activations_are_what_the_backward_reads(mlp):
+    report = train(mlp, batch_size=B)
+    rows = rows_by_label(report)
+    # the weight gradient of `first` reads its input (B·K floats); of `hidden`, its input
+    # (first's output, B·N floats); a bias gradient reads no activation
+    assert rows["first"].saved_activation_bytes == 4 * B * K
+    assert rows["hidden"].saved_activation_bytes == 4 * B * N
+    assert report.totals.saved_activation_bytes >= 4 * (B * K + B * N)
+
+
+def test_depth_expand_nested_and_subclassed_are_exact(keras):
+    inner_in = keras.Input((6,))
+    inner = keras.Model(inner_in, keras.layers.Dense(5, name="inner_dense")(inner_in), name="inner")
+    x = keras.Input((4, 6))
+    y = keras.layers.MultiHeadAttention(2, 3, name="mha")(x, x)
+    y = keras.layers.Flatten()(y)
+    y = keras.layers.Dense(6, name="d")(y)
+    y = inner(y)
+    model = keras.Model(x, y)
+    for options in ({"depth": "all"}, {"expand_nested": True}):
+        report = train(model, batch_size=2, **options)
+        assert_step_exact(report)
+        assert report.parents or options.get("expand_nested")
+
+    class Sub(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = keras.layers.Dense(5)
+            self.b = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.b(keras.ops.relu(self.a(x)) * 2.0)
+
+    sub = Sub()
+    sub(keras.ops.zeros((2, 4)))
+    report = train(sub, batch_size=2, input_shapes=[(4,)])
+    assert_step_exact(report)
+
+
+def test_refusals_are_clear(keras):
+    x = keras.Input((4,))
+    frozen = keras.Model(x, keras.layers.Dense(2, trainable=False)(x))
+    with pytest.raises(UsageError, match="no trainable weights"):
+        train(frozen)
+    y = keras.ops.argmax(keras.layers.Dense(3)(x), axis=-1)
+    integers = keras.Model(x, y)
+    with pytest.raises(UsageError, match="no float output"):
+        train(integers)
+    with pytest.raises(UsageError, match="pass_ must be one of"):
+        profile_model(frozen, pass_="backward", timing=False)
+
+
+def test_timed_train_pass_reports_forward_and_step_times(mlp):
+    from submodel_profiler.renderers import render_csv, render_table
+    from submodel_profiler.timing import TimingSettings
+
+    report = profile_model(
+        mlp,
+        batch_size=B,
+        pass_="train",
+        timing_settings=TimingSettings(min_repeats=3, max_repeats=5, budget_s=0.01),
+        step_stats_runs=1,
+        callback_samples=1,
+        measure_peak=False,
+    )
+    row = rows_by_label(report)["hidden"]
+    assert row.time_us is not None and row.forward_time_us is not None
+    assert row.backward_time_ratio is not None
+    assert report.totals.whole_model_time_us is not None
+    assert "callback" in report.cross_check.method_errors  # not a training-step method
+    text = render_table(report)
+    assert "bwd float ops" in text and "Training step: forward" in text
+    assert "saved_activation_bytes" in render_csv(report).splitlines()[0]
+
+
+@pytest.mark.architecture
+def test_mobilenet_v3_small_training_step_is_exact(keras):
+    import tensorflow as tf
+
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3))
+    report = train(model, batch_size=1)
+    assert_step_exact(report)
+    assert report.totals.whole_graph_tf_flops == seed_step_tf_flops(
+        model, [tf.TensorSpec((1, 96, 96, 3))]
+    )
+    t = report.totals
+    # every contraction but the first convolution also needs its input gradient
+    first = rows_by_label(report)["conv"].forward_macs
+    assert t.backward_macs == 2 * t.forward_macs - first
