@@ -141,21 +141,24 @@ def site_rows(
     max_depth: int,
     parent: str | None,
     into: Expansion | None = None,
+    live=None,
 ) -> Expansion:
     """Rows for recorded call sites at `depth`, named `prefix + layer name` (`[k]` for the
     k-th call of a name). A site with children in its own graph is expanded while
-    `depth < max_depth`: its children's rows, then an inline row for the ops it runs itself."""
+    `depth < max_depth`: its children's rows, then an inline row for the ops it runs itself.
+    `live`: the names of the traced graph's nodes that run (`flops.live_nodes`), for which
+    outputs are used; None: every consumer counts."""
     out = Expansion() if into is None else into
     counts: dict = {}
     for site in sites:
         name = prefix + site.layer.name
         index = counts.get(name, 0)
         counts[name] = index + 1
-        row, trace = _site_row(site, name, index, depth, parent)
+        row, trace = _site_row(site, name, index, depth, parent, live)
         if depth < max_depth and site.expandable():
             out.parents.append(row)
             out.parent_traces[row.key] = trace
-            site_rows(site.children, row.label + "/", depth + 1, max_depth, row.label, out)
+            site_rows(site.children, row.label + "/", depth + 1, max_depth, row.label, out, live)
             add_inline_row(
                 out, row.label + "/", trace.op_names, site.children, depth + 1, row.label
             )
@@ -180,7 +183,7 @@ def add_inline_row(
     out.traces[row.key] = RowTrace((), (), own)
 
 
-def _site_row(site: CallSite, name: str, index: int, depth: int, parent):
+def _site_row(site: CallSite, name: str, index: int, depth: int, parent, live=None):
     import tensorflow as tf
 
     recorded, tensors = template((site.args, site.kwargs))
@@ -201,7 +204,7 @@ def _site_row(site: CallSite, name: str, index: int, depth: int, parent):
         input_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in tensors),
         output_specs=tuple(tf.TensorSpec(t.shape, t.dtype) for t in flat),
         op_names=names,
-        outputs_used=outputs_used(flat, names),
-        input_names=tuple(t.name for t in tensors),
+        outputs_used=outputs_used(flat, names, live),
+        input_names=tuple(getattr(t, "name", None) for t in tensors),  # eager: none
     )
     return row, trace

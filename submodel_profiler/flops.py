@@ -107,6 +107,13 @@ def count_graph_flops(graph, outputs_used=()) -> GraphFlops:
         return _count(graph, _FunctionLibrary(graph), (), _graph_roots(graph, outputs_used))
 
 
+def live_nodes(graph, outputs_used=()) -> set | None:
+    """Names of the nodes of `graph` that run: those its (used) outputs and control outputs
+    depend on, the rule `count_graph_flops` counts by; None for a graph without declared
+    outputs (every node runs)."""
+    return _live(graph, _graph_roots(graph, outputs_used))
+
+
 def _graph_roots(graph, outputs_used=()) -> list | None:
     """Names of the nodes a function graph must run (its used outputs and control outputs),
     or None for a graph without declared outputs (every node then counts as run)."""

@@ -41,6 +41,10 @@ class RowPlan:
     call_template: object = field(default=None, repr=False)
     depth: int = 1  # 1: a layer of the model itself; n: inside n - 1 enclosing layers/models
     parent: str | None = None  # label of the enclosing layer or nested model, if any
+    # Set by the whole-graph trace (functional rows): positions in `input_tensors` whose value
+    # was None when traced (a layer's `None` output another layer takes). They carry no tensor:
+    # they have no input spec, and the row's sub-model passes None there.
+    none_inputs: tuple = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -96,9 +100,21 @@ class RowTrace:
     input_names: tuple = ()
 
 
-def outputs_used(tensors, op_names) -> tuple:
-    """For each graph tensor a row outputs: whether an op outside the row consumes it."""
-    return tuple(any(c.name not in op_names for c in t.consumers()) for t in tensors)
+def outputs_used(tensors, op_names, live=None) -> tuple:
+    """For each graph tensor a row outputs: whether an op outside the row that runs consumes
+    it (`live`: the names of the graph's nodes that run, `flops.live_nodes`; None: every
+    consumer runs). A tensor the graph did not make (an eager constant a layer returns) has no
+    consumers here: unused."""
+    used = []
+    for t in tensors:
+        try:
+            consumers = t.consumers()
+        except (AttributeError, NotImplementedError):  # eager: not a node of this graph
+            consumers = []
+        used.append(
+            any(c.name not in op_names and (live is None or c.name in live) for c in consumers)
+        )
+    return tuple(used)
 
 
 def unique_tensors(tensors) -> list:

@@ -21,7 +21,7 @@ from submodel_profiler.call_recorder import (
     site_rows,
 )
 from submodel_profiler.errors import UsageError
-from submodel_profiler.flops import count_graph_flops
+from submodel_profiler.flops import count_graph_flops, live_nodes
 from submodel_profiler.patching import wrapped_calls
 from submodel_profiler.tracing import trace_call
 from submodel_profiler.whole_graph import WholeGraph
@@ -49,7 +49,7 @@ def trace_subclassed(model, specs, depth: int = 1, training: bool = False, wrap=
     flops = count_graph_flops(concrete.graph)
     # A model that builds its weights while traced is traced twice: keep the final trace's calls.
     sites = [site for site in recorder.roots if site.graph is concrete.graph]
-    tree = site_rows(sites, "", 1, depth, None, Expansion())
+    tree = site_rows(sites, "", 1, depth, None, Expansion(), live_nodes(concrete.graph))
     all_ops = [op.name for op in concrete.graph.get_operations()]
     add_inline_row(tree, "", all_ops, sites, 1, None)
     return WholeGraph(

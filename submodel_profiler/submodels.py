@@ -1,14 +1,18 @@
 """The sub-model method: for each row, a standalone `keras.Model` with exactly the row's inputs.
 
-The sub-model reuses the user's layer objects (so their weights), calls them on fresh
-`keras.Input`s of the row's static input specs, and adds the row's attached ghost ops. Calling a
-layer symbolically appends a node to that layer's history; those histories are restored as
-soon as the sub-model exists, so the user's model is left as it was.
+The sub-model reuses the user's layer objects (so their weights) and makes the row's call on
+fresh inputs of the row's static input specs: its nodes run one by one, attached ghost ops
+included, as the whole-graph trace runs them (`graph_walk.call_node`), or a recorded call site
+is called on its recorded arguments. It is a small subclassed `keras.Model` (`RowModel`) that
+makes that call on concrete tensors when traced, never symbolically: so a row the whole model
+can run is a row its sub-model can run, whatever Keras' symbolic call would refuse or change (a
+`compute_output_spec` that does not take `training`, a `compute_output_shape` that names fewer
+outputs than `call` returns, an output computed from weights alone, `None` among the outputs).
+No Keras node is added to the user's layers, so the user's model is left as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from dataclasses import dataclass
@@ -33,95 +37,75 @@ class SubModel:
         return self.model(list(xs), training=False)
 
 
-def build_submodel(row: RowPlan, input_specs) -> object:
-    """A `keras.Model` computing exactly `row`, with inputs of the given static specs."""
-    import keras
+def build_submodel(row: RowPlan, input_specs=()) -> object:
+    """A `keras.Model` computing exactly `row`: called on a list of tensors of the row's input
+    specs (as many as `input_specs`, the whole-graph trace's; none for a row computed from
+    weights alone), it returns the tensors the row's call returns, flattened, without the
+    `None`s, in the order the whole-graph trace lists the row's outputs.
 
-    inputs = [
-        keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name) for spec in input_specs
-    ]
+    The row's layers (their weights) are tracked by the model, so `model.trainable_weights`
+    are theirs.
+    """
     # Keras refuses scope names with "/", "[" or spaces (row paths have them: block[1]/dense).
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"submodel_{row.name}_{row.call_index}")
+    if row.source == "call_site":
+        run = functools.partial(_run_call_site, row)
+    else:
+        run = functools.partial(_run_nodes, row)
     operations = [node.operation for node in row.nodes] or [row.operation]
-    with _node_history_restored(operations):
-        if row.source == "call_site":
-            try:
-                outputs = _call_as_recorded(row.operation, row.call_template, inputs)
-            except Exception as direct:
-                try:  # e.g. a layer returning None among its outputs (keras-hub's T5 attention)
-                    wrapper = _tensor_outputs_layer()(row.operation, row.call_template)
-                    outputs = wrapper(inputs)
-                except Exception:
-                    raise direct from None
-            return keras.Model(inputs, outputs, name=name)
-        values = {id(t): x for t, x in zip(row.input_tensors, inputs)}
-        for node in row.nodes:
-            call_node(node, values)
-        outputs = [values[id(t)] for t in row.output_tensors]
-        return keras.Model(inputs, outputs, name=name)
+    return _row_model_class()(run, operations, name=name)
+
+
+def _run_nodes(row: RowPlan, tensors, training: bool = False):
+    """A functional row's nodes run on `tensors` (its inputs, None at `row.none_inputs`), its
+    layers in training mode or not."""
+    given = iter(tensors)
+    values = {
+        id(t): None if i in row.none_inputs else next(given)
+        for i, t in enumerate(row.input_tensors)
+    }
+    for node in row.nodes:
+        call_node(node, values, training)
+    return [values.get(id(t)) for t in row.output_tensors]
+
+
+def _run_call_site(row: RowPlan, tensors, training: bool = False):
+    """A recorded call site called on its recorded arguments, `tensors` filled in (`training`
+    passed on where the layer takes it, as Keras passes a model's on)."""
+    from submodel_profiler.call_recorder import fill_template
+
+    args, kwargs = fill_template(row.call_template, list(tensors))
+    if training and "training" in getattr(row.operation, "_call_context_args", ()):
+        kwargs["training"] = True
+    return row.operation(*args, **kwargs)
 
 
 @functools.cache
-def _tensor_outputs_layer():
-    """The TensorOutputs layer class (defined once Keras is imported)."""
+def _row_model_class():
+    """The RowModel class (defined once Keras is imported)."""
     import keras
 
-    class TensorOutputs(keras.layers.Layer):
-        """Calls `layer` on its recorded arguments (the tensors filled in) and returns the
-        tensors among its outputs, flattened, in the order the whole-graph trace lists them.
-        For call sites Keras cannot call symbolically as they are: their outputs hold a
-        None, or their own `compute_output_spec` refuses the recorded arguments."""
+    class RowModel(keras.Model):
+        """`run(inputs)` as a model: the tensors among its outputs, flattened (tf.nest's order,
+        as the whole-graph trace flattens a call's outputs; `None`s and other values left
+        out). Inputs are passed to `run` as they come (no cast to this model's dtype policy:
+        the row's layers cast for themselves, as in the whole model)."""
 
-        def __init__(self, layer, call_template, **kwargs):
-            super().__init__(name=f"{layer.name}_tensor_outputs", **kwargs)
-            self.layer = layer
-            self.call_template = call_template
+        def __init__(self, run, operations, **kwargs):
+            super().__init__(autocast=False, **kwargs)
+            self._convert_input_args = False
+            self._allow_non_tensor_positional_args = True
+            self._run = run
+            # tracked, so the model's weights are the row's layers' (a ghost op has none)
+            self.row_layers = [op for op in operations if isinstance(op, keras.layers.Layer)]
 
-        def call(self, tensors):
-            from keras import tree
+        def call(self, inputs, training=None):
+            import tensorflow as tf
 
-            outputs = _call_as_recorded(self.layer, self.call_template, tensors)
-            return [t for t in tree.flatten(outputs) if t is not None]
+            outputs = tf.nest.flatten(self._run(list(inputs), bool(training)))
+            return [t for t in outputs if isinstance(t, tf.Tensor)]
 
-    return TensorOutputs
-
-
-def _call_as_recorded(layer, call_template, tensors):
-    """`layer` called on its recorded arguments, `tensors` filled in for the recorded ones."""
-    from submodel_profiler.call_recorder import fill_template
-
-    args, kwargs = fill_template(call_template, list(tensors))
-    return layer(*args, **_without_none_defaults(layer, kwargs))
-
-
-def _without_none_defaults(layer, kwargs: dict) -> dict:
-    """`kwargs` less those passed as None where None is the default of `layer.call`: the same
-    call, and one a layer's own `compute_output_spec` may not accept (keras-hub's
-    CachedMultiHeadAttention is called with `cache=None`; MultiHeadAttention's spec refuses it)."""
-    import inspect
-
-    try:
-        params = inspect.signature(layer.call).parameters
-    except (TypeError, ValueError):
-        return kwargs
-    return {
-        k: v
-        for k, v in kwargs.items()
-        if not (v is None and k in params and params[k].default is None)
-    }
-
-
-@contextlib.contextmanager
-def _node_history_restored(operations):
-    """Undo the inbound/outbound nodes that symbolic calls add to these operations."""
-    ops = {id(op): op for op in operations}.values()
-    saved = [(op, list(op._inbound_nodes), list(op._outbound_nodes)) for op in ops]
-    try:
-        yield
-    finally:
-        for op, inbound, outbound in saved:
-            op._inbound_nodes[:] = inbound
-            op._outbound_nodes[:] = outbound
+    return RowModel
 
 
 def profile_submodel(row: RowPlan, input_specs, outputs_used=()) -> SubModel:

@@ -19,6 +19,7 @@ batch dimension, a dtype zeros cannot be made of) is the failure a crash (`Profi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 
 from submodel_profiler.call_recorder import (
@@ -31,7 +32,7 @@ from submodel_profiler.call_recorder import (
 )
 from submodel_profiler.counting import Count
 from submodel_profiler.errors import ProfilingError, describe
-from submodel_profiler.flops import GraphFlops, count_graph_flops
+from submodel_profiler.flops import GraphFlops, count_graph_flops, live_nodes
 from submodel_profiler.graph_walk import (
     RowPlan,
     RowTrace,
@@ -82,17 +83,20 @@ class WholeGraph:
         return self.instrumented.notes_of(self.trace(key).op_names)
 
     def row_graph_digest(self, key) -> str:
-        """Digest of the graph ops the row created, names replaced by positions: equal for rows
-        whose traced computations are identical (their weights' values aside)."""
+        """Digest of the graph ops the row created, names replaced by positions, and of which
+        of its outputs are used: equal for rows whose traced computations are identical (their
+        weights' values aside) and count alike (a row whose outputs nothing that runs reads
+        counts nothing as run)."""
         import hashlib
 
         graph = self.instrumented_function.graph
+        trace = self.trace(key)
         ops = sorted(
-            (graph.get_operation_by_name(n) for n in self.trace(key).op_names),
+            (graph.get_operation_by_name(n) for n in trace.op_names),
             key=lambda op: op._id,
         )  # creation order
         position = {op.name: i for i, op in enumerate(ops)}
-        digest = hashlib.sha256()
+        digest = hashlib.sha256(repr(trace.outputs_used).encode())
         for op in ops:
             inputs = [
                 (position[t.op.name], t.value_index)
@@ -170,6 +174,7 @@ def trace_rows(
     recorded: dict = {}  # row key -> recorded call sites of a composite layer
     row_errors: dict = {}  # row key -> why it failed (zeros stood in for its outputs)
     outputs: list = []
+    nones: dict = {}  # row key -> positions of its inputs that were None (RowPlan.none_inputs)
     failed: list = []  # (layer name, exception): tf.function re-raises it wrapped
 
     def run(*xs):
@@ -201,12 +206,14 @@ def trace_rows(
                 created[row.key].extend(graph.get_operations()[start:])
             # now: a nested model's next call binds its tensors to other values
             traces[row.key] = _trace(row, values, created[row.key])
-            outputs.append((row.key, [values[id(t)] for t in row.output_tensors]))
+            nones[row.key] = _none_positions(values, row.input_tensors)
+            outputs.append((row.key, _tensors(values, row.output_tensors)))
             bind(row.bind_after, values)
             for parent in ends.get(row.key, ()):
                 ops = [op for r in inside[parent.key] for op in created[r.key]]
                 traces[parent.key] = _trace(parent, values, ops)
-                outputs.append((parent.key, [values[id(t)] for t in parent.output_tensors]))
+                nones[parent.key] = _none_positions(values, parent.input_tensors)
+                outputs.append((parent.key, _tensors(values, parent.output_tensors)))
         return [values[id(t)] for t in graph_model.outputs]
 
     try:
@@ -216,16 +223,13 @@ def trace_rows(
             raise
         name, cause = failed[-1]
         raise ProfilingError("tracing the whole model", cause, name) from e
-    for key, tensors in outputs:  # consumers are known once the whole trace exists
-        trace = traces[key]
-        traces[key] = RowTrace(
-            trace.input_specs,
-            trace.output_specs,
-            trace.op_names,
-            outputs_used(tensors, trace.op_names),
-            trace.input_names,
-        )
-    return concrete, _expand_rows(rows, traces, recorded, depth, nested), row_errors
+    # consumers, and which nodes run, are known once the whole trace exists
+    live = live_nodes(concrete.graph)
+    for key, tensors in outputs:
+        used = outputs_used(tensors, traces[key].op_names, live)
+        traces[key] = dataclasses.replace(traces[key], outputs_used=used)
+    rows, nested = _with_none_inputs(rows, nones), _with_none_inputs(nested, nones)
+    return concrete, _expand_rows(rows, traces, recorded, depth, nested, live), row_errors
 
 
 def _stand_in(row: RowPlan, values: dict, batch) -> bool:
@@ -261,12 +265,32 @@ def _stand_in(row: RowPlan, values: dict, batch) -> bool:
 
 
 def _trace(row: RowPlan, values: dict, ops) -> RowTrace:
+    """What the trace saw of `row`; a `None` among its inputs or outputs (legal in Keras: a
+    layer returning `(x, None)`) carries no tensor and no spec."""
+    inputs = _tensors(values, row.input_tensors)
     return RowTrace(
-        input_specs=tuple(_spec(values[id(t)]) for t in row.input_tensors),
-        output_specs=tuple(_spec(values[id(t)]) for t in row.output_tensors),
+        input_specs=tuple(_spec(x) for x in inputs),
+        output_specs=tuple(_spec(x) for x in _tensors(values, row.output_tensors)),
         op_names=frozenset(op.name for op in ops),
-        input_names=tuple(getattr(values[id(t)], "name", None) for t in row.input_tensors),
+        input_names=tuple(getattr(x, "name", None) for x in inputs),
     )
+
+
+def _tensors(values: dict, keras_tensors) -> list:
+    """The values standing for `keras_tensors`, less those that are None (or that the call
+    did not return: Keras leaves them out too)."""
+    return [values[id(t)] for t in keras_tensors if values.get(id(t)) is not None]
+
+
+def _none_positions(values: dict, keras_tensors) -> tuple:
+    return tuple(i for i, t in enumerate(keras_tensors) if values.get(id(t)) is None)
+
+
+def _with_none_inputs(rows, nones: dict) -> list:
+    """`rows` with `none_inputs` set where the trace found None among a row's inputs."""
+    return [
+        dataclasses.replace(r, none_inputs=nones[r.key]) if nones.get(r.key) else r for r in rows
+    ]
 
 
 def is_composite(row: RowPlan, depth: int) -> bool:
@@ -292,8 +316,9 @@ def _call_recording(row: RowPlan, node, values: dict, depth: int, training: bool
     return recorder.roots
 
 
-def _expand_rows(rows, traces, recorded, depth, nested) -> Expansion:
-    """The report's rows: composite rows replaced by their call sites' rows and inline row."""
+def _expand_rows(rows, traces, recorded, depth, nested, live=None) -> Expansion:
+    """The report's rows: composite rows replaced by their call sites' rows and inline row
+    (`live`: the nodes of the trace that run, for the call sites' `outputs_used`)."""
     out = Expansion(parents=list(nested), parent_traces={p.key: traces[p.key] for p in nested})
     for row in rows:
         sites = recorded.get(row.key)
@@ -304,7 +329,7 @@ def _expand_rows(rows, traces, recorded, depth, nested) -> Expansion:
             continue
         out.parents.append(row)
         out.parent_traces[row.key] = traces[row.key]
-        site_rows(sites, row.label + "/", row.depth + 1, depth, row.label, out)
+        site_rows(sites, row.label + "/", row.depth + 1, depth, row.label, out, live)
         add_inline_row(
             out, row.label + "/", traces[row.key].op_names, sites, row.depth + 1, row.label
         )
