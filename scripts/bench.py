@@ -13,11 +13,13 @@ and reports wall times, time per row, both counting conventions and MACs, additi
 identity-layer times and rank correlations.
 
 With --processes it also times, alternately, two fresh processes: the seed method alone and
-`python -m submodel_profiler MODEL` (the default run), which is what a user waits for.
+`python -m submodel_profiler MODEL` (the default run), which is what a user waits for. With
+--train it only times, alternately, the default run and `--pass train` (a training profile).
 
 Usage:
   python scripts/bench.py    # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
   python scripts/bench.py MobileNetV3Large --processes 3
+  python scripts/bench.py MobileNetV3Large --train 3
 """
 
 from __future__ import annotations
@@ -208,18 +210,42 @@ def bench_model(name: str) -> dict:
     }
 
 
+def alternate(commands, rounds: int) -> list[float]:
+    """Median wall seconds of each command, run as fresh processes, alternating, `rounds` times
+    each (exit status 0 or 1 both count: 1 only says a cross-check disagreed)."""
+    seconds: list[list[float]] = [[] for _ in commands]
+    for _ in range(rounds):
+        for cmd, into in zip(commands, seconds):
+            start = time.perf_counter()
+            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if done.returncode not in (0, 1):
+                raise RuntimeError(f"{cmd} exited with {done.returncode}")
+            into.append(time.perf_counter() - start)
+    return [statistics.median(s) for s in seconds]
+
+
 def time_processes(name: str, rounds: int) -> dict:
     """Alternate fresh processes: seed method alone vs. the default profiler run."""
-    seed_cmd = [sys.executable, "-c", SEED_SNIPPET, name]
-    full_cmd = [sys.executable, "-m", "submodel_profiler", name]
-    seed, full = [], []
-    for _ in range(rounds):
-        for cmd, into in ((seed_cmd, seed), (full_cmd, full)):
-            start = time.perf_counter()
-            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            into.append(time.perf_counter() - start)
-    s, f = statistics.median(seed), statistics.median(full)
+    s, f = alternate(
+        [
+            [sys.executable, "-c", SEED_SNIPPET, name],
+            [sys.executable, "-m", "submodel_profiler", name],
+        ],
+        rounds,
+    )
     return {"model": name, "seed_process_s": s, "profiler_process_s": f, "ratio": f / s}
+
+
+def time_training(name: str, rounds: int) -> dict:
+    """Alternate fresh processes: the default (inference) profile vs. `--pass train`."""
+    base = [sys.executable, "-m", "submodel_profiler", name]
+    inference, train = alternate([base, [*base, "--pass", "train"]], rounds)
+    return {
+        "model": name,
+        "inference_process_s": inference,
+        "train_process_s": train,
+        "ratio": train / inference,
+    }
 
 
 def main() -> int:
@@ -234,8 +260,19 @@ def main() -> int:
         metavar="ROUNDS",
         help="also time fresh processes, alternating, ROUNDS times each",
     )
+    parser.add_argument(
+        "--train",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only time fresh processes of the default profile and of --pass train, "
+        "alternating, ROUNDS times each (medians, and their ratio)",
+    )
     args = parser.parse_args()
     for name in args.models:
+        if args.train:
+            print(time_training(name, args.train), flush=True)
+            continue
         if args.processes:
             print(time_processes(name, args.processes), flush=True)
         print(bench_model(name), flush=True)

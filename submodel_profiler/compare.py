@@ -58,7 +58,7 @@ class RowComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    a: dict  # {label, model, batch_size, device, counting}
+    a: dict  # {label, model, batch_size, device, counting, pass_name}
     b: dict
     rows: tuple  # of RowComparison, in A's order
     totals: dict  # TOTAL_METRICS name -> Delta
@@ -118,6 +118,7 @@ def _side(report: Report, label: str) -> dict:
         "batch_size": m.batch_size,
         "device": report.environment.device,
         "counting": report.settings.counting,
+        "pass_name": report.settings.pass_name,
     }
 
 

@@ -91,8 +91,11 @@ def write_plot(report: Report, path: str) -> None:
 
 def _title(report: Report) -> str:
     m, env = report.model, report.environment
+    step = (
+        " — one training step (forward + backward)" if report.settings.pass_name == "train" else ""
+    )
     return (
-        f"{m.name} — batch size {m.batch_size} — TensorFlow {env.tensorflow}, "
+        f"{m.name}{step} — batch size {m.batch_size} — TensorFlow {env.tensorflow}, "
         f"Keras {env.keras} — {env.device}"
     )
 

@@ -28,6 +28,7 @@ depend on a trainable weight (none for the first convolution, nor for integer id
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, field
 
@@ -184,6 +185,33 @@ def _without_shape_memo(graph) -> None:
     graph._reduced_shape_cache = _NoMemo()
 
 
+@contextlib.contextmanager
+def scoped_custom_gradients():
+    """While traced, the gradients of `tf.custom_gradient` functions (TF's `silu`, Keras'
+    custom ops) are created under `gradient_tape/<the forward's name scope>/`, as TF does for
+    every registered gradient: custom_gradient records its op on the tape without a scope, so
+    its backward ops would carry no sign of the row they differentiate."""
+    from tensorflow.python.eager import record
+    from tensorflow.python.framework import ops
+
+    original = record.record_operation
+
+    def record_operation(op_type, outputs, inputs, backward_function, *args, **kwargs):
+        scope = ops.get_name_scope()
+
+        def backward(*grads, **grad_kwargs):
+            with ops.name_scope(f"{GRADIENT_SCOPE}{scope}/" if scope else GRADIENT_SCOPE):
+                return backward_function(*grads, **grad_kwargs)
+
+        return original(op_type, outputs, inputs, backward, *args, **kwargs)
+
+    record.record_operation = record_operation
+    try:
+        yield
+    finally:
+        record.record_operation = original
+
+
 def _loss(outputs):
     """Σ over the float outputs of sum(y · G), G fixed random (module docstring)."""
     import tensorflow as tf
@@ -207,18 +235,19 @@ def profile_whole_step(model, rows, input_specs, depth: int = 1, nested: tuple =
 
     marks: dict = {}
     wrap = step_wrapper(model, marks)
-    concrete, tree, row_errors = trace_rows(
-        model, rows, input_specs, depth, nested, training=True, wrap=wrap, row_scopes=True
-    )
-    structure = input_structure(functional_graph(model))
-    flat = list(range(len(input_specs)))
-    reference = trace_call(  # marks of its own: `marks` are the instrumented trace's
-        model,
-        input_specs,
-        flat if structure is None else structure,
-        training=True,
-        wrap=step_wrapper(model, {}),
-    )
+    with scoped_custom_gradients():
+        concrete, tree, row_errors = trace_rows(
+            model, rows, input_specs, depth, nested, training=True, wrap=wrap, row_scopes=True
+        )
+        structure = input_structure(functional_graph(model))
+        flat = list(range(len(input_specs)))
+        reference = trace_call(  # marks of its own: `marks` are the instrumented trace's
+            model,
+            input_specs,
+            flat if structure is None else structure,
+            training=True,
+            wrap=step_wrapper(model, {}),
+        )
     base = WholeGraph(
         row_traces=tree.traces,
         instrumented=None,
@@ -237,7 +266,9 @@ def trace_subclassed_step(model, specs, depth: int = 1) -> WholeStep:
     from submodel_profiler.subclassed import trace_subclassed
 
     marks: dict = {}
-    base = trace_subclassed(model, specs, depth, training=True, wrap=step_wrapper(model, marks))
+    with scoped_custom_gradients():
+        wrap = step_wrapper(model, marks)
+        base = trace_subclassed(model, specs, depth, training=True, wrap=wrap)
     return split_step(dataclasses.replace(base, reference=None), model, marks)
 
 
@@ -476,7 +507,8 @@ def profile_submodel_step(
     seeds = tuple(value if u else None for value, u in zip(_seed_values(output_specs), used))
     marks: dict = {}
     step = _sub_step(model, tuple(needs_grad), seeds, used, marks)
-    concrete = tf.function(step).get_concrete_function(*input_specs)
+    with scoped_custom_gradients():
+        concrete = tf.function(step).get_concrete_function(*input_specs)
     graph = concrete.graph
     flops = count_graph_flops(graph)
     ops = graph.get_operations()

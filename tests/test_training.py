@@ -264,3 +264,33 @@ def test_mobilenet_v3_small_training_step_is_exact(keras):
     # every contraction but the first convolution also needs its input gradient
     first = rows_by_label(report)["conv"].forward_macs
     assert t.backward_macs == 2 * t.forward_macs - first
+
+
+def test_lstm_backward_runs_the_forward_trip_count(keras):
+    batch, steps, features, units = 2, 7, 3, 5
+    x = keras.Input((steps, features))
+    model = keras.Model(x, keras.layers.LSTM(units, name="lstm")(x))
+    report = train(model, batch_size=batch)
+    assert_step_exact(report)
+    row = rows_by_label(report)["lstm"]
+    gates = 4 * units
+    # per step, forward: x·W and h·U; backward: the gradients of W (xᵀ·dz), of U (hᵀ·dz) and
+    # of h (dz·Uᵀ); none of x, the model's input
+    assert row.forward_macs == steps * batch * gates * (features + units)
+    assert row.backward_macs == steps * batch * gates * (features + 2 * units)
+    assert not row.uncounted_ops
+    assert any("× 7 iterations" in note for note in row.count_notes)
+
+
+def test_custom_gradients_stay_in_their_row(keras):
+    # TF's silu (Keras' swish) has a tf.custom_gradient: its backward must land in its row,
+    # not in the row that produced its upstream gradient
+    x = keras.Input((6,))
+    y = keras.layers.Dense(5, name="a")(x)
+    y = keras.layers.Activation("swish", name="swish")(y)
+    y = keras.layers.Dense(3, name="b")(y)
+    report = train(keras.Model(x, y), batch_size=2)
+    assert_step_exact(report)
+    rows = rows_by_label(report)
+    assert rows["swish"].backward_flops > 0
+    assert rows["b"].backward_flops == 2 * (2 * 2 * 5 * 3) + (2 - 1) * 3

@@ -38,9 +38,14 @@ def render_comparison(comparison, fmt: str = "table") -> str:
 def _comparison_header(c) -> list[str]:
     lines = [
         f"{side}: {d['label']} — {d['model']}, batch size {d['batch_size']}, {d['device']}, "
-        f"{d.get('counting', 'tf')} counting"
+        f"{d.get('counting', 'tf')} counting, {d.get('pass_name', 'inference')} pass"
         for side, d in (("A", c.a), ("B", c.b))
     ]
+    if c.a.get("pass_name", "inference") != c.b.get("pass_name", "inference"):
+        lines.append(
+            "A and B measure different passes: B ÷ A of a row is what a training step costs "
+            "beside inference (the train pass adds its (loss) and (gradient aggregation) rows)."
+        )
     if c.a.get("counting") != c.b.get("counting"):
         lines.append(
             "WARNING: A and B count float ops in different conventions: compare their "
