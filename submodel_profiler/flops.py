@@ -575,9 +575,29 @@ def fold(tensor, depth: int = 0):
             reduce = getattr(np, _FOLDABLE_REDUCTIONS[tensor.op.type])
             axis = tuple(int(a) for a in np.atleast_1d(axes))  # (): no axis reduced, as in TF
             value = reduce(np.asarray(data), axis=axis) if np.size(data) else None
+    if value is None and tensor.op.type in WHILE_OP_TYPES and depth < 8:
+        value = _loop_variable_after(tensor, depth)
     if value is None or np.size(value) != 1:
         return None
     return np.asarray(value).item()
+
+
+def _loop_variable_after(tensor, depth: int):
+    """The final value of a loop variable a While returns, when the body steps it by a
+    constant from a constant start and the loop's trip count is static: start + step × trips.
+    A While's gradient loops as many times as the forward loop, bounded by the forward loop's
+    final counter, which this folds."""
+    op = tensor.op
+    library = _FunctionLibrary(op.graph)
+    cond, body = library.get(op.get_attr("cond").name), library.get(op.get_attr("body").name)
+    if cond is None or body is None:
+        return None
+    k = tensor.value_index
+    start, step = fold(op.inputs[k], depth + 1), _Loop(op, cond, body)._step(k)
+    trips = trip_count(op, library)
+    if start is None or step is None or trips is None:
+        return None
+    return start + step * trips
 
 
 def fold_array(tensor, depth: int = 0):
