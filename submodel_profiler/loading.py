@@ -149,13 +149,27 @@ def import_custom_objects(specs) -> dict:
 def _load_file(path: str, custom_objects: dict | None = None, safe_mode: bool = True):
     import keras
 
+    from submodel_profiler import legacy
     from submodel_profiler.errors import UsageError
 
     objects = {**legacy_repairs(), **(custom_objects or {})}
+    if _written_by_keras_2(path):
+        raise UsageError(
+            f"Could not load {path!r}: it is a .keras file written by Keras 2 (tf.keras 2.x or "
+            "tf_keras), a format Keras 3 cannot read. Load it with tf_keras and save it as "
+            ".h5 (model.save('model.h5')): this tool reads Keras 2 .h5 files, TF ops on "
+            "Keras tensors included."
+        )
     try:
+        if path.lower().endswith((".h5", ".hdf5")):
+            model = legacy.load_h5(path, objects, safe_mode)
+            if model is not None:
+                return model
         return keras.saving.load_model(
             path, custom_objects=objects, compile=False, safe_mode=safe_mode
         )
+    except legacy.LegacyRefusal as e:
+        raise UsageError(f"Could not load {path!r}: {e}") from e
     except Exception as e:  # Keras raises many types for unreadable files.
         refusal = _refusal(path, e)
         if refusal:
@@ -173,14 +187,30 @@ def _load_file(path: str, custom_objects: dict | None = None, safe_mode: bool = 
         ) from e
 
 
-# Layers whose Keras 2 (tf.keras / tf_keras) config Keras 3 refuses, and what cannot be repaired.
+# Keras 2 layers Keras 3 has no class for. legacy.py rebuilds them in the Keras 2 .h5 files it
+# rewrites; anywhere else (inside a custom model class) Keras 3 meets them and is refused.
 _UNLOADABLE = {
-    "TFOpLambda": "a raw TensorFlow op called on a Keras tensor in Keras 2 (tf.nn.relu(x), "
-    "x + 1 outside a layer); Keras 3 has no such layer. Rebuild the model with "
-    "Keras 3, or wrap the op in a Layer",
-    "SlicingOpLambda": "a tensor slice taken outside a layer in Keras 2; Keras 3 has no such "
-    "layer. Rebuild the model with Keras 3",
+    "TFOpLambda": "a TensorFlow function called on a Keras tensor in Keras 2 (tf.nn.relu(x), "
+    "x + 1 outside a layer) where this tool cannot rebuild it (inside a custom model class). "
+    "Rebuild the model with Keras 3, with keras.ops or a layer in place of the op",
+    "SlicingOpLambda": "a tensor slice (x[:, 0]) taken outside a layer in Keras 2 where this "
+    "tool cannot rebuild it (inside a custom model class). Rebuild the model with Keras 3",
 }
+
+
+def _written_by_keras_2(path: str) -> bool:
+    """True for a `.keras` zip whose metadata names Keras 2 (tf_keras writes them too)."""
+    import json
+    import zipfile
+
+    if not path.lower().endswith(".keras") or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (KeyError, ValueError, OSError):
+        return False
+    return str(metadata.get("keras_version", "")).startswith("2.")
 
 
 def legacy_repairs() -> dict:

@@ -1,5 +1,6 @@
 """Hardening, as a user running someone else's model meets it: failing rows, crashes, flags that
-would be ignored, a terminal-sized table, quiet stderr, legacy files, type checks up front."""
+would be ignored, a terminal-sized table, quiet stderr, type checks up front (legacy files:
+test_legacy.py)."""
 
 from __future__ import annotations
 
@@ -276,67 +277,6 @@ def test_stderr_holds_no_tensorflow_log_lines_by_default(model_file):
         timeout=300,
     )
     assert verbose.returncode == 0
-
-
-# --- 7. legacy Keras 2 files -----------------------------------------------------------------
-
-WRITE_LEGACY = textwrap.dedent("""
-    import sys
-    import tf_keras
-    import tensorflow as tf
-
-    folder = sys.argv[1]
-    tf_keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3)).save(
-        folder + "/mnv2.h5")
-    x = tf_keras.Input((8,))
-    y = tf_keras.layers.Lambda(lambda t: t * 2.0)(tf_keras.layers.Dense(4)(x))
-    tf_keras.Model(x, y).save(folder + "/lambda.h5")
-    x = tf_keras.Input((8,))
-    tf_keras.Model(x, tf.nn.relu(tf_keras.layers.Dense(4)(x)) + 1.0).save(folder + "/op.h5")
-""")
-
-
-@pytest.fixture(scope="module")
-def legacy_files(tmp_path_factory):
-    pytest.importorskip("tf_keras")  # a test extra: see pyproject.toml
-    folder = tmp_path_factory.mktemp("legacy")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run(
-        [sys.executable, "-c", WRITE_LEGACY, str(folder)],
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    return folder
-
-
-def test_a_tf_keras_h5_loads_and_agrees_row_by_row(keras, legacy_files, tmp_path):
-    out = tmp_path / "r.json"
-    result = run_cli(
-        [str(legacy_files / "mnv2.h5"), "--no-timing", "--format", "json", "--output", str(out)]
-    )
-    assert result.returncode == 0, result.stderr
-    data = json.loads(out.read_text())
-    assert data["cross_check"]["flops_exact"]
-    assert all(r["flops"] == r["whole_graph_flops"] for r in data["layers"])
-    # The same architecture built by Keras 3 has the same multiply-accumulates.
-    keras3 = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3))
-    assert data["totals"]["macs"] == profile_model(keras3, timing=False).totals.macs
-
-
-def test_a_lambda_layer_needs_no_safe_mode(legacy_files):
-    path = str(legacy_files / "lambda.h5")
-    refused = run_cli([path, "--no-timing"])
-    assert refused.returncode == 2 and "--no-safe-mode" in refused.stderr
-    allowed = run_cli([path, "--no-timing", "--no-safe-mode"])
-    assert allowed.returncode == 0, allowed.stderr
-
-
-def test_a_keras_2_op_layer_is_refused_with_its_name(legacy_files):
-    result = run_cli([str(legacy_files / "op.h5"), "--no-timing"])
-    assert result.returncode == 2 and "TFOpLambda" in result.stderr
-    assert "Traceback" not in result.stderr
 
 
 # --- 8. rows share a measurement only when their graphs are identical ------------------------
