@@ -53,7 +53,19 @@ def build_submodel(row: RowPlan, input_specs=()) -> object:
     else:
         run = functools.partial(_run_nodes, row)
     operations = [node.operation for node in row.nodes] or [row.operation]
-    return _row_model_class()(run, operations, name=name)
+    return _row_model_class()(run, operations, _recorded_variables(row), name=name)
+
+
+def _recorded_variables(row: RowPlan) -> list:
+    """The weights a recorded call takes as arguments (`self.lookup(self.position_ids)`):
+    they are the row's weights too."""
+    import keras
+    import tensorflow as tf
+
+    if row.call_template is None:
+        return []
+    found = [v for v in tf.nest.flatten(row.call_template) if isinstance(v, keras.Variable)]
+    return list({id(v): v for v in found}.values())
 
 
 def _run_nodes(row: RowPlan, tensors, training: bool = False):
@@ -91,13 +103,15 @@ def _row_model_class():
         out). Inputs are passed to `run` as they come (no cast to this model's dtype policy:
         the row's layers cast for themselves, as in the whole model)."""
 
-        def __init__(self, run, operations, **kwargs):
+        def __init__(self, run, operations, variables=(), **kwargs):
             super().__init__(autocast=False, **kwargs)
             self._convert_input_args = False
             self._allow_non_tensor_positional_args = True
             self._run = run
-            # tracked, so the model's weights are the row's layers' (a ghost op has none)
+            # tracked, so the model's weights are the row's layers' (a ghost op has none) and
+            # those its call takes as arguments
             self.row_layers = [op for op in operations if isinstance(op, keras.layers.Layer)]
+            self.row_variables = list(variables)
 
         def call(self, inputs, training=None):
             import tensorflow as tf

@@ -165,6 +165,8 @@ def test_sub_models_keras_refuses_are_built_all_the_same(keras):
     # and the expanded layer refusing `training` has its own sub-model, equal to its rows
     parents = {p.label: p for p in report.parents}
     assert parents["embed"].flops == one["embed"].flops
+    # a training step's rows too: the weight a call takes as argument gets its gradient
+    _exact(_profile(model, depth=2, pass_="train"))
 
 
 # --- 3. what a sub-model keeps: every output the call returns, as used in the whole graph -------
