@@ -175,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: inference)",
     )
     p.add_argument(
+        "--optimizer",
+        metavar="NAME",
+        help="with --pass train: also count this keras.optimizers optimizer's update (sgd, "
+        "adam, adamw, rmsprop, ...), each row's for the weights it owns, with its default "
+        "settings (default: no update counted; model files load uncompiled)",
+    )
+    p.add_argument(
         "--no-timing", action="store_true", help="count float ops only; skip isolated timing"
     )
     timing = p.add_argument_group("timing (docs/timing.md: how isolated time is measured)")
@@ -393,6 +400,7 @@ def _profile_options(args, loaded, settings, progress: bool) -> dict:
         "depth": args.depth,
         "trace": bool(args.trace),
         "pass_": args.pass_,
+        "optimizer": args.optimizer,
     }
 
 

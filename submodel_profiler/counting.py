@@ -210,6 +210,10 @@ ELEMENTWISE_GRADIENT_OPS = frozenset(
     """.split()
 )
 
+# Variable updates that combine (an optimizer's `w -= lr·g`, `m += ...`): 1 float op per element
+# of the value added or subtracted; a plain AssignVariableOp is a copy.
+VARIABLE_UPDATE_OPS = frozenset({"AssignAddVariableOp", "AssignSubVariableOp"})
+
 # Reductions: 1 float op per input element.
 REDUCTION_OPS = frozenset(
     {"Max", "Min", "Prod", "EuclideanNorm", "Cumsum", "Cumprod", "Cummax", "Cummin"}
@@ -651,6 +655,7 @@ RULES = {
     **dict.fromkeys(ELEMENTWISE_OPS, _float_rule(elementwise_flops, of_output=True)),
     **dict.fromkeys(REDUCTION_OPS, _float_rule(reduction_flops)),
     **dict.fromkeys(ELEMENTWISE_GRADIENT_OPS, _float_rule(elementwise_flops, of_output=True)),
+    **dict.fromkeys(VARIABLE_UPDATE_OPS, _float_rule(elementwise_flops, 1)),
     **dict.fromkeys(SOFTMAX_LIKE_OPS, _float_rule(softmax_like_flops)),
     **dict.fromkeys(BATCH_NORM_OPS, _batch_norm),
     **dict.fromkeys(UNREGISTERED_CONTRACTIONS, _unregistered_contraction),

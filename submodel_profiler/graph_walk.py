@@ -348,7 +348,10 @@ def call_node(node, tensor_values: dict, training: bool = False):
     args, kwargs = node.arguments.fill_in(tensor_values)
     op = node.operation
     if "training" in getattr(op, "_call_context_args", ()):
-        kwargs.setdefault("training", training)
+        if training:  # as model(x, training=True) does: it overrides a recorded training=False
+            kwargs["training"] = True
+        else:
+            kwargs.setdefault("training", False)
     outputs = tree.flatten(op(*args, **kwargs))
     for t, value in zip(node.outputs, outputs):
         tensor_values[id(t)] = value

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from submodel_profiler.bandwidth import measure_bandwidth
-from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, Count
+from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, ZERO, Count
 from submodel_profiler.cross_checks import OtherMethods, cross_check, gpu_visible, other_methods
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
@@ -63,8 +63,10 @@ from submodel_profiler.training import (
     WholeStep,
     check_pass,
     check_trainable,
+    optimizer_counts,
     profile_submodel_step,
     profile_whole_step,
+    resolve_optimizer,
     step_wrapper,
     trace_subclassed_step,
 )
@@ -98,6 +100,7 @@ def profile_model(
     depth: int | str = 1,
     trace: bool = False,
     pass_: str = "inference",
+    optimizer=None,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -136,6 +139,9 @@ def profile_model(
             to every trainable weight; training.py). In "train", rows' flops, macs, op bytes
             and times are the step's, split into forward_* and backward_*, with the saved
             activations, and a `(loss)` and a `(gradient aggregation)` row.
+        optimizer: with pass_="train", the optimizer whose update rows also count
+            (`optimizer_flops`: each row's for the weights it owns): a keras.optimizers name
+            ("adam") or instance; default: the one the model was compiled with, if any.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
@@ -152,6 +158,7 @@ def profile_model(
     check_model(model, expand_nested)
     if train:
         check_trainable(model)
+    update = resolve_optimizer(model, optimizer, train)
     clock = Phases()
     if graph_of(model) is not None:
         specs = resolve_input_specs(model, batch_size, input_shapes, seq_len)
@@ -199,6 +206,11 @@ def profile_model(
         memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
+    if update is not None:
+        with _phase("counting the optimizer's update"), clock("optimizer"):
+            layers, optimizer_totals = _optimizer_fields(update, rows, layers, counting)
+    else:
+        optimizer_totals = {}
     parent_params: set = set()
     parent_rows = tuple(
         _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
@@ -224,6 +236,7 @@ def profile_model(
             _totals(layers, whole, timed.whole_time, counting),
             **memory,
             **_step_totals(whole, layers, counting),
+            **optimizer_totals,
         ),
         cross_check=cross_check(
             layers, whole.reference and whole.reference.total, others, counting, parent_rows
@@ -631,6 +644,29 @@ def _step_totals(whole, layers, counting: str) -> dict:
         "backward_macs": total("backward_macs"),
         "saved_activation_bytes": whole.saved_activation_total_bytes,
         "forward_time_us": sum(forward_times) if forward_times else None,
+    }
+
+
+def _optimizer_fields(optimizer, rows, layers, counting: str) -> tuple:
+    """Rows with their `optimizer_flops` (the update of the weights each row owns: a shared
+    layer's on its first row), and the totals' optimizer figures."""
+    seen, groups = set(), {}
+    for row in rows:
+        if row.kind == "layer" and id(row.operation) not in seen:
+            seen.add(id(row.operation))
+            groups[row.key] = list(getattr(row.operation, "trainable_weights", ()))
+    counts = optimizer_counts(optimizer, groups)
+    updated = tuple(
+        dataclasses.replace(
+            r, optimizer_flops=counts.rows.get((r.name, r.call_index), ZERO).of(counting)
+        )
+        for r in layers
+    )
+    rows_total = sum(c.of(counting) for c in counts.rows.values())
+    return updated, {
+        "optimizer": type(optimizer).__name__,
+        "optimizer_flops": counts.whole.of(counting),
+        "unattributed_optimizer_flops": counts.whole.of(counting) - rows_total,
     }
 
 

@@ -181,6 +181,8 @@ class LayerRow:
     forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
     # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
     backward_time_ratio: float | None = None
+    # the optimizer's update of the weights this row owns (train pass with an optimizer)
+    optimizer_flops: int | None = None
 
     @property
     def label(self) -> str:
@@ -331,6 +333,11 @@ class Totals:
     backward_macs: int | None = None
     saved_activation_bytes: int | None = None
     forward_time_us: float | None = None
+    # With an optimizer (train pass): its class, one update of every weight, and what of it no
+    # row has (the optimizer's own per-step ops: its iteration counter)
+    optimizer: str | None = None
+    optimizer_flops: int | None = None
+    unattributed_optimizer_flops: int | None = None
 
 
 @dataclass(frozen=True)

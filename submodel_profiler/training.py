@@ -534,3 +534,73 @@ def step_counts(flops: GraphFlops, forward_names) -> tuple[Count, Count]:
     """(forward, backward) counts of a step graph's flops given its forward op names."""
     forward = flops.count_of(forward_names)
     return forward, flops.total - forward
+
+
+# --- the optimizer's update -------------------------------------------------------------------
+
+
+def resolve_optimizer(model, optimizer, train: bool):
+    """The optimizer whose update a train pass counts: `optimizer` (a keras.optimizers name or
+    instance), else the one the model was compiled with, else None (not counted).
+
+    Raises:
+        UsageError: an optimizer for the inference pass, or a name Keras does not know.
+    """
+    import keras
+
+    from submodel_profiler.errors import UsageError
+
+    if optimizer is not None and not train:
+        raise UsageError(
+            "An optimizer's update is part of a training step: pass --pass train with "
+            f"--optimizer (pass_='train' with optimizer=). Received: optimizer={optimizer!r}."
+        )
+    if not train:
+        return None
+    if optimizer is None:
+        return getattr(model, "optimizer", None)
+    if isinstance(optimizer, str):
+        try:
+            return keras.optimizers.get(optimizer)
+        except ValueError as e:
+            raise UsageError(
+                f"Unknown optimizer {optimizer!r}: give a keras.optimizers name such as sgd, "
+                f"adam, adamw or rmsprop. Keras said: {str(e).splitlines()[0]}"
+            ) from e
+    return optimizer
+
+
+@dataclass(frozen=True)
+class OptimizerCounts:
+    """Float ops of one update: per row (its own weights), the whole model's at once, and the
+    optimizer's own per-step ops (its iteration counter), which no row has."""
+
+    rows: dict  # row key -> Count
+    whole: Count
+    own: Count
+
+
+def optimizer_counts(optimizer, groups: dict) -> OptimizerCounts:
+    """Count `optimizer`'s update of each group of weights ({row key: weights}), each with a
+    fresh optimizer of the same config. An update is per weight plus a few per-step ops; those
+    are measured as 2 · update(1 scalar) − update(2 scalars) and taken out of every row, so the
+    rows plus them must equal one update of all the weights (the cross-check)."""
+    import keras
+
+    probes = [keras.Variable(0.0), keras.Variable(0.0)]
+    one, two = _update_count(optimizer, probes[:1]), _update_count(optimizer, probes)
+    own = Count(*(2 * a - b for a, b in zip(dataclasses.astuple(one), dataclasses.astuple(two))))
+    rows = {key: _update_count(optimizer, ws) - own for key, ws in groups.items() if ws}
+    everything = [w for ws in groups.values() for w in ws]
+    whole = _update_count(optimizer, everything) if everything else ZERO
+    return OptimizerCounts(rows, whole, own)
+
+
+def _update_count(optimizer, weights) -> Count:
+    import tensorflow as tf
+
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(weights)
+    specs = [tf.TensorSpec(w.shape, w.dtype) for w in weights]
+    graph = tf.function(lambda *g: fresh.apply(list(g), weights)).get_concrete_function(*specs)
+    return count_graph_flops(graph.graph).total

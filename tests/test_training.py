@@ -294,3 +294,24 @@ def test_custom_gradients_stay_in_their_row(keras):
     rows = rows_by_label(report)
     assert rows["swish"].backward_flops > 0
     assert rows["b"].backward_flops == 2 * (2 * 2 * 5 * 3) + (2 - 1) * 3
+
+
+def test_optimizer_update_per_row(mlp):
+    from submodel_profiler.renderers import render_table
+
+    report = train(mlp, batch_size=B, optimizer="sgd")
+    rows, t = rows_by_label(report), report.totals
+    # plain SGD: w -= lr·g, a multiply and a subtraction per weight
+    assert rows["first"].optimizer_flops == 2 * (K * N + N)
+    assert rows["hidden"].optimizer_flops == 2 * (N * M + M)
+    assert t.optimizer == "SGD"
+    assert t.optimizer_flops == 2 * (K * N + N + N * M + M) + t.unattributed_optimizer_flops
+    assert 0 < t.unattributed_optimizer_flops < 10  # the iteration counter, not per weight
+    assert "update float ops" in render_table(report)
+    adam = train(mlp, batch_size=B, optimizer="adam").totals
+    per_row = sum(r.optimizer_flops or 0 for r in train(mlp, B, optimizer="adam").layers)
+    assert adam.optimizer_flops == per_row + adam.unattributed_optimizer_flops
+    with pytest.raises(UsageError, match="--pass train"):
+        profile_model(mlp, timing=False, optimizer="sgd")
+    with pytest.raises(UsageError, match="Unknown optimizer"):
+        train(mlp, optimizer="nonsense")

@@ -182,6 +182,7 @@ COLUMNS = (
     Column("saved", "saved bytes", lambda r, c: integer(r.saved_activation_bytes), train=True),
     Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
     Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
+    Column("optimizer", "update float ops", lambda r, c: integer(r.optimizer_flops), train=True),
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

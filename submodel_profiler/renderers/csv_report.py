@@ -31,6 +31,7 @@ _STEP_FIELDS = (
     "backward_tf_flops",
     "backward_macs",
     "saved_activation_bytes",
+    "optimizer_flops",
 )
 CSV_COLUMNS = (
     "index",

@@ -49,8 +49,11 @@ def render_table(
     Raises:
         ValueError: an unknown column key.
     """
-    if report.settings.pass_name == "train" and tuple(columns) == DEFAULT_COLUMNS:
+    default_view = tuple(columns) == DEFAULT_COLUMNS  # names shortened in that view only
+    if report.settings.pass_name == "train" and default_view:
         columns = TRAIN_COLUMNS
+        if report.totals.optimizer is not None:
+            columns = (*TRAIN_COLUMNS[:-1], "optimizer", TRAIN_COLUMNS[-1])
     unknown = [k for k in columns if k not in COLUMN_KEYS]
     if unknown:
         raise ValueError(f"Unknown column(s) {unknown}. Expected keys from {COLUMN_KEYS}.")
@@ -65,7 +68,7 @@ def render_table(
     total_time = report.totals.time_us or 0.0
     pairs = ordered_rows(report, sort, top)
     tree = sort == "order" and top is None and bool(report.parents)
-    width = DEFAULT_NAME_WIDTH if tuple(columns) in (DEFAULT_COLUMNS, TRAIN_COLUMNS) else None
+    width = DEFAULT_NAME_WIDTH if default_view else None
     body = []
     parents, opened = {p.label: p for p in report.parents}, set()
     for i, row in pairs:
@@ -302,7 +305,13 @@ def _step_footer(report: Report) -> list[str]:
         line += f" = {t.backward_macs / t.forward_macs:.2f} × forward MACs"
     if t.saved_activation_bytes is not None:
         line += f"   saved activations {megabytes(t.saved_activation_bytes)} MB"
-    return [line]
+    lines = [line]
+    if t.optimizer is not None:
+        lines.append(
+            f"Optimizer update ({t.optimizer}): {t.optimizer_flops:,} float ops, of which "
+            f"{t.unattributed_optimizer_flops:,} are its own per-step ops (no row's weights)"
+        )
+    return lines
 
 
 def _prediction_footer(report: Report) -> list[str]:
