@@ -315,3 +315,28 @@ def test_optimizer_update_per_row(mlp):
         profile_model(mlp, timing=False, optimizer="sgd")
     with pytest.raises(UsageError, match="Unknown optimizer"):
         train(mlp, optimizer="nonsense")
+
+
+@pytest.mark.architecture
+def test_keras_hub_bert_training_step_is_exact_and_near_six_n_t():
+    keras_hub = pytest.importorskip("keras_hub")
+    seq, layers, d = 16, 2, 32
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=100,
+        num_layers=layers,
+        num_heads=2,
+        hidden_dim=d,
+        intermediate_dim=64,
+        max_sequence_length=seq,
+        dropout=0.0,
+    )
+    report = train(model, batch_size=1, seq_len=seq)
+    assert_step_exact(report)
+    t = report.totals
+    # Kaplan et al. (2020), §2.1: 6·N·T for the non-embedding parameters N and T tokens, plus
+    # 6·n_layer·n_ctx·d per token for attention; our count adds softmax, GELU, normalisation,
+    # biases and the embeddings' gradients, so it is above the rule, not far above
+    embedding = sum(int(w.numpy().size) for w in model.trainable_weights if "embedding" in w.path)
+    n = sum(int(w.numpy().size) for w in model.trainable_weights) - embedding
+    rule = 6 * n * seq + 6 * layers * seq * d * seq
+    assert rule < t.flops < 1.6 * rule
