@@ -160,7 +160,13 @@ def step_wrapper(model, marks: dict):
                     loss = _loss(outputs)
             marks["loss"] = len(graph.get_operations())
             weights = list(model.trainable_weights)
-            grads = tape.gradient(loss, weights)
+            try:
+                grads = tape.gradient(loss, weights)
+            except LookupError as e:  # "gradient registry has no entry for: MatrixLogarithm"
+                op_type = str(e).strip().split()[-1]
+                found = [op.name for op in graph.get_operations() if op.type == op_type]
+                marks["no_gradient"] = (op_type, found)
+                raise
             marks["end"] = len(graph.get_operations())  # then only the function's outputs
             return [loss, *(g for g in grads if g is not None)]
 
@@ -235,7 +241,7 @@ def profile_whole_step(model, rows, input_specs, depth: int = 1, nested: tuple =
 
     marks: dict = {}
     wrap = step_wrapper(model, marks)
-    with scoped_custom_gradients():
+    with scoped_custom_gradients(), _refusing_missing_gradients(marks, rows):
         concrete, tree, row_errors = trace_rows(
             model, rows, input_specs, depth, nested, training=True, wrap=wrap, row_scopes=True
         )
@@ -266,10 +272,31 @@ def trace_subclassed_step(model, specs, depth: int = 1) -> WholeStep:
     from submodel_profiler.subclassed import trace_subclassed
 
     marks: dict = {}
-    with scoped_custom_gradients():
+    with scoped_custom_gradients(), _refusing_missing_gradients(marks):
         wrap = step_wrapper(model, marks)
         base = trace_subclassed(model, specs, depth, training=True, wrap=wrap)
     return split_step(dataclasses.replace(base, reference=None), model, marks)
+
+
+@contextlib.contextmanager
+def _refusing_missing_gradients(marks: dict, rows=()):
+    """A trace that failed because an op has no gradient in TF becomes a clear refusal naming
+    the rows whose layers run it (a functional row's ops are under its `row<i>` scope)."""
+    from submodel_profiler.errors import UsageError
+
+    try:
+        yield
+    except Exception as e:
+        if "no_gradient" not in marks:
+            raise
+        op_type, names = marks["no_gradient"]
+        scopes = {f"row{i}": row.label for i, row in enumerate(rows)}
+        where = sorted({scopes.get(n.split("/")[0], n) for n in names}) or ["an unknown layer"]
+        raise UsageError(
+            f"The training step cannot be traced: TensorFlow defines no gradient for {op_type}, "
+            f"which {', '.join(where)} runs. Profile the model with --pass inference, or give "
+            "that computation a gradient (tf.custom_gradient). Received: --pass train."
+        ) from e
 
 
 def split_step(base: WholeGraph, model, marks: dict) -> WholeStep:

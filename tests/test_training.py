@@ -226,6 +226,20 @@ def test_refusals_are_clear(keras):
     with pytest.raises(UsageError, match="pass_ must be one of"):
         profile_model(frozen, pass_="backward", timing=False)
 
+    import tensorflow as tf
+
+    class NoGradient(keras.layers.Layer):  # TF registers no gradient for MatrixLogarithm
+        def build(self, shape):
+            self.w = self.add_weight(shape=(shape[-1],))
+
+        def call(self, x):
+            m = tf.linalg.diag(tf.cast(x * self.w + 2.0, tf.complex64))
+            return tf.math.real(tf.raw_ops.MatrixLogarithm(input=m))[..., 0]
+
+    y = NoGradient(name="logm")(x)
+    with pytest.raises(UsageError, match="no gradient for MatrixLogarithm, which logm runs"):
+        train(keras.Model(x, y))
+
 
 def test_timed_train_pass_reports_forward_and_step_times(mlp):
     from submodel_profiler.renderers import render_csv, render_table
