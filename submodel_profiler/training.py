@@ -33,7 +33,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from submodel_profiler.counting import ALIASING_OPS, ZERO, Count, static_bytes
-from submodel_profiler.flops import GraphFlops, count_graph_flops
+from submodel_profiler.flops import count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, RowTrace
 from submodel_profiler.memory import activation_peak
 from submodel_profiler.submodels import SubModel, build_submodel
@@ -60,9 +60,6 @@ class WholeStep(WholeGraph):
     def row_forward_count(self, key) -> Count:
         return self.instrumented.count_of(self.forward_ops.get(key, ()))
 
-    def row_backward_count(self, key) -> Count:
-        return self.row_count(key) - self.row_forward_count(key)
-
 
 @dataclass(frozen=True)
 class StepSubModel(SubModel):
@@ -81,10 +78,6 @@ class StepSubModel(SubModel):
 
     def forward_call(self, *xs):
         return self.model(list(xs), training=True)
-
-    @property
-    def backward(self) -> Count:
-        return self.flops.total - self.forward
 
 
 def check_pass(pass_: str) -> str:
@@ -555,12 +548,6 @@ def profile_submodel_step(
         seeds=seeds,
         used=used,
     )
-
-
-def step_counts(flops: GraphFlops, forward_names) -> tuple[Count, Count]:
-    """(forward, backward) counts of a step graph's flops given its forward op names."""
-    forward = flops.count_of(forward_names)
-    return forward, flops.total - forward
 
 
 # --- the optimizer's update -------------------------------------------------------------------
