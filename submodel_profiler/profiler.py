@@ -606,8 +606,9 @@ def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counti
     backward = None if step is None else step - forward
     forward_time = timed.forward_times.get(result.representative)
     step_time = timed.times.get(result.representative)
-    ratio = None
-    if forward_time is not None and step_time is not None and forward_time.median > 0:
+    ratio = None  # also for a row whose backward does nothing (no input or weight gradient)
+    works = backward is not None and (backward.flops or backward.op_bytes)
+    if works and forward_time and step_time and forward_time.median > 0:
         ratio = (step_time.median - forward_time.median) / forward_time.median
     return {
         "forward_flops": None if forward is None else forward.of(counting),
