@@ -12,8 +12,9 @@ Runs side by side, in one process run, for each model:
 and reports wall times, time per row, both counting conventions and MACs, additivity,
 identity-layer times and rank correlations.
 
-With --processes it also times, alternately, two fresh processes: the seed method alone and
-`python -m submodel_profiler MODEL` (the default run), which is what a user waits for. With
+With --processes it also times, alternately, three fresh processes: the seed method alone (the
+bare count), `python -m submodel_profiler MODEL` (the default run, what a user waits for) and
+the same with --no-timing, with each process's peak RSS. With
 --train it only times, alternately, the default run and `--pass train` (a training profile).
 
 Usage:
@@ -210,36 +211,54 @@ def bench_model(name: str) -> dict:
     }
 
 
-def alternate(commands, rounds: int) -> list[float]:
-    """Median wall seconds of each command, run as fresh processes, alternating, `rounds` times
-    each (exit status 0 or 1 both count: 1 only says a cross-check disagreed)."""
-    seconds: list[list[float]] = [[] for _ in commands]
+def run_measured(cmd) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one fresh process (exit status 0 or 1 both count: 1
+    only says a cross-check disagreed); the RSS is this child's own, from wait4."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd} exited with {child.returncode}")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def alternate(commands, rounds: int) -> list[tuple[float, float]]:
+    """(median wall seconds, median peak RSS MB) of each command, run as fresh processes,
+    alternating, `rounds` times each."""
+    runs: list[list[tuple[float, float]]] = [[] for _ in commands]
     for _ in range(rounds):
-        for cmd, into in zip(commands, seconds):
-            start = time.perf_counter()
-            done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if done.returncode not in (0, 1):
-                raise RuntimeError(f"{cmd} exited with {done.returncode}")
-            into.append(time.perf_counter() - start)
-    return [statistics.median(s) for s in seconds]
+        for cmd, into in zip(commands, runs):
+            into.append(run_measured(cmd))
+    return [(statistics.median(s for s, _ in r), statistics.median(m for _, m in r)) for r in runs]
 
 
 def time_processes(name: str, rounds: int) -> dict:
-    """Alternate fresh processes: seed method alone vs. the default profiler run."""
-    s, f = alternate(
-        [
-            [sys.executable, "-c", SEED_SNIPPET, name],
-            [sys.executable, "-m", "submodel_profiler", name],
-        ],
-        rounds,
+    """Alternate fresh processes: the seed method alone (the bare count), the default profile
+    and `--no-timing`; their medians, and their ratios to the bare count in time and RSS."""
+    base = [sys.executable, "-m", "submodel_profiler", name]
+    (bare, bare_mb), (full, full_mb), (count, count_mb) = alternate(
+        [[sys.executable, "-c", SEED_SNIPPET, name], base, [*base, "--no-timing"]], rounds
     )
-    return {"model": name, "seed_process_s": s, "profiler_process_s": f, "ratio": f / s}
+    return {
+        "model": name,
+        "bare_count_s": bare,
+        "profile_s": full,
+        "no_timing_s": count,
+        "profile_ratio": full / bare,
+        "no_timing_ratio": count / bare,
+        "bare_count_rss_mb": bare_mb,
+        "profile_rss_mb": full_mb,
+        "no_timing_rss_mb": count_mb,
+        "profile_rss_ratio": full_mb / bare_mb,
+    }
 
 
 def time_training(name: str, rounds: int) -> dict:
     """Alternate fresh processes: the default (inference) profile vs. `--pass train`."""
     base = [sys.executable, "-m", "submodel_profiler", name]
-    inference, train = alternate([base, [*base, "--pass", "train"]], rounds)
+    (inference, _), (train, _) = alternate([base, [*base, "--pass", "train"]], rounds)
     return {
         "model": name,
         "inference_process_s": inference,
