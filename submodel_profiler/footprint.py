@@ -37,6 +37,24 @@ def weight_bytes(row) -> int:
     return sum(math.prod(w.shape) * tf.as_dtype(w.dtype).size for w in distinct)
 
 
+def step_bytes_accessed(row, trace, needs_gradient) -> int | None:
+    """A training step's row as one fused kernel: its forward's inputs, outputs and weights,
+    then the upstream gradient it reads (its outputs' size), the input gradients it writes (of
+    the inputs that need one) and its trainable weights' gradients. # row: RowPlan"""
+    import tensorflow as tf
+
+    forward = [specs_bytes(trace.input_specs), specs_bytes(trace.output_specs)]
+    needed = [s for s, n in zip(trace.input_specs, needs_gradient) if n]
+    backward = [specs_bytes(trace.output_specs), specs_bytes(needed)]
+    if any(b is None for b in forward + backward):
+        return None
+    trainable = 0
+    if row.kind == "layer" and getattr(row.operation, "built", False):
+        distinct = {id(w): w for w in row.operation.trainable_weights}.values()
+        trainable = sum(math.prod(w.shape) * tf.as_dtype(w.dtype).size for w in distinct)
+    return sum(forward) + weight_bytes(row) + sum(backward) + trainable
+
+
 def specs_bytes(specs) -> int | None:
     """Bytes of tensors of these specs at their dtypes, batch included; None when a shape is not
     static (a loop variable that grows). # specs: tf.TensorSpec, batch pinned"""

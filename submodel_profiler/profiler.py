@@ -25,6 +25,7 @@ from submodel_profiler.footprint import (
     measured_memory,
     specs_bytes,
     static_memory,
+    step_bytes_accessed,
     weight_bytes,
 )
 from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
@@ -549,6 +550,8 @@ def _layer_row(
         output_bytes = specs_bytes(trace.output_specs)
         if input_bytes is not None and output_bytes is not None:
             accessed = input_bytes + output_bytes + weight_bytes(row)
+    step = _step_fields(row, whole, result, timed, counting)
+    accessed = step.pop("bytes_accessed", accessed)  # a training step: its own (footprint.py)
     return LayerRow(
         name=row.name,
         type=row.type,
@@ -586,7 +589,7 @@ def _layer_row(
         unfused_time_us=others.unfused.times_us.get(row.key) if others.unfused else None,
         fused_into=None if fused_into is None else row_label(*fused_into),
         callback_time_us=others.callback.get(row.key),
-        **_step_fields(row, whole, result, timed, counting),
+        **step,
     )
 
 
@@ -610,7 +613,12 @@ def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counti
     works = backward is not None and (backward.flops or backward.op_bytes)
     if works and forward_time and step_time and forward_time.median > 0:
         ratio = (step_time.median - forward_time.median) / forward_time.median
+    trace = whole.row_traces[row.key]
+    accessed = None
+    if row.source != "inline":
+        accessed = step_bytes_accessed(row, trace, whole.gradient_inputs.get(row.key, ()))
     return {
+        "bytes_accessed": accessed,
         "forward_flops": None if forward is None else forward.of(counting),
         "whole_graph_forward_flops": whole_forward.of(counting),
         "forward_tf_flops": None if forward is None else forward.tf_flops,

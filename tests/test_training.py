@@ -182,6 +182,13 @@ def test_saved_activations_are_what_the_backward_reads(mlp):
     # (first's output, B·N floats); a bias gradient reads no activation
     assert rows["first"].saved_activation_bytes == 4 * B * K
     assert rows["hidden"].saved_activation_bytes == 4 * B * N
+    # the step as one fused kernel: the forward's inputs, outputs and weights, then the
+    # upstream gradient, the input gradient (none for `first`) and the weights' gradients
+    w_first, w_hidden = K * N + N, N * M + M
+    assert rows["first"].bytes_accessed == 4 * (B * K + B * N + w_first + B * N + w_first)
+    assert rows["hidden"].bytes_accessed == 4 * (
+        B * N + B * M + w_hidden + B * M + B * N + w_hidden
+    )
     assert report.totals.saved_activation_bytes >= 4 * (B * K + B * N)
 
 
