@@ -318,7 +318,7 @@ def _dfine() -> dict:
         num_labels=4,
         num_denoising=0,
         learn_initial_query=False,
-        num_queries=8,
+        num_queries=4,  # at most the 5 anchors of a 32×32 image at strides 16 and 32
         anchor_image_size=IMAGE[:2],
         feat_strides=[16, 32],
         num_feature_levels=2,
@@ -781,10 +781,22 @@ HUB_CONFIGS = {
 
 # Inputs with free dims that SEQ_LEN does not fill: {backbone: {input name: per-sample shape}}.
 HUB_INPUT_SHAPES = {
-    # 400 audio samples: the encoder's first convolution (kernel 127, stride 64) leaves 5 steps
-    "MoonshineBackbone": {"encoder_input_values": (400, 1), "encoder_padding_mask": (400,)},
+    # 2048 audio samples: the encoder's convolutions (kernels 127, 7, 3, strides 64, 3, 2)
+    # leave 30, 8, then 3 steps
+    "MoonshineBackbone": {"encoder_input_values": (2048, 1), "encoder_padding_mask": (2048,)},
     # one point, one box and one mask prompt (4× the image embedding's 8×8)
     "SAMBackbone": {"points": (1, 2), "labels": (1,), "boxes": (1, 2, 2), "masks": (1, 32, 32, 1)},
+}
+
+# What is done to a backbone once built, as keras-hub's own tasks do, and why (on the page).
+HUB_PREPARE = {
+    "StableDiffusion3Backbone": (
+        lambda model: model.configure_scheduler(2),
+        "`configure_scheduler(2)` is called before profiling, as keras-hub's text-to-image "
+        "task does before generating: otherwise its scheduler derives its sigmas from the "
+        "`num_steps` input on its first call, which fails in a graph trace (a symbolic "
+        "tensor used as a Python bool), with this tool or with `tf.function` alone.",
+    ),
 }
 
 # Backbones that cannot be built from a small config, and why.
@@ -874,6 +886,8 @@ def _build_hub(name: str):
     if name not in HUB_CONFIGS:
         raise CannotBuild("no small config in scripts/zoo.py's HUB_CONFIGS")
     model = getattr(keras_hub.models, name)(**HUB_CONFIGS[name]())
+    if name in HUB_PREPARE:
+        HUB_PREPARE[name][0](model)
     return model, _hub_input_kwargs(name, model)
 
 
@@ -1079,6 +1093,8 @@ def render_page(records: dict, versions_: dict) -> str:
     for family, title in (("applications", "keras.applications"), ("keras_hub", "keras-hub")):
         rows = {k: v for k, v in records.items() if k[0] == family}
         parts += ["", f"## {title}", "", family_table(rows)]
+    notes = [f"- {name}: {note}" for name, (_, note) in sorted(HUB_PREPARE.items())]
+    parts += ["", "Prepared after building:", "", "\n".join(notes)] if notes else []
     return "\n".join(_wrap(part) for part in parts) + "\n"
 
 
@@ -1086,7 +1102,11 @@ def _wrap(paragraph: str, width: int = 96) -> str:
     """Prose wrapped like the other pages; headings, tables and comments as they are."""
     if paragraph.startswith(("#", "|", "<!--")) or not paragraph:
         return paragraph
-    return textwrap.fill(paragraph, width, break_long_words=False, break_on_hyphens=False)
+    fill = dict(width=width, break_long_words=False, break_on_hyphens=False)
+    if paragraph.startswith("- "):  # a list: one item a line
+        lines = paragraph.splitlines()
+        return "\n".join(textwrap.fill(item, subsequent_indent="  ", **fill) for item in lines)
+    return textwrap.fill(paragraph, **fill)
 
 
 def summary_table(records: dict) -> str:
