@@ -903,7 +903,7 @@ def _hub_input_kwargs(name: str, model) -> dict:
 
 
 def describe_inputs(model) -> str:
-    """The traced inputs, batch left out: "224×224×3", "token_ids 8, padding_mask 8"."""
+    """The model's inputs, batch left out, "?" where a dim is free: "32×32×3", "token_ids ?"."""
     shapes = [(getattr(t, "name", "?"), tuple(t.shape[1:])) for t in model.inputs]
     if len(shapes) == 1:
         return _dims(shapes[0][1])
@@ -942,6 +942,7 @@ def profile_case(name: str, depth: str) -> dict:
 
 
 def _traced_inputs(report) -> str:
+    """The inputs as profiled, batch left out: "32×32×3", "padding_mask 8, token_ids 8"."""
     inputs = report.model.inputs
     if len(inputs) == 1:
         return _dims(inputs[0].shape[1:])
