@@ -267,9 +267,25 @@ def _expand(node, row: RowPlan, levels: int, parents) -> list[RowPlan]:
 
 
 def bind(pairs, tensor_values: dict) -> None:
-    """Give each first KerasTensor of `pairs` the value of the second."""
+    """Give each first KerasTensor of `pairs` the value of the second, its rank adjusted as a
+    Functional model adjusts its inputs' (`_adjust_input_rank`): a value one dim short of a
+    target whose last dim is 1 gains that dim, one dim too many of size 1 loses it (a nested
+    model with an Input of shape (1,) called on a (batch,) tensor)."""
     for target, source in pairs:
-        tensor_values[id(target)] = tensor_values[id(source)]
+        tensor_values[id(target)] = _rank_adjusted(tensor_values[id(source)], target.shape)
+
+
+def _rank_adjusted(value, shape):
+    import tensorflow as tf
+
+    rank = getattr(getattr(value, "shape", None), "rank", None)
+    if rank is None or rank == len(shape):
+        return value
+    if rank == len(shape) + 1 and value.shape[-1] == 1:
+        return tf.squeeze(value, axis=-1)
+    if rank == len(shape) - 1 and shape[-1] == 1:
+        return tf.expand_dims(value, axis=-1)
+    return value
 
 
 class _GhostAttachment:

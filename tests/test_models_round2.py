@@ -285,3 +285,17 @@ def test_keras_hub_backbones_that_failed_profile_exact(name):
         rows = rows_by_label(report)
         rotary = rows["transformer_layer_0/attention_layer/esm_rotary_embedding"]
         assert rotary.flops == tables + 2 * stream
+
+
+def test_a_nested_model_input_of_shape_one_takes_a_rank_one_tensor(keras):
+    # Keras' Functional call gives a (batch,) tensor the trailing 1 its Input (1,) declares;
+    # expanding the nested model must do the same (keras-hub's StableDiffusion3 timestep)
+    t = keras.Input((1,))
+    inner = keras.Model(t, keras.layers.Dense(4, name="d")(t * 2.0), name="inner")
+    x = keras.Input(())
+    outer = keras.Model(x, inner(x))
+    for options in ({"depth": "all"}, {"expand_nested": True}):
+        report = profile_model(outer, batch_size=2, timing=False, **options)
+        rows = {r.label: r for r in report.layers}
+        assert report.status == "complete" and report.cross_check.flops_exact
+        assert rows["inner/d"].flops == 2 * 2 * 1 * 4 + 2 * 4  # B·K·N multiply-adds, the bias
