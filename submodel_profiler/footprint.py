@@ -26,14 +26,16 @@ NOT_MEASURED = (
 )
 
 
-def weight_bytes(row) -> int:
-    """Bytes of the weights a row's layer reads, at their dtypes, each variable once (every call
-    of a shared layer reads them); 0 for a ghost op or an inline row. # row: RowPlan"""
+def weight_bytes(row, trainable: bool = False) -> int:
+    """Bytes of the weights a row's layer reads (its trainable ones only, with `trainable`), at
+    their dtypes, each variable once (every call of a shared layer reads them); 0 for a ghost op
+    or an inline row. # row: RowPlan"""
     import tensorflow as tf
 
     if row.kind != "layer" or not getattr(row.operation, "built", False):
         return 0
-    distinct = {id(w): w for w in row.operation.weights}.values()
+    weights = row.operation.trainable_weights if trainable else row.operation.weights
+    distinct = {id(w): w for w in weights}.values()
     return sum(math.prod(w.shape) * tf.as_dtype(w.dtype).size for w in distinct)
 
 
@@ -41,18 +43,12 @@ def step_bytes_accessed(row, trace, needs_gradient) -> int | None:
     """A training step's row as one fused kernel: its forward's inputs, outputs and weights,
     then the upstream gradient it reads (its outputs' size), the input gradients it writes (of
     the inputs that need one) and its trainable weights' gradients. # row: RowPlan"""
-    import tensorflow as tf
-
     forward = [specs_bytes(trace.input_specs), specs_bytes(trace.output_specs)]
     needed = [s for s, n in zip(trace.input_specs, needs_gradient) if n]
     backward = [specs_bytes(trace.output_specs), specs_bytes(needed)]
     if any(b is None for b in forward + backward):
         return None
-    trainable = 0
-    if row.kind == "layer" and getattr(row.operation, "built", False):
-        distinct = {id(w): w for w in row.operation.trainable_weights}.values()
-        trainable = sum(math.prod(w.shape) * tf.as_dtype(w.dtype).size for w in distinct)
-    return sum(forward) + weight_bytes(row) + sum(backward) + trainable
+    return sum(forward) + weight_bytes(row) + sum(backward) + weight_bytes(row, trainable=True)
 
 
 def specs_bytes(specs) -> int | None:

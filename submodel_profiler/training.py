@@ -68,7 +68,6 @@ class StepSubModel(SubModel):
     `forward_call` the forward alone."""
 
     forward: Count = ZERO
-    saved_activation_bytes: int | None = None
     needs_gradient: tuple = ()  # per input: whether its gradient is computed
     seeds: tuple = ()  # per output: the upstream gradient (None: the output gets none)
     used: tuple = ()  # per output: whether the whole model uses it
@@ -531,19 +530,12 @@ def profile_submodel_step(
         concrete = tf.function(step).get_concrete_function(*input_specs)
     graph = concrete.graph
     flops = count_graph_flops(graph)
-    ops = graph.get_operations()
-    forward_names = {op.name for op in ops[: marks["forward"]]}
-    backward = {op.name for op in ops[marks["forward"] : marks["end"]]}
-    differentiates = dict.fromkeys(backward, row.key)
-    saved, _ = saved_activations(
-        graph, {row.key: RowTrace((), (), frozenset(backward))}, forward_names, differentiates
-    )
+    forward_names = {op.name for op in graph.get_operations()[: marks["forward"]]}
     return StepSubModel(
         model=model,
         flops=flops,
         peak_activation_bytes=activation_peak(graph).peak_bytes,
         forward=flops.count_of(forward_names),
-        saved_activation_bytes=saved[row.key],
         needs_gradient=tuple(needs_grad),
         seeds=seeds,
         used=used,
