@@ -197,9 +197,13 @@ def profile_model(
                     others = dataclasses.replace(others, errors=errors)
             except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                 timed = dataclasses.replace(timed, interrupted=True)
+    updates = None  # the optimizer's update per row (training step with an optimizer)
+    if update is not None:
+        with _phase("counting the optimizer's update"), clock("optimizer"):
+            updates = optimizer_counts(update, _owned_trainable_weights(rows))
     counted_params: set = set()  # ids of layers whose weights a row already counts
     layers = tuple(
-        _layer_row(row, whole, results[row.key], timed, others, counting, counted_params)
+        _layer_row(row, whole, results[row.key], timed, others, counting, counted_params, updates)
         for row in rows
     )
     with clock("memory"):
@@ -207,11 +211,7 @@ def profile_model(
         memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
-    if update is not None:
-        with _phase("counting the optimizer's update"), clock("optimizer"):
-            layers, optimizer_totals = _optimizer_fields(update, rows, layers, counting)
-    else:
-        optimizer_totals = {}
+    optimizer_totals = {} if updates is None else _optimizer_totals(update, updates, counting)
     parent_params: set = set()
     parent_rows = tuple(
         _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
@@ -536,6 +536,7 @@ def _layer_row(
     others: OtherMethods,
     counting: str,
     counted_params: set,
+    updates=None,
 ) -> LayerRow:
     trace = whole.row_traces[row.key]
     same_as = None if result.representative == row.key else row_label(*result.representative)
@@ -551,6 +552,8 @@ def _layer_row(
         if input_bytes is not None and output_bytes is not None:
             accessed = input_bytes + output_bytes + weight_bytes(row)
     step = _step_fields(row, whole, result, timed, counting)
+    if updates is not None:
+        step["optimizer_flops"] = updates.rows.get(row.key, ZERO).of(counting)
     accessed = step.pop("bytes_accessed", accessed)  # a training step: its own (footprint.py)
     return LayerRow(
         name=row.name,
@@ -656,26 +659,24 @@ def _step_totals(whole, layers, counting: str) -> dict:
     }
 
 
-def _optimizer_fields(optimizer, rows, layers, counting: str) -> tuple:
-    """Rows with their `optimizer_flops` (the update of the weights each row owns: a shared
-    layer's on its first row), and the totals' optimizer figures."""
+def _owned_trainable_weights(rows) -> dict:
+    """{row key: trainable weights} of each layer's first row (a shared layer's weights are
+    updated once, as `_params` counts them once)."""
     seen, groups = set(), {}
     for row in rows:
         if row.kind == "layer" and id(row.operation) not in seen:
             seen.add(id(row.operation))
             groups[row.key] = list(getattr(row.operation, "trainable_weights", ()))
-    counts = optimizer_counts(optimizer, groups)
-    updated = tuple(
-        dataclasses.replace(
-            r, optimizer_flops=counts.rows.get((r.name, r.call_index), ZERO).of(counting)
-        )
-        for r in layers
-    )
-    rows_total = sum(c.of(counting) for c in counts.rows.values())
-    return updated, {
+    return groups
+
+
+def _optimizer_totals(optimizer, updates, counting: str) -> dict:
+    """The totals' optimizer figures: one update of every weight, and what of it no row has."""
+    rows_total = sum(c.of(counting) for c in updates.rows.values())
+    return {
         "optimizer": type(optimizer).__name__,
-        "optimizer_flops": counts.whole.of(counting),
-        "unattributed_optimizer_flops": counts.whole.of(counting) - rows_total,
+        "optimizer_flops": updates.whole.of(counting),
+        "unattributed_optimizer_flops": updates.whole.of(counting) - rows_total,
     }
 
 
