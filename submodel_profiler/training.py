@@ -37,6 +37,7 @@ from submodel_profiler.flops import count_graph_flops
 from submodel_profiler.graph_walk import RowPlan, RowTrace
 from submodel_profiler.memory import activation_peak
 from submodel_profiler.submodels import SubModel, build_submodel
+from submodel_profiler.tracing import concrete_function
 from submodel_profiler.whole_graph import WholeGraph
 
 PASSES = ("inference", "train")
@@ -519,7 +520,6 @@ def profile_submodel_step(
     row: RowPlan, input_specs, outputs_used=(), needs_grad=(), output_specs=()
 ) -> StepSubModel:
     """Build `row`'s sub-model and count its training step, forward and backward."""
-    import tensorflow as tf
 
     model = build_submodel(row, input_specs)
     used = tuple(outputs_used) or (True,) * len(output_specs)
@@ -527,7 +527,7 @@ def profile_submodel_step(
     marks: dict = {}
     step = _sub_step(model, tuple(needs_grad), seeds, used, marks)
     with scoped_custom_gradients():
-        concrete = tf.function(step).get_concrete_function(*input_specs)
+        concrete = concrete_function(step, input_specs)
     graph = concrete.graph
     flops = count_graph_flops(graph)
     forward_names = {op.name for op in graph.get_operations()[: marks["forward"]]}
@@ -608,5 +608,5 @@ def _update_count(optimizer, weights) -> Count:
     fresh = type(optimizer).from_config(optimizer.get_config())
     fresh.build(weights)
     specs = [tf.TensorSpec(w.shape, w.dtype) for w in weights]
-    graph = tf.function(lambda *g: fresh.apply(list(g), weights)).get_concrete_function(*specs)
+    graph = concrete_function(lambda *g: fresh.apply(list(g), weights), specs)
     return count_graph_flops(graph.graph).total

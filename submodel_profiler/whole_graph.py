@@ -44,7 +44,7 @@ from submodel_profiler.graph_walk import (
 )
 from submodel_profiler.patching import wrapped_calls
 from submodel_profiler.report import row_label
-from submodel_profiler.tracing import input_structure, trace_call
+from submodel_profiler.tracing import concrete_function, input_structure, trace_call
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def trace_rows(
         return [values[id(t)] for t in graph_model.outputs]
 
     try:
-        concrete = tf.function(wrap(run) if wrap else run).get_concrete_function(*input_specs)
+        concrete = concrete_function(wrap(run) if wrap else run, input_specs)
     except Exception as e:
         if not failed:
             raise
