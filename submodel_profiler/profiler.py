@@ -59,7 +59,7 @@ from submodel_profiler.timing import (
     TimingSettings,
     integer_input_bound,
 )
-from submodel_profiler.tracing import inference_call, input_structure, model_call
+from submodel_profiler.tracing import inference_call, input_structure
 from submodel_profiler.training import (
     WholeStep,
     check_pass,
@@ -68,7 +68,6 @@ from submodel_profiler.training import (
     profile_submodel_step,
     profile_whole_step,
     resolve_optimizer,
-    step_wrapper,
     trace_subclassed_step,
 )
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
@@ -492,10 +491,8 @@ def _time_rows(
 
     traced = whole.reference is not None
     train = isinstance(whole, WholeStep)
-    call = model_call(model, input_structure(model), training=train)
-    if train:  # the whole training step, as its rows are timed
-        call = step_wrapper(model, {})(call)
-    whole_model = [Segment(call, tuple(specs))] if traced else []
+    # the whole model (or training step) as counted: its traced function, called
+    whole_model = [Segment(whole.reference_function, tuple(specs))] if traced else []
     forward = (
         [Segment(results[k].submodel.forward_call, whole.trace(k).input_specs) for k in row_keys]
         if train

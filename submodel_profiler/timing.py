@@ -27,10 +27,11 @@ same method, so row times and the whole-model time are comparable.
 On a GPU, each segment's result is copied to the host before its closing timestamp, which waits
 for the device, so the clock never stops before the work is done.
 
-Repeats are adaptive: the function is called for a few iterations at a time until every
-segment's median is stable (the 95% order-statistics confidence interval of the median within
-`tolerance` of it, or within 1 µs), or `max_repeats` samples are taken, or the time budget is
-spent; every segment gets at least `min_repeats` samples.
+Repeats are adaptive: each function is called for a few iterations at a time until every one
+of its segments' medians is stable (the 95% order-statistics confidence interval of the median
+within `tolerance` of it, or within 1 µs), then no more; sampling ends for all once
+`max_repeats` samples are taken or the time budget is spent. Every segment gets at least
+`min_repeats` samples.
 """
 
 from __future__ import annotations
@@ -222,10 +223,11 @@ class SegmentTimer:
         step = max(1, min(s.min_repeats, s.max_repeats))
         deadline = self.clock() + s.budget_s * total
         taken = 0
-        while taken < s.max_repeats and not self.interrupted:
+        sampling = list(flat)  # chunks whose medians are not all stable yet
+        while sampling and taken < s.max_repeats and not self.interrupted:
             n = min(step, s.max_repeats - taken)
             try:
-                for chunk in flat:
+                for chunk in sampling:
                     chunk.sample(n)
             except KeyboardInterrupt:
                 self.interrupted = True
@@ -233,10 +235,10 @@ class SegmentTimer:
             taken += n
             if progress is not None:
                 progress(taken, s.max_repeats)
-            if taken >= s.min_repeats and (
-                self.clock() > deadline or all(c.stable(s.tolerance) for c in flat)
-            ):
-                break
+            if taken >= s.min_repeats:
+                if self.clock() > deadline:
+                    break
+                sampling = [c for c in sampling if not c.stable(s.tolerance)]
         sampled = [c.overhead_us() for c in flat if len(c.samples)]
         self.overhead_us = float(np.median(sampled)) if sampled else None
         results = [[None] * len(group) for group in groups]

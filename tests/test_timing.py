@@ -71,6 +71,41 @@ def test_segment_timer_stops_at_min_repeats_when_budget_is_spent():
     assert stats[0].repeats == 3
 
 
+def test_a_chunk_stops_sampling_once_its_medians_are_stable(monkeypatch):
+    import tensorflow as tf
+
+    from submodel_profiler import timing
+
+    # Fake compiled functions: the steady chunk's samples never vary (stable at min_repeats),
+    # the noisy chunk's alternate 10 and 1000 µs (never stable at 5%).
+    calls = {"steady": 0, "noisy": 0}
+
+    def fake_build(segments):
+        kind = "noisy" if any(s.fn is noisy for s in segments) else "steady"
+
+        def run(n, *xs):
+            calls[kind] += int(n)
+            rows = [[1.0, 10.0 if kind == "steady" or i % 2 else 1000.0] for i in range(int(n))]
+            return tf.constant(np.array(rows) / 1e6), None
+
+        return run
+
+    def steady(x):
+        return x
+
+    def noisy(x):
+        return x
+
+    monkeypatch.setattr(timing, "build_timing_function", fake_build)
+    spec = (tf.TensorSpec((1,), tf.float32),)
+    settings = TimingSettings(warmup=0, min_repeats=4, max_repeats=20, budget_s=10.0)
+    timer = SegmentTimer(settings, chunk_size=1)
+    ((a, b),) = timer.time([[Segment(steady, spec), Segment(noisy, spec)]])
+    # one warm-up run each, then: the steady chunk stable after its first round, no more
+    assert a.repeats == 4 and calls["steady"] == 1 + 4
+    assert b.repeats == 20 and calls["noisy"] == 1 + 20  # sampled on, to max_repeats
+
+
 def test_groups_and_chunks_keep_segment_order(monkeypatch):
     import tensorflow as tf
 
