@@ -144,14 +144,9 @@ class BytesClock:
         return sum(self.seconds.values())
 
 
-def spearman(a, b) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
-
-
 def bench_model(name: str) -> dict:
     from submodel_profiler import profile_model
+    from submodel_profiler.cross_checks import spearman
     from submodel_profiler.loading import load_model
 
     model = load_model(name).model

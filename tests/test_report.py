@@ -187,3 +187,18 @@ def test_exit_code_precedence(timed_report):
     ]
     for change, expected in cases:
         assert exit_code(dataclasses.replace(timed_report, **change)) == expected, change
+
+
+def test_rank_correlation_is_spearmans_with_ties():
+    """The tool's numpy Spearman against scipy's, ties included."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from submodel_profiler.cross_checks import spearman
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.integers(0, 6, 15).astype(float)  # many ties
+        b = a + rng.normal(0, 2, 15)
+        assert spearman(a, b) == pytest.approx(float(spearmanr(a, b).statistic), abs=1e-12)
+    assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
