@@ -9,8 +9,9 @@ Runs side by side, in one process run, for each model:
     the profile counts) and, of that, TF's own profiler (`flops._profile`); what remains is the
     cost of our own rules (complete convention, MACs, loop bodies);
   * a second full profile, to see whether two runs rank their rows alike.
-and reports wall times, time per row, both counting conventions and MACs, additivity,
-identity-layer times and rank correlations.
+and reports wall times, time per row, the profile's phases (settings.phases), both counting
+conventions and MACs, additivity, the list-scheduled prediction and the critical path over the
+measured whole model, identity-layer times and rank correlations.
 
 With --processes it also times, alternately, three fresh processes: the seed method alone (the
 bare count), `python -m submodel_profiler MODEL` (the default run, what a user waits for) and
@@ -20,6 +21,7 @@ the same with --no-timing, with each process's peak RSS. With
 Usage:
   python scripts/bench.py    # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
   python scripts/bench.py MobileNetV3Large --processes 3
+  python scripts/bench.py ResNet50 ResNet101 ResNet152V2 --processes 3   # cost per row
   python scripts/bench.py MobileNetV3Large --train 3
 """
 
@@ -197,13 +199,21 @@ def bench_model(name: str) -> dict:
         "bandwidth_gb_s": (first.environment.peak_bytes_per_s or 0) / 1e9,
         "memory_bound_types": sorted({r.type for r in first.layers if r.bound == "memory"}),
         "compute_bound_types": sorted({r.type for r in first.layers if r.bound == "compute"}),
+        "phases_s": {k: round(v, 2) for k, v in first.settings.phases.items()},
         "additivity": first.totals.additivity,
         "additivity_2nd": second.totals.additivity,
+        # the list-scheduled prediction of the whole model from the rows (schedule.py)
+        "predicted_over_measured": _ratio(t.predicted_whole_us, t.whole_model_time_us),
+        "critical_path_over_measured": _ratio(t.critical_path_us, t.whole_model_time_us),
         "whole_ms": first.totals.whole_model_time_us.median / 1e3,
         "identity_us_max": max(identity) if identity else None,
         "run_to_run_spearman_gt50us": spearman(*zip(*big)) if len(big) > 2 else None,
         "rank_correlation": getattr(first.cross_check, "rank_correlation", None),
     }
+
+
+def _ratio(us, whole) -> float | None:
+    return us / whole.median if us is not None and whole is not None else None
 
 
 def run_measured(cmd) -> tuple[float, float]:
