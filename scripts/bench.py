@@ -21,7 +21,8 @@ the same with --no-timing, with each process's peak RSS. With
 Usage:
   python scripts/bench.py    # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
   python scripts/bench.py MobileNetV3Large --processes 3
-  python scripts/bench.py ResNet50 ResNet101 ResNet152V2 --processes 3   # cost per row
+  python scripts/bench.py MobileNetV3Large NASNetMobile ResNet152V2 --processes 3 --processes-only
+  python scripts/bench.py ResNet50 ResNet101 ResNet152V2 --processes 3 --processes-only  # per row
   python scripts/bench.py MobileNetV3Large --train 3
 """
 
@@ -229,41 +230,133 @@ def run_measured(cmd) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def alternate(commands, rounds: int) -> list[tuple[float, float]]:
-    """(median wall seconds, median peak RSS MB) of each command, run as fresh processes,
-    alternating, `rounds` times each."""
+def alternate(commands, rounds: int, after=None) -> list[list[tuple[float, float]]]:
+    """(wall seconds, peak RSS MB) of every run of each command, run as fresh processes,
+    alternating, `rounds` times each; `after(i)`, if given, is called after each run of
+    command i (to read what it wrote)."""
     runs: list[list[tuple[float, float]]] = [[] for _ in commands]
     for _ in range(rounds):
-        for cmd, into in zip(commands, runs):
+        for i, (cmd, into) in enumerate(zip(commands, runs)):
             into.append(run_measured(cmd))
-    return [(statistics.median(s for s, _ in r), statistics.median(m for _, m in r)) for r in runs]
+            if after is not None:
+                after(i)
+    return runs
+
+
+def _medians(runs) -> tuple[float, float]:
+    return statistics.median(s for s, _ in runs), statistics.median(m for _, m in runs)
 
 
 def time_processes(name: str, rounds: int) -> dict:
     """Alternate fresh processes: the seed method alone (the bare count), the default profile
-    and `--no-timing`; their medians, and their ratios to the bare count in time and RSS."""
-    base = [sys.executable, "-m", "submodel_profiler", name]
-    (bare, bare_mb), (full, full_mb), (count, count_mb) = alternate(
-        [[sys.executable, "-c", SEED_SNIPPET, name], base, [*base, "--no-timing"]], rounds
-    )
+    and `--no-timing`; their medians, and their ratios to the bare count in time and RSS.
+
+    The default and --no-timing processes write their JSON reports (a negligible cost), so the
+    figures of the very runs timed are read from them: rows, phases (medians), and the fidelity
+    the speed must not cost: additivity, predicted ÷ measured whole model, and the run-to-run
+    Spearman of the rows over 50 µs between consecutive default processes (median)."""
+    import json
+    import tempfile
+
+    from submodel_profiler.cross_checks import spearman
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = [os.path.join(folder, f"{i}.json") for i in range(3)]
+        base = [sys.executable, "-m", "submodel_profiler", name, "--format", "json"]
+        reports: dict = {1: [], 2: []}
+
+        def read(i):
+            if i in reports:
+                with open(out[i]) as f:
+                    reports[i].append(json.load(f))
+
+        commands = [
+            [sys.executable, "-c", SEED_SNIPPET, name],
+            [*base, "--output", out[1]],
+            [*base, "--no-timing", "--output", out[2]],
+        ]
+        bare, full, count = (_medians(r) for r in alternate(commands, rounds, read))
+    timed = reports[1]
+
+    def median_of(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    def row_times(report):
+        return {
+            (r["name"], r["call_index"]): r["time_us"]["median"]
+            for r in report["layers"]
+            if r.get("time_us")
+        }
+
+    spearmans = []
+    for a, b in zip(timed, timed[1:]):
+        ta, tb = row_times(a), row_times(b)
+        big = [(ta[k], tb[k]) for k in ta if k in tb and max(ta[k], tb[k]) > 50.0]
+        spearmans.append(spearman(*zip(*big)) if len(big) > 2 else None)
+    totals = [r["totals"] for r in timed]
+    predicted = [
+        t["predicted_whole_us"] / t["whole_model_time_us"]["median"]
+        if t.get("predicted_whole_us") and t.get("whole_model_time_us")
+        else None
+        for t in totals
+    ]
+    phases = {
+        key: round(statistics.median(r["settings"]["phases"].get(key, 0.0) for r in timed), 2)
+        for key in timed[0]["settings"]["phases"]
+    }
+    rows = len(timed[0]["layers"])
     return {
         "model": name,
-        "bare_count_s": bare,
-        "profile_s": full,
-        "no_timing_s": count,
-        "profile_ratio": full / bare,
-        "no_timing_ratio": count / bare,
-        "bare_count_rss_mb": bare_mb,
-        "profile_rss_mb": full_mb,
-        "no_timing_rss_mb": count_mb,
-        "profile_rss_ratio": full_mb / bare_mb,
+        "rows": rows,
+        "exact": all(r["cross_check"]["flops_exact"] for r in timed + reports[2]),
+        "bare_count_s": bare[0],
+        "profile_s": full[0],
+        "no_timing_s": count[0],
+        "profile_ratio": full[0] / bare[0],
+        "no_timing_ratio": count[0] / bare[0],
+        "profile_ms_per_row": 1e3 * full[0] / rows,
+        "bare_count_rss_mb": bare[1],
+        "profile_rss_mb": full[1],
+        "no_timing_rss_mb": count[1],
+        "profile_rss_ratio": full[1] / bare[1],
+        "no_timing_rss_ratio": count[1] / bare[1],
+        "profile_phases_s": phases,
+        "additivity": median_of(t.get("additivity") for t in totals),
+        "predicted_over_measured": median_of(predicted),
+        "run_to_run_spearman_gt50us": median_of(spearmans),
     }
+
+
+def markdown_row(r: dict) -> str:
+    """One line of the README's performance table."""
+    return (
+        f"| {r['model']} | {r['rows']} | {r['bare_count_s']:.1f} s | {r['profile_s']:.1f} s "
+        f"({r['profile_ratio']:.2f}×) | {r['no_timing_s']:.1f} s ({r['no_timing_ratio']:.2f}×) "
+        f"| {r['profile_ms_per_row']:.0f} | {r['bare_count_rss_mb']:.0f} → "
+        f"{r['profile_rss_mb']:.0f} MB ({r['profile_rss_ratio']:.2f}×) "
+        f"| {_two(r['additivity'])} | {_two(r['predicted_over_measured'])} "
+        f"| {_two(r['run_to_run_spearman_gt50us'])} |"
+    )
+
+
+def _two(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+MARKDOWN_HEADER = (
+    "| model | rows | bare count | default profile | --no-timing | ms per row (default) "
+    "| peak RSS bare → default | additivity | predicted ÷ measured | run-to-run Spearman |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def time_training(name: str, rounds: int) -> dict:
     """Alternate fresh processes: the default (inference) profile vs. `--pass train`."""
     base = [sys.executable, "-m", "submodel_profiler", name]
-    (inference, _), (train, _) = alternate([base, [*base, "--pass", "train"]], rounds)
+    inference, train = (
+        _medians(r)[0] for r in alternate([base, [*base, "--pass", "train"]], rounds)
+    )
     return {
         "model": name,
         "inference_process_s": inference,
@@ -292,14 +385,26 @@ def main() -> int:
         help="only time fresh processes of the default profile and of --pass train, "
         "alternating, ROUNDS times each (medians, and their ratio)",
     )
+    parser.add_argument(
+        "--processes-only",
+        action="store_true",
+        help="with --processes: skip the in-process benchmark, and end with the README's "
+        "performance table (markdown) of the models",
+    )
     args = parser.parse_args()
+    table = []
     for name in args.models:
         if args.train:
             print(time_training(name, args.train), flush=True)
             continue
         if args.processes:
-            print(time_processes(name, args.processes), flush=True)
-        print(bench_model(name), flush=True)
+            result = time_processes(name, args.processes)
+            table.append(markdown_row(result))
+            print(result, flush=True)
+        if not args.processes_only:
+            print(bench_model(name), flush=True)
+    if table:
+        print("\n".join([MARKDOWN_HEADER, *table]))
     return 0
 
 
