@@ -70,6 +70,7 @@ from submodel_profiler.training import (
     resolve_optimizer,
     step_wrapper,
     trace_subclassed_step,
+    update_segment,
 )
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
@@ -140,8 +141,9 @@ def profile_model(
             to every trainable weight; training.py). In "train", rows' flops, macs, op bytes
             and times are the step's, split into forward_* and backward_*, with the saved
             activations, and a `(loss)` and a `(gradient aggregation)` row.
-        optimizer: with pass_="train", the optimizer whose update rows also count
-            (`optimizer_flops`: each row's for the weights it owns): a keras.optimizers name
+        optimizer: with pass_="train", the optimizer whose update rows also count and time
+            (`optimizer_flops`, `optimizer_time_us`: each row's for the weights it owns, timed
+            on copies of them, beside one update of all of them): a keras.optimizers name
             ("adam") or instance; default: the one the model was compiled with, if any.
 
     Returns:
@@ -182,10 +184,18 @@ def profile_model(
         with clock("submodels"):
             results, interrupted = _profile_submodels(rows + parents, whole, progress)
         timed = _Timing(interrupted=interrupted)
+        owned = _owned_trainable_weights(rows) if update is not None else {}
         if timing and not interrupted:
             with _phase("timing the rows"), clock("timing"):
                 timed = _time_rows(
-                    model, results, whole, specs, timing_settings, progress, int_high
+                    model,
+                    results,
+                    whole,
+                    specs,
+                    timing_settings,
+                    progress,
+                    int_high,
+                    _update_segments(update, owned),
                 )
         if timing and not timed.interrupted:
             try:
@@ -200,7 +210,7 @@ def profile_model(
     updates = None  # the optimizer's update per row (training step with an optimizer)
     if update is not None:
         with _phase("counting the optimizer's update"), clock("optimizer"):
-            updates = optimizer_counts(update, _owned_trainable_weights(rows))
+            updates = optimizer_counts(update, owned)
     counted_params: set = set()  # ids of layers whose weights a row already counts
     layers = tuple(
         _layer_row(row, whole, results[row.key], timed, others, counting, counted_params, updates)
@@ -211,7 +221,9 @@ def profile_model(
         memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
-    optimizer_totals = {} if updates is None else _optimizer_totals(update, updates, counting)
+    optimizer_totals = {}
+    if updates is not None:
+        optimizer_totals = _optimizer_totals(update, updates, counting, layers, timed)
     parent_params: set = set()
     parent_rows = tuple(
         _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
@@ -220,6 +232,12 @@ def profile_model(
         others = dataclasses.replace(
             others, errors={**others.errors, "whole_model": timed.whole_error}
         )
+    if timed.update_errors:  # the rows' counts stand: only their update's time is missing
+        failed = "; ".join(
+            f"{'all weights' if k == 'whole' else row_label(*k)}: {e}"
+            for k, e in timed.update_errors.items()
+        )
+        others = dataclasses.replace(others, errors={**others.errors, "optimizer": failed})
     if whole.reference_error:
         others = dataclasses.replace(
             others, errors={"whole_graph": whole.reference_error, **others.errors}
@@ -455,6 +473,10 @@ class _Timing:
     errors: dict = field(default_factory=dict)  # representative row key -> why timing failed
     whole_error: str | None = None  # why timing the whole model failed
     forward_times: dict = field(default_factory=dict)  # train pass: the forward alone
+    # with an optimizer: its update of each row's own weights (row key), of all the weights
+    update_times: dict = field(default_factory=dict)
+    whole_update_time: TimeStats | None = None
+    update_errors: dict = field(default_factory=dict)  # row key or "whole" -> why it failed
 
 
 def _status(layers, interrupted: bool) -> str:
@@ -479,8 +501,11 @@ def _time_rows(
     settings: TimingSettings,
     progress: bool,
     int_high: int,
+    updates: tuple = ({}, None),
 ) -> _Timing:
-    """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
+    """Time every distinct row's sub-model and the whole model side by side (timing.py); with
+    an optimizer, `updates` ({row key: Segment}, the whole update's Segment) too, each in a
+    group of its own."""
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
     parent_keys = {p.key for p in whole.parents}
     row_keys = [k for k in keys if k not in parent_keys]
@@ -509,11 +534,15 @@ def _time_rows(
         bar.total, bar.n = total, done
         bar.refresh()
 
+    update_keys = list(updates[0])
+    whole_update = [] if updates[1] is None else [updates[1]]
     try:
         groups = [segments(row_keys), segments(parents), whole_model, forward]
-        row_stats, parent_stats, model_stats, forward_stats = timer.time(groups, progress=report)
+        groups += [[updates[0][k] for k in update_keys], whole_update]
+        stats = timer.time(groups, progress=report)
     finally:
         bar.close()
+    row_stats, parent_stats, model_stats, forward_stats, update_stats, whole_stats = stats
     times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
     errors = {
         (row_keys, parents)[group][i]: error
@@ -523,9 +552,34 @@ def _time_rows(
     whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
     whole_time = model_stats[0] if model_stats else None
     forward_times = {k: s for k, s in zip(row_keys, forward_stats) if s is not None}
+    update_errors = {
+        (update_keys[i] if group == 4 else "whole"): error
+        for (group, i), error in timer.errors.items()
+        if group >= 4
+    }
     return _Timing(
-        times, whole_time, timer.overhead_us, timer.interrupted, errors, whole_error, forward_times
+        times,
+        whole_time,
+        timer.overhead_us,
+        timer.interrupted,
+        errors,
+        whole_error,
+        forward_times,
+        update_times={k: s for k, s in zip(update_keys, update_stats) if s is not None},
+        whole_update_time=whole_stats[0] if whole_stats else None,
+        update_errors=update_errors,
     )
+
+
+def _update_segments(optimizer, owned: dict) -> tuple:
+    """({row key: Segment}, Segment of all the weights) timing `optimizer`'s update of each
+    row's own weights and of every weight at once, on copies (`training.update_segment`);
+    ({}, None) without an optimizer."""
+    if optimizer is None:
+        return {}, None
+    segments = {key: update_segment(optimizer, ws) for key, ws in owned.items() if ws}
+    everything = [w for ws in owned.values() for w in ws]
+    return segments, update_segment(optimizer, everything) if everything else None
 
 
 def _layer_row(
@@ -554,6 +608,7 @@ def _layer_row(
     step = _step_fields(row, whole, result, timed, counting)
     if updates is not None:
         step["optimizer_flops"] = updates.rows.get(row.key, ZERO).of(counting)
+        step["optimizer_time_us"] = timed.update_times.get(row.key)
     accessed = step.pop("bytes_accessed", accessed)  # a training step: its own (footprint.py)
     return LayerRow(
         name=row.name,
@@ -670,13 +725,17 @@ def _owned_trainable_weights(rows) -> dict:
     return groups
 
 
-def _optimizer_totals(optimizer, updates, counting: str) -> dict:
-    """The totals' optimizer figures: one update of every weight, and what of it no row has."""
+def _optimizer_totals(optimizer, updates, counting: str, layers, timed: _Timing) -> dict:
+    """The totals' optimizer figures: one update of every weight, and what of it no row has;
+    Σ rows' update medians beside one update of all the weights, timed alike."""
     rows_total = sum(c.of(counting) for c in updates.rows.values())
+    times = [r.optimizer_time_us.median for r in layers if r.optimizer_time_us is not None]
     return {
         "optimizer": type(optimizer).__name__,
         "optimizer_flops": updates.whole.of(counting),
         "unattributed_optimizer_flops": updates.whole.of(counting) - rows_total,
+        "optimizer_time_us": sum(times) if times else None,
+        "whole_optimizer_time_us": timed.whole_update_time,
     }
 
 

@@ -181,8 +181,10 @@ class LayerRow:
     forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
     # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
     backward_time_ratio: float | None = None
-    # the optimizer's update of the weights this row owns (train pass with an optimizer)
+    # the optimizer's update of the weights this row owns (train pass with an optimizer): its
+    # float ops, and its isolated time on copies of those weights (None: the row owns none)
     optimizer_flops: int | None = None
+    optimizer_time_us: TimeStats | None = None
 
     @property
     def label(self) -> str:
@@ -338,6 +340,9 @@ class Totals:
     optimizer: str | None = None
     optimizer_flops: int | None = None
     unattributed_optimizer_flops: int | None = None
+    # Σ rows' update medians (µs), and one update of every weight timed the same way
+    optimizer_time_us: float | None = None
+    whole_optimizer_time_us: TimeStats | None = None
 
 
 @dataclass(frozen=True)
@@ -460,6 +465,7 @@ class Report:
         )
         totals = _known(Totals, data["totals"])
         totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
+        totals["whole_optimizer_time_us"] = _stats(totals.get("whole_optimizer_time_us"))
         check = {
             k: tuple(v) if isinstance(v, list) else v
             for k, v in _known(CrossCheck, data["cross_check"]).items()
@@ -526,6 +532,7 @@ def _row(data: dict) -> LayerRow:
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
     row["forward_time_us"] = _stats(row.get("forward_time_us"))
+    row["optimizer_time_us"] = _stats(row.get("optimizer_time_us"))
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
     row["output_dtypes"] = tuple(row.get("output_dtypes", ()))
     row["count_notes"] = tuple(row.get("count_notes", ()))

@@ -602,6 +602,32 @@ def optimizer_counts(optimizer, groups: dict) -> OptimizerCounts:
     return OptimizerCounts(rows, whole, own)
 
 
+def update_segment(optimizer, weights):
+    """A `timing.Segment` applying one update of a fresh optimizer of `optimizer`'s config to
+    copies of `weights` (same shapes, dtypes and values), the gradients its inputs: timing it
+    leaves the model's weights and `optimizer` as they were. The copies and the fresh
+    optimizer's state change with every run, which costs what the first run costs (an update's
+    work does not depend on the values). Returns the copies' new values, read after the update.
+    """
+    import keras
+    import tensorflow as tf
+
+    from submodel_profiler.timing import Segment
+
+    copies = [
+        keras.Variable(tf.identity(getattr(w, "value", w)), dtype=w.dtype, trainable=True)
+        for w in weights
+    ]
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(copies)
+
+    def update(*grads):
+        fresh.apply(list(grads), copies)
+        return [c.value for c in copies]
+
+    return Segment(update, tuple(tf.TensorSpec(w.shape, w.dtype) for w in weights))
+
+
 def _update_count(optimizer, weights) -> Count:
     import tensorflow as tf
 

@@ -10,7 +10,7 @@ from submodel_profiler import profile_model
 from submodel_profiler.errors import UsageError
 from submodel_profiler.training import AGGREGATION_ROW, LOSS_ROW
 
-from conftest import rows_by_label
+from conftest import FAST_TIMING, rows_by_label
 
 
 def train(model, batch_size=4, **kw):
@@ -336,6 +336,45 @@ def test_optimizer_update_per_row(mlp):
         profile_model(mlp, timing=False, optimizer="sgd")
     with pytest.raises(UsageError, match="Unknown optimizer"):
         train(mlp, optimizer="nonsense")
+
+
+def test_optimizer_update_is_timed_per_row_on_copies_of_the_weights(keras):
+    import numpy as np
+
+    from submodel_profiler.renderers import render_csv, render_table
+
+    x = keras.Input((K,))
+    h = keras.layers.Dense(N, name="first")(x)
+    h = keras.layers.ReLU(name="relu")(h)  # no weights: no update
+    model = keras.Model(x, keras.layers.Dense(M, name="hidden")(h))
+    model.compile(optimizer="adam")  # its optimizer is the one profiled, and stays unused
+    model.optimizer.build(model.trainable_weights)
+    before = [np.array(w.numpy()) for w in model.weights]
+    report = profile_model(
+        model,
+        batch_size=B,
+        pass_="train",
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=0,
+        measure_peak=False,
+    )
+    for row in report.layers:
+        if row.params:
+            assert row.optimizer_time_us.median > 0, row.label
+        else:
+            assert row.optimizer_time_us is None, row.label
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+    assert int(model.optimizer.iterations.numpy()) == 0
+    t = report.totals
+    timed = [r.optimizer_time_us.median for r in report.layers if r.optimizer_time_us]
+    assert len(timed) == 2 and t.optimizer_time_us == pytest.approx(sum(timed))
+    assert t.whole_optimizer_time_us.median > 0  # the cross-check: one update of all weights
+    assert "optimizer" not in report.cross_check.method_errors
+    assert "update µs" in render_table(report) and "Optimizer update time: Σ rows" in (
+        render_table(report)
+    )
+    assert "optimizer_time_us_median" in render_csv(report).splitlines()[0]
 
 
 @pytest.mark.architecture

@@ -105,6 +105,10 @@ def _forward_time_cell(row: LayerRow, _=None) -> str:
     return "" if row.forward_time_us is None else us(row.forward_time_us.median)
 
 
+def _update_time_cell(row: LayerRow, _=None) -> str:
+    return "" if row.optimizer_time_us is None else us(row.optimizer_time_us.median)
+
+
 def marks_cell(row: LayerRow, _=None) -> str:
     """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
     marks = "≠" if row.counts_differ or row.bytes_differ else ""
@@ -183,6 +187,7 @@ COLUMNS = (
     Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
     Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
     Column("optimizer", "update float ops", lambda r, c: integer(r.optimizer_flops), train=True),
+    Column("optimizer_time", "update µs", _update_time_cell, timed=True, train=True),
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

@@ -79,6 +79,7 @@ CSV_COLUMNS = (
     *_STEP_FIELDS,
     "forward_time_us_median",
     "backward_time_ratio",
+    "optimizer_time_us_median",
 )
 
 
@@ -139,4 +140,5 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         **{key: getattr(row, key) for key in _STEP_FIELDS},
         "forward_time_us_median": rounded(row.forward_time_us and row.forward_time_us.median),
         "backward_time_ratio": rounded(row.backward_time_ratio),
+        "optimizer_time_us_median": rounded(row.optimizer_time_us and row.optimizer_time_us.median),
     }
