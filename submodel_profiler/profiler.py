@@ -606,6 +606,7 @@ def _layer_row(
         if input_bytes is not None and output_bytes is not None:
             accessed = input_bytes + output_bytes + weight_bytes(row)
     step = _step_fields(row, whole, result, timed, counting)
+    step.update(_step_stats_split(row, whole, others))
     if updates is not None:
         step["optimizer_flops"] = updates.rows.get(row.key, ZERO).of(counting)
         step["optimizer_time_us"] = timed.update_times.get(row.key)
@@ -692,6 +693,28 @@ def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counti
     }
 
 
+# A train-pass row's step-stats split: (LayerRow field, OtherMethods attribute, phase index).
+STEP_STATS_SPLIT = (
+    ("unfused_forward_time_us", "unfused", 0),
+    ("unfused_backward_time_us", "unfused", 1),
+    ("in_graph_forward_time_us", "in_graph", 0),
+    ("in_graph_backward_time_us", "in_graph", 1),
+)
+
+
+def _step_stats_split(row: RowPlan, whole, others: OtherMethods) -> dict:
+    """A train-pass row's step-stats times split into forward and backward ({} at inference;
+    None where the mode did not run or gave the row no time of its own)."""
+    if not isinstance(whole, WholeStep):
+        return {}
+    fields = {}
+    for name, mode, phase in STEP_STATS_SPLIT:
+        times = getattr(others, mode)
+        split = None if times is None else times.phase_us.get(row.key)
+        fields[name] = None if split is None else split[phase]
+    return fields
+
+
 def _step_totals(whole, layers, counting: str) -> dict:
     """The train pass's totals ({} at inference): Σ rows' splits, the distinct saved bytes."""
     if not isinstance(whole, WholeStep):
@@ -711,7 +734,14 @@ def _step_totals(whole, layers, counting: str) -> dict:
         "backward_macs": total("backward_macs"),
         "saved_activation_bytes": whole.saved_activation_total_bytes,
         "forward_time_us": sum(forward_times) if forward_times else None,
+        **{name: _sum_present(getattr(r, name) for r in layers) for name, *_ in STEP_STATS_SPLIT},
     }
+
+
+def _sum_present(values) -> float | None:
+    """Σ of the values that are not None; None when all are."""
+    present = [v for v in values if v is not None]
+    return float(sum(present)) if present else None
 
 
 def _owned_trainable_weights(rows) -> dict:

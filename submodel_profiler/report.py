@@ -181,6 +181,12 @@ class LayerRow:
     forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
     # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
     backward_time_ratio: float | None = None
+    # TF's step stats of the whole step, this row's time split into its forward ops' and its
+    # gradient ops' (µs; they add up to unfused_time_us and in_graph_time_us)
+    unfused_forward_time_us: float | None = None
+    unfused_backward_time_us: float | None = None
+    in_graph_forward_time_us: float | None = None
+    in_graph_backward_time_us: float | None = None
     # the optimizer's update of the weights this row owns (train pass with an optimizer): its
     # float ops, and its isolated time on copies of those weights (None: the row owns none)
     optimizer_flops: int | None = None
@@ -335,6 +341,11 @@ class Totals:
     backward_macs: int | None = None
     saved_activation_bytes: int | None = None
     forward_time_us: float | None = None
+    # Σ rows' step-stats splits (µs)
+    unfused_forward_time_us: float | None = None
+    unfused_backward_time_us: float | None = None
+    in_graph_forward_time_us: float | None = None
+    in_graph_backward_time_us: float | None = None
     # With an optimizer (train pass): its class, one update of every weight, and what of it no
     # row has (the optimizer's own per-step ops: its iteration counter)
     optimizer: str | None = None

@@ -60,6 +60,15 @@ class WholeStep(WholeGraph):
     def row_forward_count(self, key) -> Count:
         return self.instrumented.count_of(self.forward_ops.get(key, ()))
 
+    def node_phase(self) -> dict:
+        """Node name -> "forward" (a row's forward ops, the loss) or "backward" (every other
+        op of a row: its gradient ops and what `attribute_backward` gave it), for every node of
+        `node_owner()`: the split the forward and backward counts use."""
+        return {
+            name: "forward" if name in self.forward_ops.get(key, ()) else "backward"
+            for name, key in self.node_owner().items()
+        }
+
 
 @dataclass(frozen=True)
 class StepSubModel(SubModel):

@@ -377,6 +377,62 @@ def test_optimizer_update_is_timed_per_row_on_copies_of_the_weights(keras):
     assert "optimizer_time_us_median" in render_csv(report).splitlines()[0]
 
 
+SPLIT = ("unfused", "in_graph")  # the step-stats modes, each split into forward and backward
+
+
+def test_step_stats_split_each_row_into_forward_and_backward(mlp):
+    timed = {"timing_settings": FAST_TIMING, "callback_samples": 0, "measure_peak": False}
+    report = profile_model(mlp, batch_size=B, pass_="train", step_stats_runs=2, **timed)
+    for mode in SPLIT:
+        for row in report.layers:
+            whole = getattr(row, f"{mode}_time_us")
+            forward = getattr(row, f"{mode}_forward_time_us")
+            backward = getattr(row, f"{mode}_backward_time_us")
+            if whole is None:  # no node of its own ran (fused, or nothing to run)
+                assert forward is None and backward is None, (mode, row.label)
+                continue
+            assert forward >= 0 and backward >= 0, (mode, row.label)
+            assert forward + backward == pytest.approx(whole, rel=1e-9, abs=1e-9), row.label
+        t = report.totals
+        parts = getattr(t, f"{mode}_forward_time_us") + getattr(t, f"{mode}_backward_time_us")
+        assert parts == pytest.approx(getattr(t, f"{mode}_time_us"))
+    hidden = rows_by_label(report)["hidden"]
+    assert hidden.unfused_forward_time_us > 0 and hidden.unfused_backward_time_us > 0
+    inference = profile_model(mlp, batch_size=B, step_stats_runs=1, **timed)
+    names = [f"{mode}_{part}_time_us" for mode in SPLIT for part in ("forward", "backward")]
+    for item in (*inference.layers, inference.totals):
+        assert all(getattr(item, name) is None for name in names)
+
+
+def test_step_stats_backward_of_the_first_dense_has_no_input_gradient(mlp):
+    """The nodes the unfused step-stats run executes, by the owner and phase maps: the first
+    Dense's backward holds one MatMul (its weight gradient; its input needs none), a hidden
+    Dense's two (weight and input gradients), each forward one."""
+    from submodel_profiler import step_stats
+    from submodel_profiler.graph_walk import plan_rows
+    from submodel_profiler.specs import resolve_input_specs
+    from submodel_profiler.timing import random_inputs
+    from submodel_profiler.training import profile_whole_step
+
+    specs = resolve_input_specs(mlp, B)
+    whole = profile_whole_step(mlp, plan_rows(mlp), specs)
+    standalone = step_stats.standalone_graph(whole.instrumented_function)
+    executed, _ = step_stats.run_traced(standalone, random_inputs(specs), False, runs=1)
+    owner, phase = whole.node_owner(), whole.node_phase()
+    graph = whole.instrumented_function.graph  # traced op types (oneDNN renames executed ones)
+
+    def matmuls(name, part):
+        return sum(
+            owner.get(node) == (name, 0)
+            and phase[node] == part
+            and graph.get_operation_by_name(node).type == "MatMul"
+            for node in executed
+        )
+
+    assert (matmuls("first", "forward"), matmuls("first", "backward")) == (1, 1)
+    assert (matmuls("hidden", "forward"), matmuls("hidden", "backward")) == (1, 2)
+
+
 @pytest.mark.architecture
 def test_keras_hub_bert_training_step_is_exact_and_near_six_n_t():
     keras_hub = pytest.importorskip("keras_hub")
