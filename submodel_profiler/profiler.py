@@ -501,11 +501,11 @@ def _time_rows(
     settings: TimingSettings,
     progress: bool,
     int_high: int,
-    updates: tuple = ({}, None),
+    updates: _Updates | None = None,
 ) -> _Timing:
     """Time every distinct row's sub-model and the whole model side by side (timing.py); with
-    an optimizer, `updates` ({row key: Segment}, the whole update's Segment) too, each in a
-    group of its own."""
+    an optimizer, its `updates` too, the rows' and the whole one each in a group of its own."""
+    updates = updates or _Updates()
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
     parent_keys = {p.key for p in whole.parents}
     row_keys = [k for k in keys if k not in parent_keys]
@@ -534,11 +534,11 @@ def _time_rows(
         bar.total, bar.n = total, done
         bar.refresh()
 
-    update_keys = list(updates[0])
-    whole_update = [] if updates[1] is None else [updates[1]]
+    update_keys = list(updates.rows)
+    whole_update = [] if updates.whole is None else [updates.whole]
     try:
         groups = [segments(row_keys), segments(parents), whole_model, forward]
-        groups += [[updates[0][k] for k in update_keys], whole_update]
+        groups += [list(updates.rows.values()), whole_update]
         stats = timer.time(groups, progress=report)
     finally:
         bar.close()
@@ -552,11 +552,11 @@ def _time_rows(
     whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
     whole_time = model_stats[0] if model_stats else None
     forward_times = {k: s for k, s in zip(row_keys, forward_stats) if s is not None}
-    update_errors = {
-        (update_keys[i] if group == 4 else "whole"): error
-        for (group, i), error in timer.errors.items()
-        if group >= 4
-    }
+    update_errors = dict(updates.errors)
+    for (group, i), error in timer.errors.items():
+        if group >= 4:  # 4: a row's update, 5: the whole update
+            update_errors[update_keys[i] if group == 4 else "whole"] = error
+    update_errors = _shared(update_errors, updates.same)
     return _Timing(
         times,
         whole_time,
@@ -565,21 +565,55 @@ def _time_rows(
         errors,
         whole_error,
         forward_times,
-        update_times={k: s for k, s in zip(update_keys, update_stats) if s is not None},
+        update_times=_shared(
+            {k: s for k, s in zip(update_keys, update_stats) if s is not None}, updates.same
+        ),
         whole_update_time=whole_stats[0] if whole_stats else None,
         update_errors=update_errors,
     )
 
 
-def _update_segments(optimizer, owned: dict) -> tuple:
-    """({row key: Segment}, Segment of all the weights) timing `optimizer`'s update of each
-    row's own weights and of every weight at once, on copies (`training.update_segment`);
-    ({}, None) without an optimizer."""
+@dataclass(frozen=True)
+class _Updates:
+    """Segments timing the optimizer's update of each row's own weights and of all of them at
+    once (`training.update_segment`), and why one could not be made ({row key or "whole": ...})."""
+
+    rows: dict = field(default_factory=dict)  # row key -> Segment
+    whole: Segment | None = None
+    errors: dict = field(default_factory=dict)
+    # row key -> the row in `rows` whose weights have the same shapes and dtypes: the same
+    # update, timed once
+    same: dict = field(default_factory=dict)
+
+
+def _shared(values: dict, same: dict) -> dict:
+    """`values` (by row key) with each row of `same` given its representative's value."""
+    return {**values, **{k: values[r] for k, r in same.items() if r in values}}
+
+
+def _update_segments(optimizer, owned: dict) -> _Updates:
+    """The `_Updates` of `optimizer` for `owned` ({row key: trainable weights}); empty without
+    an optimizer. A segment that cannot be made costs its time only, never the profile."""
     if optimizer is None:
-        return {}, None
-    segments = {key: update_segment(optimizer, ws) for key, ws in owned.items() if ws}
+        return _Updates()
+    groups, same, first = {}, {}, {}
+    for key, weights in owned.items():
+        if weights:
+            signature = tuple((tuple(w.shape), str(w.dtype)) for w in weights)
+            same[key] = first.setdefault(signature, key)
+            if same[key] == key:
+                groups[key] = weights
     everything = [w for ws in owned.values() for w in ws]
-    return segments, update_segment(optimizer, everything) if everything else None
+    if everything:
+        groups["whole"] = everything
+    segments, errors = {}, {}
+    for key, weights in groups.items():
+        try:
+            segments[key] = update_segment(optimizer, weights)
+        except Exception as e:
+            errors[key] = describe(e)
+    whole = segments.pop("whole", None)
+    return _Updates(segments, whole, errors, {k: v for k, v in same.items() if k != v})
 
 
 def _layer_row(

@@ -377,6 +377,32 @@ def test_optimizer_update_is_timed_per_row_on_copies_of_the_weights(keras):
     assert "optimizer_time_us_median" in render_csv(report).splitlines()[0]
 
 
+def test_an_update_that_cannot_be_made_costs_its_time_only(keras):
+    from submodel_profiler.profiler import _update_segments
+
+    class Unconfigurable(keras.optimizers.SGD):
+        def get_config(self):
+            raise RuntimeError("no config")
+
+    weights = [keras.Variable([1.0, 2.0])]
+    updates = _update_segments(Unconfigurable(), {("d", 0): weights, ("relu", 0): []})
+    assert updates.rows == {} and updates.whole is None
+    assert set(updates.errors) == {("d", 0), "whole"}
+    assert "no config" in updates.errors[("d", 0)]
+
+
+def test_rows_whose_weights_have_the_same_shapes_share_one_update_timing(keras):
+    from submodel_profiler.profiler import _update_segments
+
+    def weights(*shapes):
+        return [keras.Variable(keras.ops.zeros(shape)) for shape in shapes]
+
+    owned = {"a": weights((3, 2), (2,)), "b": weights((3, 2), (2,)), "c": weights((2,), (3, 2))}
+    updates = _update_segments(keras.optimizers.SGD(), owned)
+    assert set(updates.rows) == {"a", "c"} and updates.same == {"b": "a"}
+    assert len(updates.whole.specs) == 6  # the whole update: every weight, shared or not
+
+
 SPLIT = ("unfused", "in_graph")  # the step-stats modes, each split into forward and backward
 
 

@@ -315,8 +315,8 @@ def _step_footer(report: Report) -> list[str]:
         if t.optimizer_time_us is not None and whole is not None:
             lines.append(
                 f"Optimizer update time: Σ rows {t.optimizer_time_us:,.1f} µs, one update of "
-                f"every weight {whole.median:,.1f} ± {whole.iqr:,.1f} µs (its own per-step ops "
-                "and per-call overhead are once in the latter, in every row in the former)"
+                f"every weight {whole.median:,.1f} ± {whole.iqr:,.1f} µs (per-step ops and "
+                "call costs once per row against warm caches: docs/training.md)"
             )
     return lines
 
