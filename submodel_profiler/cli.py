@@ -177,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--optimizer",
         metavar="NAME",
-        help="with --pass train: also count this keras.optimizers optimizer's update (sgd, "
-        "adam, adamw, rmsprop, ...), each row's for the weights it owns, with its default "
-        "settings (default: no update counted; model files load uncompiled)",
+        help="with --pass train: also count and time this keras.optimizers optimizer's "
+        "update (sgd, adam, adamw, rmsprop, ...), each row's for the weights it owns, with "
+        "its default settings (default: no update counted; model files load uncompiled)",
     )
     p.add_argument(
         "--no-timing", action="store_true", help="count float ops only; skip isolated timing"

@@ -127,9 +127,9 @@ def _step_stats(whole, inputs, runs: int):
     from submodel_profiler.step_stats import in_graph_times, standalone_graph
 
     standalone = standalone_graph(whole.instrumented_function)
-    owner = whole.node_owner()
-    optimized = in_graph_times(standalone, owner, inputs, optimized=True, runs=runs)
-    unfused = in_graph_times(standalone, owner, inputs, optimized=False, runs=runs)
+    owner, phase = whole.node_owner(), whole.node_phase()  # phase: a training step's
+    optimized = in_graph_times(standalone, owner, inputs, True, runs, node_phase=phase)
+    unfused = in_graph_times(standalone, owner, inputs, False, runs, node_phase=phase)
     return optimized, unfused
 
 

@@ -69,6 +69,7 @@ from submodel_profiler.training import (
     profile_whole_step,
     resolve_optimizer,
     trace_subclassed_step,
+    update_segment,
 )
 from submodel_profiler.whole_graph import WholeGraph, profile_whole_graph
 
@@ -139,8 +140,9 @@ def profile_model(
             to every trainable weight; training.py). In "train", rows' flops, macs, op bytes
             and times are the step's, split into forward_* and backward_*, with the saved
             activations, and a `(loss)` and a `(gradient aggregation)` row.
-        optimizer: with pass_="train", the optimizer whose update rows also count
-            (`optimizer_flops`: each row's for the weights it owns): a keras.optimizers name
+        optimizer: with pass_="train", the optimizer whose update rows also count and time
+            (`optimizer_flops`, `optimizer_time_us`: each row's for the weights it owns, timed
+            on copies of them, beside one update of all of them): a keras.optimizers name
             ("adam") or instance; default: the one the model was compiled with, if any.
 
     Returns:
@@ -181,10 +183,18 @@ def profile_model(
         with clock("submodels"):
             results, interrupted = _profile_submodels(rows + parents, whole, progress)
         timed = _Timing(interrupted=interrupted)
+        owned = _owned_trainable_weights(rows) if update is not None else {}
         if timing and not interrupted:
             with _phase("timing the rows"), clock("timing"):
                 timed = _time_rows(
-                    model, results, whole, specs, timing_settings, progress, int_high
+                    model,
+                    results,
+                    whole,
+                    specs,
+                    timing_settings,
+                    progress,
+                    int_high,
+                    _update_segments(update, owned),
                 )
         if timing and not timed.interrupted:
             try:
@@ -199,7 +209,7 @@ def profile_model(
     updates = None  # the optimizer's update per row (training step with an optimizer)
     if update is not None:
         with _phase("counting the optimizer's update"), clock("optimizer"):
-            updates = optimizer_counts(update, _owned_trainable_weights(rows))
+            updates = optimizer_counts(update, owned)
     counted_params: set = set()  # ids of layers whose weights a row already counts
     layers = tuple(
         _layer_row(row, whole, results[row.key], timed, others, counting, counted_params, updates)
@@ -210,7 +220,9 @@ def profile_model(
         memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
     if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
         others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
-    optimizer_totals = {} if updates is None else _optimizer_totals(update, updates, counting)
+    optimizer_totals = {}
+    if updates is not None:
+        optimizer_totals = _optimizer_totals(update, updates, counting, layers, timed)
     parent_params: set = set()
     parent_rows = tuple(
         _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
@@ -219,6 +231,12 @@ def profile_model(
         others = dataclasses.replace(
             others, errors={**others.errors, "whole_model": timed.whole_error}
         )
+    if timed.update_errors:  # the rows' counts stand: only their update's time is missing
+        failed = "; ".join(
+            f"{'all weights' if k == 'whole' else row_label(*k)}: {e}"
+            for k, e in timed.update_errors.items()
+        )
+        others = dataclasses.replace(others, errors={**others.errors, "optimizer": failed})
     if whole.reference_error:
         others = dataclasses.replace(
             others, errors={"whole_graph": whole.reference_error, **others.errors}
@@ -454,6 +472,10 @@ class _Timing:
     errors: dict = field(default_factory=dict)  # representative row key -> why timing failed
     whole_error: str | None = None  # why timing the whole model failed
     forward_times: dict = field(default_factory=dict)  # train pass: the forward alone
+    # with an optimizer: its update of each row's own weights (row key), of all the weights
+    update_times: dict = field(default_factory=dict)
+    whole_update_time: TimeStats | None = None
+    update_errors: dict = field(default_factory=dict)  # row key or "whole" -> why it failed
 
 
 def _status(layers, interrupted: bool) -> str:
@@ -478,8 +500,11 @@ def _time_rows(
     settings: TimingSettings,
     progress: bool,
     int_high: int,
+    updates: _Updates | None = None,
 ) -> _Timing:
-    """Time every distinct row's sub-model and the whole model side by side (timing.py)."""
+    """Time every distinct row's sub-model and the whole model side by side (timing.py); with
+    an optimizer, its `updates` too, the rows' and the whole one each in a group of its own."""
+    updates = updates or _Updates()
     keys = [k for k, r in results.items() if r.submodel is not None and r.representative == k]
     parent_keys = {p.key for p in whole.parents}
     row_keys = [k for k in keys if k not in parent_keys]
@@ -506,11 +531,15 @@ def _time_rows(
         bar.total, bar.n = total, done
         bar.refresh()
 
+    update_keys = list(updates.rows)
+    whole_update = [] if updates.whole is None else [updates.whole]
     try:
         groups = [segments(row_keys), segments(parents), whole_model, forward]
-        row_stats, parent_stats, model_stats, forward_stats = timer.time(groups, progress=report)
+        groups += [list(updates.rows.values()), whole_update]
+        stats = timer.time(groups, progress=report)
     finally:
         bar.close()
+    row_stats, parent_stats, model_stats, forward_stats, update_stats, whole_stats = stats
     times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
     errors = {
         (row_keys, parents)[group][i]: error
@@ -520,9 +549,68 @@ def _time_rows(
     whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
     whole_time = model_stats[0] if model_stats else None
     forward_times = {k: s for k, s in zip(row_keys, forward_stats) if s is not None}
+    update_errors = dict(updates.errors)
+    for (group, i), error in timer.errors.items():
+        if group >= 4:  # 4: a row's update, 5: the whole update
+            update_errors[update_keys[i] if group == 4 else "whole"] = error
+    update_errors = _shared(update_errors, updates.same)
     return _Timing(
-        times, whole_time, timer.overhead_us, timer.interrupted, errors, whole_error, forward_times
+        times,
+        whole_time,
+        timer.overhead_us,
+        timer.interrupted,
+        errors,
+        whole_error,
+        forward_times,
+        update_times=_shared(
+            {k: s for k, s in zip(update_keys, update_stats) if s is not None}, updates.same
+        ),
+        whole_update_time=whole_stats[0] if whole_stats else None,
+        update_errors=update_errors,
     )
+
+
+@dataclass(frozen=True)
+class _Updates:
+    """Segments timing the optimizer's update of each row's own weights and of all of them at
+    once (`training.update_segment`), and why one could not be made ({row key or "whole": ...})."""
+
+    rows: dict = field(default_factory=dict)  # row key -> Segment
+    whole: Segment | None = None
+    errors: dict = field(default_factory=dict)
+    # row key -> the row in `rows` whose weights have the same shapes and dtypes: the same
+    # update, timed once
+    same: dict = field(default_factory=dict)
+
+
+def _shared(values: dict, same: dict) -> dict:
+    """`values` (by row key) with each row of `same` given its representative's value."""
+    return {**values, **{k: values[r] for k, r in same.items() if r in values}}
+
+
+def _update_segments(optimizer, owned: dict) -> _Updates:
+    """The `_Updates` of `optimizer` for `owned` ({row key: trainable weights}); empty without
+    an optimizer. A segment that cannot be made costs its time only, never the profile."""
+    if optimizer is None:
+        return _Updates()
+    groups, same, first = {}, {}, {}
+    for key, weights in owned.items():
+        if weights:
+            signature = tuple((tuple(w.shape), str(w.dtype)) for w in weights)
+            same[key] = first.setdefault(signature, key)
+            if same[key] == key:
+                groups[key] = weights
+    everything = [w for ws in owned.values() for w in ws]
+    if everything:
+        groups["whole"] = everything
+    segments, errors = {}, {}
+    for key, weights in groups.items():
+        try:
+            segments[key] = update_segment(optimizer, weights)
+        except Exception as e:
+            errors[key] = describe(e)
+    whole = segments.pop("whole", None)
+    return _Updates(segments, whole, errors, {k: v for k, v in same.items() if k != v})
 
 
 def _layer_row(
@@ -549,8 +637,10 @@ def _layer_row(
         if input_bytes is not None and output_bytes is not None:
             accessed = input_bytes + output_bytes + weight_bytes(row)
     step = _step_fields(row, whole, result, timed, counting)
+    step.update(_step_stats_split(row, whole, others))
     if updates is not None:
         step["optimizer_flops"] = updates.rows.get(row.key, ZERO).of(counting)
+        step["optimizer_time_us"] = timed.update_times.get(row.key)
     accessed = step.pop("bytes_accessed", accessed)  # a training step: its own (footprint.py)
     return LayerRow(
         name=row.name,
@@ -634,6 +724,28 @@ def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counti
     }
 
 
+# A train-pass row's step-stats split: (LayerRow field, OtherMethods attribute, phase index).
+STEP_STATS_SPLIT = (
+    ("unfused_forward_time_us", "unfused", 0),
+    ("unfused_backward_time_us", "unfused", 1),
+    ("in_graph_forward_time_us", "in_graph", 0),
+    ("in_graph_backward_time_us", "in_graph", 1),
+)
+
+
+def _step_stats_split(row: RowPlan, whole, others: OtherMethods) -> dict:
+    """A train-pass row's step-stats times split into forward and backward ({} at inference;
+    None where the mode did not run or gave the row no time of its own)."""
+    if not isinstance(whole, WholeStep):
+        return {}
+    fields = {}
+    for name, mode, phase in STEP_STATS_SPLIT:
+        times = getattr(others, mode)
+        split = None if times is None else times.phase_us.get(row.key)
+        fields[name] = None if split is None else split[phase]
+    return fields
+
+
 def _step_totals(whole, layers, counting: str) -> dict:
     """The train pass's totals ({} at inference): Σ rows' splits, the distinct saved bytes."""
     if not isinstance(whole, WholeStep):
@@ -653,7 +765,14 @@ def _step_totals(whole, layers, counting: str) -> dict:
         "backward_macs": total("backward_macs"),
         "saved_activation_bytes": whole.saved_activation_total_bytes,
         "forward_time_us": sum(forward_times) if forward_times else None,
+        **{name: _sum_present(getattr(r, name) for r in layers) for name, *_ in STEP_STATS_SPLIT},
     }
+
+
+def _sum_present(values) -> float | None:
+    """Σ of the values that are not None; None when all are."""
+    present = [v for v in values if v is not None]
+    return float(sum(present)) if present else None
 
 
 def _owned_trainable_weights(rows) -> dict:
@@ -667,13 +786,17 @@ def _owned_trainable_weights(rows) -> dict:
     return groups
 
 
-def _optimizer_totals(optimizer, updates, counting: str) -> dict:
-    """The totals' optimizer figures: one update of every weight, and what of it no row has."""
+def _optimizer_totals(optimizer, updates, counting: str, layers, timed: _Timing) -> dict:
+    """The totals' optimizer figures: one update of every weight, and what of it no row has;
+    Σ rows' update medians beside one update of all the weights, timed alike."""
     rows_total = sum(c.of(counting) for c in updates.rows.values())
+    times = [r.optimizer_time_us.median for r in layers if r.optimizer_time_us is not None]
     return {
         "optimizer": type(optimizer).__name__,
         "optimizer_flops": updates.whole.of(counting),
         "unattributed_optimizer_flops": updates.whole.of(counting) - rows_total,
+        "optimizer_time_us": sum(times) if times else None,
+        "whole_optimizer_time_us": timed.whole_update_time,
     }
 
 

@@ -181,8 +181,16 @@ class LayerRow:
     forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
     # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
     backward_time_ratio: float | None = None
-    # the optimizer's update of the weights this row owns (train pass with an optimizer)
+    # TF's step stats of the whole step, this row's time split into its forward ops' and its
+    # gradient ops' (µs; they add up to unfused_time_us and in_graph_time_us)
+    unfused_forward_time_us: float | None = None
+    unfused_backward_time_us: float | None = None
+    in_graph_forward_time_us: float | None = None
+    in_graph_backward_time_us: float | None = None
+    # the optimizer's update of the weights this row owns (train pass with an optimizer): its
+    # float ops, and its isolated time on copies of those weights (None: the row owns none)
     optimizer_flops: int | None = None
+    optimizer_time_us: TimeStats | None = None
 
     @property
     def label(self) -> str:
@@ -333,11 +341,19 @@ class Totals:
     backward_macs: int | None = None
     saved_activation_bytes: int | None = None
     forward_time_us: float | None = None
+    # Σ rows' step-stats splits (µs)
+    unfused_forward_time_us: float | None = None
+    unfused_backward_time_us: float | None = None
+    in_graph_forward_time_us: float | None = None
+    in_graph_backward_time_us: float | None = None
     # With an optimizer (train pass): its class, one update of every weight, and what of it no
     # row has (the optimizer's own per-step ops: its iteration counter)
     optimizer: str | None = None
     optimizer_flops: int | None = None
     unattributed_optimizer_flops: int | None = None
+    # Σ rows' update medians (µs), and one update of every weight timed the same way
+    optimizer_time_us: float | None = None
+    whole_optimizer_time_us: TimeStats | None = None
 
 
 @dataclass(frozen=True)
@@ -460,6 +476,7 @@ class Report:
         )
         totals = _known(Totals, data["totals"])
         totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
+        totals["whole_optimizer_time_us"] = _stats(totals.get("whole_optimizer_time_us"))
         check = {
             k: tuple(v) if isinstance(v, list) else v
             for k, v in _known(CrossCheck, data["cross_check"]).items()
@@ -526,6 +543,7 @@ def _row(data: dict) -> LayerRow:
     row["time_us"] = _stats(row.get("time_us"))
     row["callback_time_us"] = _stats(row.get("callback_time_us"))
     row["forward_time_us"] = _stats(row.get("forward_time_us"))
+    row["optimizer_time_us"] = _stats(row.get("optimizer_time_us"))
     row["input_dtypes"] = tuple(row.get("input_dtypes", ()))
     row["output_dtypes"] = tuple(row.get("output_dtypes", ()))
     row["count_notes"] = tuple(row.get("count_notes", ()))

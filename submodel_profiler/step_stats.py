@@ -43,6 +43,12 @@ into. A row with no running node downstream is `eliminated`, its time unattribut
 without any graph op (Keras 3 Dropout at inference) are absent from `node_owner` and reported
 nowhere.
 
+Forward and backward. For a training step, `node_phase` (traced node name -> "forward" or
+"backward", `WholeStep.node_phase()`: the split the counts use) splits each row's time in two:
+an executed node's time goes to its row's part of the phase of the traced node it stands for.
+Each row's split is that of the run whose row total is the median (the mean of the two middle
+runs for an even count), so a row's two parts add up to its median.
+
 Timeline and memory. Of the traced runs, the one whose total (every executed node's kernel time)
 is the median (the lower one for an even number of runs) is also kept as a `report.Timeline`:
 every executed node with its executor thread (`thread_id`; TF 2.21 records 0 for every node,
@@ -115,6 +121,8 @@ class InGraphTimes:
     timeline: Timeline | None = None  # the median run's executed nodes and bytes in use
     peak_bytes: int | None = None  # max bytes in use by the median run's kernels
     row_peak_bytes: dict = field(default_factory=dict)  # row key -> max bytes while it ran
+    # a training step's rows: row key -> (forward µs, backward µs), adding up to times_us
+    phase_us: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -422,6 +430,7 @@ def in_graph_times(
     runs: int = 5,
     *,
     freeze_weights: bool = False,
+    node_phase: dict | None = None,
 ) -> InGraphTimes:
     """Per-row kernel times (µs) of the whole model as TF's executor runs it.
 
@@ -433,6 +442,8 @@ def in_graph_times(
         optimized: TF's default optimizations (True) or none that merge nodes (False).
         runs: traced runs after the warm-up; the median is reported.
         freeze_weights: weights as constants instead of variables (ignored for a StandaloneGraph).
+        node_phase: a training step's traced node name -> "forward" or "backward": each row's
+            time split in two (`phase_us`; module docstring).
 
     Raises:
         ValueError: `runs` < 1, wrong number of inputs, or a capture that is not a variable.
@@ -447,7 +458,7 @@ def in_graph_times(
         for name in node_times_us(step):
             executed.setdefault(name, "")
     found = attribute(standalone.graph_def, standalone.feeds, node_owner, executed)
-    per_run = [_row_sums(step, found, node_owner) for step in stats]
+    per_run = [_row_sums(step, found, node_owner, node_phase) for step in stats]
     keys = _ordered({k for run in per_run for k in run[0]}, node_owner)
     kept = stats[median_run(per_run)]
     memory = bytes_in_use(kept)
@@ -461,6 +472,7 @@ def in_graph_times(
         timeline=timeline,
         peak_bytes=max(memory.in_use) if memory.in_use else None,
         row_peak_bytes=row_peaks(kept, memory, found, node_owner) if memory.in_use else {},
+        phase_us={k: median_split(per_run, k) for k in keys} if node_phase else {},
     )
 
 
@@ -472,19 +484,35 @@ def _row_of(name: str, found: _Attribution, node_owner: dict):
     return None if key in found.eliminated else key
 
 
-def _row_sums(step_stats, found: _Attribution, node_owner: dict):
-    """One run: (row key -> µs, unattributed µs, unattributed node names)."""
+def _row_sums(step_stats, found: _Attribution, node_owner: dict, node_phase: dict | None = None):
+    """One run: (row key -> µs, unattributed µs, unattributed node names, row key ->
+    [forward µs, backward µs] by `node_phase`, {} without it)."""
     times = node_times_us(step_stats)
     sums: dict = defaultdict(float)
+    phases: dict = defaultdict(lambda: [0.0, 0.0])
     unattributed, names = 0.0, set()
     for name, us in times.items():
         key = _row_of(name, found, node_owner)
         if key is None:
             unattributed += us
             names.add(name)
-        else:
-            sums[key] += us
-    return dict(sums), unattributed, names
+            continue
+        sums[key] += us
+        if node_phase is not None:
+            backward = node_phase.get(found.traced_of.get(name)) == "backward"
+            phases[key][int(backward)] += us
+    return dict(sums), unattributed, names, dict(phases)
+
+
+def median_split(per_run, key) -> tuple:
+    """(forward µs, backward µs) of row `key` from the run whose row total is the median, or
+    the mean of the two middle runs' for an even count: the parts add up to the row's median
+    (`_median` of its totals). `per_run`: `_row_sums` results with phases."""
+    totals = [run[0].get(key, 0.0) for run in per_run]
+    order = sorted(range(len(totals)), key=totals.__getitem__)
+    middle = order[(len(order) - 1) // 2 : len(order) // 2 + 1]
+    parts = [per_run[i][3].get(key, (0.0, 0.0)) for i in middle]
+    return tuple(float(np.mean([p[phase] for p in parts])) for phase in (0, 1))
 
 
 def median_run(per_run) -> int:

@@ -61,6 +61,15 @@ class WholeStep(WholeGraph):
     def row_forward_count(self, key) -> Count:
         return self.instrumented.count_of(self.forward_ops.get(key, ()))
 
+    def node_phase(self) -> dict:
+        """Node name -> "forward" (a row's forward ops, the loss) or "backward" (every other
+        op of a row: its gradient ops and what `attribute_backward` gave it), for every node of
+        `node_owner()`: the split the forward and backward counts use."""
+        return {
+            name: "forward" if name in self.forward_ops.get(key, ()) else "backward"
+            for name, key in self.node_owner().items()
+        }
+
 
 @dataclass(frozen=True)
 class StepSubModel(SubModel):
@@ -602,6 +611,32 @@ def optimizer_counts(optimizer, groups: dict) -> OptimizerCounts:
     everything = [w for ws in groups.values() for w in ws]
     whole = _update_count(optimizer, everything) if everything else ZERO
     return OptimizerCounts(rows, whole, own)
+
+
+def update_segment(optimizer, weights):
+    """A `timing.Segment` applying one update of a fresh optimizer of `optimizer`'s config to
+    copies of `weights` (same shapes, dtypes and values), the gradients its inputs: timing it
+    leaves the model's weights and `optimizer` as they were. The copies and the fresh
+    optimizer's state change with every run, which costs what the first run costs (an update's
+    work does not depend on the values). Returns the copies' new values, read after the update.
+    """
+    import keras
+    import tensorflow as tf
+
+    from submodel_profiler.timing import Segment
+
+    copies = [
+        keras.Variable(tf.identity(getattr(w, "value", w)), dtype=w.dtype, trainable=True)
+        for w in weights
+    ]
+    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh.build(copies)
+
+    def update(*grads):
+        fresh.apply(list(grads), copies)
+        return [c.value for c in copies]
+
+    return Segment(update, tuple(tf.TensorSpec(w.shape, w.dtype) for w in weights))
 
 
 def _update_count(optimizer, weights) -> Count:

@@ -116,6 +116,10 @@ class WholeGraph:
         """Graph node name of the instrumented trace -> key of the row that created it."""
         return {name: key for key, trace in self.row_traces.items() for name in trace.op_names}
 
+    def node_phase(self) -> dict | None:
+        """Graph node name -> "forward" or "backward" (a training step's; None at inference)."""
+        return None
+
     def row_dependencies(self) -> list:
         """For each row (execution order), the indices of the earlier rows whose ops produce a
         tensor or a control input that its ops read: the model's DAG at row level, from the

@@ -10,7 +10,7 @@ from submodel_profiler import profile_model
 from submodel_profiler.errors import UsageError
 from submodel_profiler.training import AGGREGATION_ROW, LOSS_ROW
 
-from conftest import rows_by_label
+from conftest import FAST_TIMING, rows_by_label
 
 
 def train(model, batch_size=4, **kw):
@@ -336,6 +336,127 @@ def test_optimizer_update_per_row(mlp):
         profile_model(mlp, timing=False, optimizer="sgd")
     with pytest.raises(UsageError, match="Unknown optimizer"):
         train(mlp, optimizer="nonsense")
+
+
+def test_optimizer_update_is_timed_per_row_on_copies_of_the_weights(keras):
+    import numpy as np
+
+    from submodel_profiler.renderers import render_csv, render_table
+
+    x = keras.Input((K,))
+    h = keras.layers.Dense(N, name="first")(x)
+    h = keras.layers.ReLU(name="relu")(h)  # no weights: no update
+    model = keras.Model(x, keras.layers.Dense(M, name="hidden")(h))
+    model.compile(optimizer="adam")  # its optimizer is the one profiled, and stays unused
+    model.optimizer.build(model.trainable_weights)
+    before = [np.array(w.numpy()) for w in model.weights]
+    report = profile_model(
+        model,
+        batch_size=B,
+        pass_="train",
+        timing_settings=FAST_TIMING,
+        step_stats_runs=0,
+        callback_samples=0,
+        measure_peak=False,
+    )
+    for row in report.layers:
+        if row.params:
+            assert row.optimizer_time_us.median > 0, row.label
+        else:
+            assert row.optimizer_time_us is None, row.label
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+    assert int(model.optimizer.iterations.numpy()) == 0
+    t = report.totals
+    timed = [r.optimizer_time_us.median for r in report.layers if r.optimizer_time_us]
+    assert len(timed) == 2 and t.optimizer_time_us == pytest.approx(sum(timed))
+    assert t.whole_optimizer_time_us.median > 0  # the cross-check: one update of all weights
+    assert "optimizer" not in report.cross_check.method_errors
+    assert "update µs" in render_table(report) and "Optimizer update time: Σ rows" in (
+        render_table(report)
+    )
+    assert "optimizer_time_us_median" in render_csv(report).splitlines()[0]
+
+
+def test_an_update_that_cannot_be_made_costs_its_time_only(keras):
+    from submodel_profiler.profiler import _update_segments
+
+    class Unconfigurable(keras.optimizers.SGD):
+        def get_config(self):
+            raise RuntimeError("no config")
+
+    weights = [keras.Variable([1.0, 2.0])]
+    updates = _update_segments(Unconfigurable(), {("d", 0): weights, ("relu", 0): []})
+    assert updates.rows == {} and updates.whole is None
+    assert set(updates.errors) == {("d", 0), "whole"}
+    assert "no config" in updates.errors[("d", 0)]
+
+
+def test_rows_whose_weights_have_the_same_shapes_share_one_update_timing(keras):
+    from submodel_profiler.profiler import _update_segments
+
+    def weights(*shapes):
+        return [keras.Variable(keras.ops.zeros(shape)) for shape in shapes]
+
+    owned = {"a": weights((3, 2), (2,)), "b": weights((3, 2), (2,)), "c": weights((2,), (3, 2))}
+    updates = _update_segments(keras.optimizers.SGD(), owned)
+    assert set(updates.rows) == {"a", "c"} and updates.same == {"b": "a"}
+    assert len(updates.whole.specs) == 6  # the whole update: every weight, shared or not
+
+
+SPLIT = ("unfused", "in_graph")  # the step-stats modes, each split into forward and backward
+
+
+def test_step_stats_split_each_row_into_forward_and_backward(mlp):
+    timed = {"timing_settings": FAST_TIMING, "callback_samples": 0, "measure_peak": False}
+    report = profile_model(mlp, batch_size=B, pass_="train", step_stats_runs=2, **timed)
+    for mode in SPLIT:
+        for row in report.layers:
+            whole = getattr(row, f"{mode}_time_us")
+            forward = getattr(row, f"{mode}_forward_time_us")
+            backward = getattr(row, f"{mode}_backward_time_us")
+            if whole is None:  # no node of its own ran (fused, or nothing to run)
+                assert forward is None and backward is None, (mode, row.label)
+                continue
+            assert forward >= 0 and backward >= 0, (mode, row.label)
+            assert forward + backward == pytest.approx(whole, rel=1e-9, abs=1e-9), row.label
+        t = report.totals
+        parts = getattr(t, f"{mode}_forward_time_us") + getattr(t, f"{mode}_backward_time_us")
+        assert parts == pytest.approx(getattr(t, f"{mode}_time_us"))
+    hidden = rows_by_label(report)["hidden"]
+    assert hidden.unfused_forward_time_us > 0 and hidden.unfused_backward_time_us > 0
+    inference = profile_model(mlp, batch_size=B, step_stats_runs=1, **timed)
+    names = [f"{mode}_{part}_time_us" for mode in SPLIT for part in ("forward", "backward")]
+    for item in (*inference.layers, inference.totals):
+        assert all(getattr(item, name) is None for name in names)
+
+
+def test_step_stats_backward_of_the_first_dense_has_no_input_gradient(mlp):
+    """The nodes the unfused step-stats run executes, by the owner and phase maps: the first
+    Dense's backward holds one MatMul (its weight gradient; its input needs none), a hidden
+    Dense's two (weight and input gradients), each forward one."""
+    from submodel_profiler import step_stats
+    from submodel_profiler.graph_walk import plan_rows
+    from submodel_profiler.specs import resolve_input_specs
+    from submodel_profiler.timing import random_inputs
+    from submodel_profiler.training import profile_whole_step
+
+    specs = resolve_input_specs(mlp, B)
+    whole = profile_whole_step(mlp, plan_rows(mlp), specs)
+    standalone = step_stats.standalone_graph(whole.instrumented_function)
+    executed, _ = step_stats.run_traced(standalone, random_inputs(specs), False, runs=1)
+    owner, phase = whole.node_owner(), whole.node_phase()
+    graph = whole.instrumented_function.graph  # traced op types (oneDNN renames executed ones)
+
+    def matmuls(name, part):
+        return sum(
+            owner.get(node) == (name, 0)
+            and phase[node] == part
+            and graph.get_operation_by_name(node).type == "MatMul"
+            for node in executed
+        )
+
+    assert (matmuls("first", "forward"), matmuls("first", "backward")) == (1, 1)
+    assert (matmuls("hidden", "forward"), matmuls("hidden", "backward")) == (1, 2)
 
 
 @pytest.mark.architecture

@@ -105,6 +105,10 @@ def _forward_time_cell(row: LayerRow, _=None) -> str:
     return "" if row.forward_time_us is None else us(row.forward_time_us.median)
 
 
+def _update_time_cell(row: LayerRow, _=None) -> str:
+    return "" if row.optimizer_time_us is None else us(row.optimizer_time_us.median)
+
+
 def marks_cell(row: LayerRow, _=None) -> str:
     """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
     marks = "≠" if row.counts_differ or row.bytes_differ else ""
@@ -182,7 +186,17 @@ COLUMNS = (
     Column("saved", "saved bytes", lambda r, c: integer(r.saved_activation_bytes), train=True),
     Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
     Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
+    *(  # TF's step stats of the whole step, each row's split into forward and backward
+        Column(key, title, lambda r, c, f=field: us(getattr(r, f)), timed=True, train=True)
+        for key, title, field in (
+            ("unfused_forward", "unfused fwd µs", "unfused_forward_time_us"),
+            ("unfused_backward", "unfused bwd µs", "unfused_backward_time_us"),
+            ("in_graph_forward", "in-graph fwd µs", "in_graph_forward_time_us"),
+            ("in_graph_backward", "in-graph bwd µs", "in_graph_backward_time_us"),
+        )
+    ),
     Column("optimizer", "update float ops", lambda r, c: integer(r.optimizer_flops), train=True),
+    Column("optimizer_time", "update µs", _update_time_cell, timed=True, train=True),
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

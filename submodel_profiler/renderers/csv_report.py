@@ -33,6 +33,13 @@ _STEP_FIELDS = (
     "saved_activation_bytes",
     "optimizer_flops",
 )
+# The training step's step-stats times split into forward and backward (µs, rounded).
+_STEP_STATS_SPLIT = (
+    "unfused_forward_time_us",
+    "unfused_backward_time_us",
+    "in_graph_forward_time_us",
+    "in_graph_backward_time_us",
+)
 CSV_COLUMNS = (
     "index",
     "name",
@@ -79,6 +86,8 @@ CSV_COLUMNS = (
     *_STEP_FIELDS,
     "forward_time_us_median",
     "backward_time_ratio",
+    *_STEP_STATS_SPLIT,
+    "optimizer_time_us_median",
 )
 
 
@@ -139,4 +148,6 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         **{key: getattr(row, key) for key in _STEP_FIELDS},
         "forward_time_us_median": rounded(row.forward_time_us and row.forward_time_us.median),
         "backward_time_ratio": rounded(row.backward_time_ratio),
+        **{key: rounded(getattr(row, key)) for key in _STEP_STATS_SPLIT},
+        "optimizer_time_us_median": rounded(row.optimizer_time_us and row.optimizer_time_us.median),
     }

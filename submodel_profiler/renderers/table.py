@@ -53,7 +53,7 @@ def render_table(
     if report.settings.pass_name == "train" and default_view:
         columns = TRAIN_COLUMNS
         if report.totals.optimizer is not None:
-            columns = (*TRAIN_COLUMNS[:-1], "optimizer", TRAIN_COLUMNS[-1])
+            columns = (*TRAIN_COLUMNS[:-1], "optimizer", "optimizer_time", TRAIN_COLUMNS[-1])
     unknown = [k for k in columns if k not in COLUMN_KEYS]
     if unknown:
         raise ValueError(f"Unknown column(s) {unknown}. Expected keys from {COLUMN_KEYS}.")
@@ -311,6 +311,13 @@ def _step_footer(report: Report) -> list[str]:
             f"Optimizer update ({t.optimizer}): {t.optimizer_flops:,} float ops, of which "
             f"{t.unattributed_optimizer_flops:,} are its own per-step ops (no row's weights)"
         )
+        whole = t.whole_optimizer_time_us
+        if t.optimizer_time_us is not None and whole is not None:
+            lines.append(
+                f"Optimizer update time: Σ rows {t.optimizer_time_us:,.1f} µs, one update of "
+                f"every weight {whole.median:,.1f} ± {whole.iqr:,.1f} µs (per-step ops and "
+                "call costs once per row against warm caches: docs/training.md)"
+            )
     return lines
 
 
