@@ -210,15 +210,8 @@ class SegmentTimer:
 
     def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
-        chunks: list = []  # (group index, _Chunk) that compiled and ran once
         total = sum(len(g) for g in groups)
-        try:
-            for g, group in enumerate(groups):  # compiling each chunk is the longest phase
-                for i in range(0, len(group), self.chunk_size):
-                    indices = list(range(i, min(i + self.chunk_size, len(group))))
-                    chunks += [(g, c) for c in self._working_chunks(g, group, indices)]
-        except KeyboardInterrupt:
-            self.interrupted = True
+        chunks = self._compiled_chunks(groups)  # (group index, _Chunk) compiled and run once
         flat = [chunk for _, chunk in chunks]
         step = max(1, min(s.min_repeats, s.max_repeats))
         deadline = self.clock() + s.budget_s * total
@@ -246,6 +239,48 @@ class SegmentTimer:
             for index, stats in zip(chunk.indices, chunk.stats()):
                 results[g][index] = stats
         return results
+
+    def _compiled_chunks(self, groups) -> list:
+        """(group index, _Chunk) of every chunk that compiles and runs its warm-up.
+
+        Compiling is the longest part of timing, in two halves that can overlap: each chunk is
+        traced here (Python) while the one before it is optimized by TF and warmed up in a
+        worker thread (C++, which releases the GIL), so on two or more cores the two proceed
+        side by side. Nothing is timed meanwhile: sampling starts after all have compiled. A
+        chunk that fails to trace or to run is bisected afterwards (`_working_chunks`). After
+        Ctrl-C, the chunks compiled so far are kept and `interrupted` is set.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        warmup = max(1, self.settings.warmup)
+        started: list = []  # (group index, group, indices, chunk or None, future or None)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile") as worker:
+            try:
+                for g, group in enumerate(groups):
+                    for i in range(0, len(group), self.chunk_size):
+                        indices = list(range(i, min(i + self.chunk_size, len(group))))
+                        try:
+                            chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+                            chunk.trace()
+                        except KeyboardInterrupt:
+                            raise
+                        except Exception:  # bisected below, to find the failing segments
+                            started.append((g, group, indices, None, None))
+                            continue
+                        future = worker.submit(chunk.sample, warmup, False)
+                        started.append((g, group, indices, chunk, future))
+            except KeyboardInterrupt:
+                self.interrupted = True
+        chunks: list = []
+        try:
+            for g, group, indices, chunk, future in started:
+                if future is not None and future.exception() is None:
+                    chunks.append((g, chunk))
+                elif not self.interrupted:
+                    chunks += [(g, c) for c in self._working_chunks(g, group, indices)]
+        except KeyboardInterrupt:
+            self.interrupted = True
+        return chunks
 
     def _working_chunks(self, g: int, group, indices: list) -> list:
         """Chunks of `group[indices]` that compile and run once (warm-up), bisecting failures."""
@@ -279,6 +314,11 @@ class _Chunk:
         self.run = build_timing_function(everything)
         self.xs = [x for seg in everything for x in random_inputs(seg.specs, int_high=int_high)]
         self.samples = np.zeros((0, len(everything)))
+
+    def trace(self) -> None:
+        """Trace the timing function now (its first call then only optimizes and runs it)."""
+        if hasattr(self.run, "get_concrete_function"):
+            self.run.get_concrete_function()
 
     def sample(self, n: int, keep: bool = True) -> None:
         import tensorflow as tf
