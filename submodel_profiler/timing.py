@@ -253,22 +253,29 @@ class SegmentTimer:
         from concurrent.futures import ThreadPoolExecutor
 
         warmup = max(1, self.settings.warmup)
+        plans = [
+            (g, list(range(i, min(i + self.chunk_size, len(group)))))
+            for g, group in enumerate(groups)
+            for i in range(0, len(group), self.chunk_size)
+        ]
+        # Small groups first: they are the large graphs (the whole model, an expanded parent),
+        # quick to trace and slow to optimize, which then overlaps the rows' tracing.
+        plans.sort(key=lambda plan: len(groups[plan[0]]))
         started: list = []  # (group index, group, indices, chunk or None, future or None)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile") as worker:
             try:
-                for g, group in enumerate(groups):
-                    for i in range(0, len(group), self.chunk_size):
-                        indices = list(range(i, min(i + self.chunk_size, len(group))))
-                        try:
-                            chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
-                            chunk.trace()
-                        except KeyboardInterrupt:
-                            raise
-                        except Exception:  # bisected below, to find the failing segments
-                            started.append((g, group, indices, None, None))
-                            continue
-                        future = worker.submit(chunk.sample, warmup, False)
-                        started.append((g, group, indices, chunk, future))
+                for g, indices in plans:
+                    group = groups[g]
+                    try:
+                        chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+                        chunk.trace()
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception:  # bisected below, to find the failing segments
+                        started.append((g, group, indices, None, None))
+                        continue
+                    future = worker.submit(chunk.sample, warmup, False)
+                    started.append((g, group, indices, chunk, future))
             except KeyboardInterrupt:
                 self.interrupted = True
         chunks: list = []
