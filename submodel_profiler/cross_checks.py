@@ -76,9 +76,16 @@ def cross_check(
 
 
 def other_methods(
-    model, whole, specs, step_stats_runs: int, callback_samples: int, int_high: int = 10
+    model,
+    whole,
+    specs,
+    step_stats_runs: int,
+    callback_samples: int,
+    int_high: int = 10,
+    timeline: bool = False,
 ) -> OtherMethods:
-    """Run the step-stats (both modes) and callback methods on one set of random inputs."""
+    """Run the step-stats (both modes) and callback methods on one set of random inputs;
+    `timeline`: keep the step-stats runs' timelines (`in_graph_times`)."""
     from submodel_profiler.timing import random_inputs
 
     inputs = random_inputs(specs, int_high=int_high)
@@ -94,7 +101,7 @@ def other_methods(
         errors["step_stats"] = GPU_STEP_STATS
     elif step_stats_runs > 0:
         try:
-            in_graph, unfused = _step_stats(whole, inputs, step_stats_runs)
+            in_graph, unfused = _step_stats(whole, inputs, step_stats_runs, timeline)
         except Exception as e:  # A cross-check failing must not sink the profile.
             errors["step_stats"] = describe(e)
     if callback_samples > 0:
@@ -123,13 +130,17 @@ def gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _step_stats(whole, inputs, runs: int):
+def _step_stats(whole, inputs, runs: int, timeline: bool):
     from submodel_profiler.step_stats import in_graph_times, standalone_graph
 
     standalone = standalone_graph(whole.instrumented_function)
     owner, phase = whole.node_owner(), whole.node_phase()  # phase: a training step's
-    optimized = in_graph_times(standalone, owner, inputs, True, runs, node_phase=phase)
-    unfused = in_graph_times(standalone, owner, inputs, False, runs, node_phase=phase)
+    optimized = in_graph_times(
+        standalone, owner, inputs, True, runs, node_phase=phase, timeline=timeline
+    )
+    unfused = in_graph_times(
+        standalone, owner, inputs, False, runs, node_phase=phase, timeline=timeline
+    )
     return optimized, unfused
 
 

@@ -203,10 +203,14 @@ def device_peak_bytes(fn, *args, device: str = "GPU:0") -> int | None:
     inputs). None when `device` does not exist or keeps no allocator statistics: TF raises
     ValueError for both ("No matching devices found for 'GPU:0'"; on "CPU:0", "Cannot reset
     memory stats for device 'CPU:0'" and "Allocator stats not available"); `fn` is not run
-    then. Errors raised by `fn` propagate.
+    then. None on a CPU device in any case: some TF builds and machines keep CPU statistics
+    that stay at 0 (seen on an AVX-512 BF16 EPYC), and the CPU path reads the step-stats
+    allocation records instead. Errors raised by `fn` propagate.
     """
     import tensorflow as tf
 
+    if "CPU" in device.upper():
+        return None
     try:
         tf.config.experimental.reset_memory_stats(device)
     except ValueError:

@@ -200,7 +200,9 @@ def profile_model(
             try:
                 with clock("cross_checks"):
                     samples = 0 if train else callback_samples
-                    others = other_methods(model, whole, specs, step_stats_runs, samples, int_high)
+                    others = other_methods(
+                        model, whole, specs, step_stats_runs, samples, int_high, timeline=trace
+                    )
                 if train and callback_samples:
                     errors = {**others.errors, "callback": TRAIN_CALLBACK}
                     others = dataclasses.replace(others, errors=errors)

@@ -431,6 +431,7 @@ def in_graph_times(
     *,
     freeze_weights: bool = False,
     node_phase: dict | None = None,
+    timeline: bool = True,
 ) -> InGraphTimes:
     """Per-row kernel times (µs) of the whole model as TF's executor runs it.
 
@@ -444,6 +445,8 @@ def in_graph_times(
         freeze_weights: weights as constants instead of variables (ignored for a StandaloneGraph).
         node_phase: a training step's traced node name -> "forward" or "backward": each row's
             time split in two (`phase_us`; module docstring).
+        timeline: also keep the median run's timeline (`--trace`; about 0.2 s a mode on
+            MobileNetV3Large), else `timeline` is None.
 
     Raises:
         ValueError: `runs` < 1, wrong number of inputs, or a capture that is not a variable.
@@ -462,14 +465,16 @@ def in_graph_times(
     keys = _ordered({k for run in per_run for k in run[0]}, node_owner)
     kept = stats[median_run(per_run)]
     memory = bytes_in_use(kept)
-    timeline = run_timeline(kept, executed, found, node_owner, optimized, memory)
+    kept_timeline = (
+        run_timeline(kept, executed, found, node_owner, optimized, memory) if timeline else None
+    )
     return InGraphTimes(
         times_us={k: _median([run[0].get(k, 0.0) for run in per_run]) for k in keys},
         fused_into=found.fused_into,
         eliminated=found.eliminated,
         unattributed_us=_median([run[1] for run in per_run]),
         unattributed_nodes=len(set().union(*(run[2] for run in per_run))),
-        timeline=timeline,
+        timeline=kept_timeline,
         peak_bytes=max(memory.in_use) if memory.in_use else None,
         row_peak_bytes=row_peaks(kept, memory, found, node_owner) if memory.in_use else {},
         phase_us={k: median_split(per_run, k) for k in keys} if node_phase else {},

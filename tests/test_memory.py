@@ -228,7 +228,7 @@ def test_device_peak_bytes_is_none_without_a_gpu(tf):
         calls.append(x)
         return x * 2.0
 
-    # CPU:0 keeps no allocator statistics in TF: None there on every machine, fn not run.
+    # A CPU's allocator statistics are refused, or kept at 0 (by machine): None, fn not run.
     assert device_peak_bytes(fn, tf.ones((2,)), device="CPU:0") is None
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is present: its peak is a measurement, not tested here")

@@ -70,6 +70,10 @@ def test_unoptimized_mode_covers_every_row_with_time(tiny):
     assert list(result.times_us) == keys  # every row, in row order
     assert all(t > 0 for t in result.times_us.values())
     assert result.fused_into == {} and result.eliminated == ()
+    assert result.timeline is not None and result.timeline.mode == "unfused"
+    # the timeline is only built when asked for (--trace); the times are there either way
+    lean = step_stats.in_graph_times(standalone, owner, inputs, False, 1, timeline=False)
+    assert lean.timeline is None and list(lean.times_us) == keys
 
 
 def test_optimized_mode_keeps_batchnorm_rows_apart_with_variable_weights(tiny):

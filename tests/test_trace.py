@@ -253,7 +253,7 @@ def test_a_real_profile_gives_a_timeline_attributed_to_rows(tiny_cnn, monkeypatc
     other_methods = profiler.other_methods
     monkeypatch.setattr(profiler, "other_methods", recording_other_methods)
     report = submodel_profiler.profile_model(
-        tiny_cnn, timing_settings=FAST_TIMING, step_stats_runs=1, callback_samples=0
+        tiny_cnn, timing_settings=FAST_TIMING, step_stats_runs=1, callback_samples=0, trace=True
     )
     (others,) = recorded
     assert not others.errors
