@@ -46,6 +46,9 @@ import numpy as np
 from submodel_profiler.report import TimeStats
 
 ABSOLUTE_TOLERANCE_US = 1.0
+# Threads optimizing and warming up traced chunks while the next ones are traced: two keep two
+# cores busy once tracing is done (a training step's whole-step chunk takes seconds alone).
+COMPILE_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -244,11 +247,12 @@ class SegmentTimer:
         """(group index, _Chunk) of every chunk that compiles and runs its warm-up.
 
         Compiling is the longest part of timing, in two halves that can overlap: each chunk is
-        traced here (Python) while the one before it is optimized by TF and warmed up in a
-        worker thread (C++, which releases the GIL), so on two or more cores the two proceed
-        side by side. Nothing is timed meanwhile: sampling starts after all have compiled. A
-        chunk that fails to trace or to run is bisected afterwards (`_working_chunks`). After
-        Ctrl-C, the chunks compiled so far are kept and `interrupted` is set.
+        traced here (Python) while the ones before it are optimized by TF and warmed up in
+        COMPILE_WORKERS worker threads (C++, which releases the GIL), so on two or more cores
+        they proceed side by side. Nothing is timed meanwhile: sampling starts after all have
+        compiled. A chunk that fails to trace or to run is bisected afterwards
+        (`_working_chunks`). After Ctrl-C, the chunks compiled so far are kept and `interrupted`
+        is set.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -262,7 +266,8 @@ class SegmentTimer:
         # quick to trace and slow to optimize, which then overlaps the rows' tracing.
         plans.sort(key=lambda plan: len(groups[plan[0]]))
         started: list = []  # (group index, group, indices, chunk or None, future or None)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile") as worker:
+        pool = ThreadPoolExecutor(max_workers=COMPILE_WORKERS, thread_name_prefix="compile")
+        with pool as worker:
             try:
                 for g, indices in plans:
                     group = groups[g]
