@@ -59,7 +59,7 @@ from submodel_profiler.timing import (
     TimingSettings,
     integer_input_bound,
 )
-from submodel_profiler.tracing import inference_call, input_structure
+from submodel_profiler.tracing import inference_call, input_structure, model_call
 from submodel_profiler.training import (
     WholeStep,
     check_pass,
@@ -68,6 +68,7 @@ from submodel_profiler.training import (
     profile_submodel_step,
     profile_whole_step,
     resolve_optimizer,
+    step_wrapper,
     trace_subclassed_step,
     update_segment,
 )
@@ -518,8 +519,13 @@ def _time_rows(
 
     traced = whole.reference is not None
     train = isinstance(whole, WholeStep)
-    # the whole model (or training step) as counted: its traced function, called
-    whole_model = [Segment(whole.reference_function, tuple(specs))] if traced else []
+    # The whole model (or step) traced inline like the rows, never its counted concrete
+    # function called: that measured 6% faster than the same model traced inline (MobileNetV3Large,
+    # 8 alternations), which would bias additivity.
+    call = model_call(model, input_structure(model), training=train)
+    if train:
+        call = step_wrapper(model, {})(call)
+    whole_model = [Segment(call, tuple(specs))] if traced else []
     forward = (
         [Segment(results[k].submodel.forward_call, whole.trace(k).input_specs) for k in row_keys]
         if train

@@ -57,7 +57,6 @@ def trace_subclassed(model, specs, depth: int = 1, training: bool = False, wrap=
         instrumented=flops,
         reference=flops,
         instrumented_function=concrete,
-        reference_function=concrete,
         rows=tuple(tree.rows),
         parents=tuple(tree.parents),
         parent_traces=tree.parent_traces,

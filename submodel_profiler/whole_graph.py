@@ -60,7 +60,6 @@ class WholeGraph:
     parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
     row_errors: dict = field(default_factory=dict)  # row key -> why its layer failed to trace
     reference_error: str | None = None  # why model(x) could not be traced (reference is None)
-    reference_function: object = None  # ConcreteFunction of model(x) (or the step) counted
 
     @property
     def complete(self) -> bool:
@@ -372,7 +371,6 @@ def profile_whole_graph(
         instrumented=count_graph_flops(concrete.graph),
         reference=None if reference is None else count_graph_flops(reference.graph),
         instrumented_function=concrete,
-        reference_function=reference,
         rows=tuple(tree.rows),
         parents=tuple(tree.parents),
         parent_traces=tree.parent_traces,
