@@ -266,27 +266,29 @@ class SegmentTimer:
         # quick to trace and slow to optimize, which then overlaps the rows' tracing.
         plans.sort(key=lambda plan: len(groups[plan[0]]))
         started: list = []  # (group index, group, indices, chunk or None, future or None)
-        pool = ThreadPoolExecutor(max_workers=COMPILE_WORKERS, thread_name_prefix="compile")
-        with pool as worker:
-            try:
-                for g, indices in plans:
-                    group = groups[g]
-                    try:
-                        chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
-                        chunk.trace()
-                    except KeyboardInterrupt:
-                        raise
-                    except Exception:  # bisected below, to find the failing segments
-                        started.append((g, group, indices, None, None))
-                        continue
-                    future = worker.submit(chunk.sample, warmup, False)
-                    started.append((g, group, indices, chunk, future))
-            except KeyboardInterrupt:
-                self.interrupted = True
+        worker = ThreadPoolExecutor(max_workers=COMPILE_WORKERS, thread_name_prefix="compile")
+        try:
+            for g, indices in plans:
+                group = groups[g]
+                try:
+                    chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+                    chunk.trace()
+                except KeyboardInterrupt:
+                    raise
+                except Exception:  # bisected below, to find the failing segments
+                    started.append((g, group, indices, None, None))
+                    continue
+                future = worker.submit(chunk.sample, warmup, False)
+                started.append((g, group, indices, chunk, future))
+            worker.shutdown(wait=True)
+        except KeyboardInterrupt:  # keep what compiled; leave the rest to finish unwatched
+            self.interrupted = True
+            worker.shutdown(wait=False, cancel_futures=True)
         chunks: list = []
         try:
             for g, group, indices, chunk, future in started:
-                if future is not None and future.exception() is None:
+                done = future is not None and future.done() and not future.cancelled()
+                if done and future.exception() is None:
                     chunks.append((g, chunk))
                 elif not self.interrupted:
                     chunks += [(g, c) for c in self._working_chunks(g, group, indices)]
