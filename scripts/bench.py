@@ -147,9 +147,17 @@ class BytesClock:
         return sum(self.seconds.values())
 
 
+def run_to_run_spearman(a: dict, b: dict) -> float | None:
+    """Spearman of two runs' row medians ({(name, call index): µs}), paired by key, over the
+    rows above 50 µs in either run; None with fewer than 3 such rows."""
+    from submodel_profiler.cross_checks import spearman
+
+    big = [(a[k], b[k]) for k in a if k in b and max(a[k], b[k]) > 50.0]
+    return spearman(*zip(*big)) if len(big) > 2 else None
+
+
 def bench_model(name: str) -> dict:
     from submodel_profiler import profile_model
-    from submodel_profiler.cross_checks import spearman
     from submodel_profiler.loading import load_model
 
     model = load_model(name).model
@@ -159,14 +167,10 @@ def bench_model(name: str) -> dict:
         first = profile_model(model)
     full_s = time.perf_counter() - start
     second = profile_model(model)
-    times = {(r.name, r.call_index): r.time_us.median for r in second.layers if r.time_us}
-    # Pair the two runs' rows by key (name, call index), then keep the rows above 50 µs.
-    pairs = [
-        (r.time_us.median, times[(r.name, r.call_index)])
-        for r in first.layers
-        if r.time_us and (r.name, r.call_index) in times
-    ]
-    big = [(x, y) for x, y in pairs if max(x, y) > 50.0]
+    first_times, second_times = (
+        {(r.name, r.call_index): r.time_us.median for r in report.layers if r.time_us}
+        for report in (first, second)
+    )
     identity = [r.time_us.median for r in first.layers if r.type in IDENTITY_TYPES and r.time_us]
     t = first.totals
     return {
@@ -208,7 +212,7 @@ def bench_model(name: str) -> dict:
         "critical_path_over_measured": _ratio(t.critical_path_us, t.whole_model_time_us),
         "whole_ms": first.totals.whole_model_time_us.median / 1e3,
         "identity_us_max": max(identity) if identity else None,
-        "run_to_run_spearman_gt50us": spearman(*zip(*big)) if len(big) > 2 else None,
+        "run_to_run_spearman_gt50us": run_to_run_spearman(first_times, second_times),
         "rank_correlation": getattr(first.cross_check, "rank_correlation", None),
     }
 
@@ -258,8 +262,6 @@ def time_processes(name: str, rounds: int) -> dict:
     import json
     import tempfile
 
-    from submodel_profiler.cross_checks import spearman
-
     with tempfile.TemporaryDirectory() as folder:
         out = [os.path.join(folder, f"{i}.json") for i in range(3)]
         base = [sys.executable, "-m", "submodel_profiler", name, "--format", "json"]
@@ -289,11 +291,7 @@ def time_processes(name: str, rounds: int) -> dict:
             if r.get("time_us")
         }
 
-    spearmans = []
-    for a, b in zip(timed, timed[1:]):
-        ta, tb = row_times(a), row_times(b)
-        big = [(ta[k], tb[k]) for k in ta if k in tb and max(ta[k], tb[k]) > 50.0]
-        spearmans.append(spearman(*zip(*big)) if len(big) > 2 else None)
+    spearmans = [run_to_run_spearman(row_times(a), row_times(b)) for a, b in zip(timed, timed[1:])]
     totals = [r["totals"] for r in timed]
     predicted = [
         t["predicted_whole_us"] / t["whole_model_time_us"]["median"]
