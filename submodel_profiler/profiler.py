@@ -31,6 +31,7 @@ from submodel_profiler.footprint import (
 from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
 from submodel_profiler.report import (
+    STEP_STATS_SPLIT,
     LayerRow,
     ModelInfo,
     ParentRow,
@@ -730,15 +731,6 @@ def _step_fields(row: RowPlan, whole, result: _RowResult, timed: _Timing, counti
         "forward_time_us": forward_time,
         "backward_time_ratio": ratio,
     }
-
-
-# A train-pass row's step-stats split: (LayerRow field, OtherMethods attribute, phase index).
-STEP_STATS_SPLIT = (
-    ("unfused_forward_time_us", "unfused", 0),
-    ("unfused_backward_time_us", "unfused", 1),
-    ("in_graph_forward_time_us", "in_graph", 0),
-    ("in_graph_backward_time_us", "in_graph", 1),
-)
 
 
 def _step_stats_split(row: RowPlan, whole, others: OtherMethods) -> dict:

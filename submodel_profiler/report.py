@@ -19,6 +19,15 @@ from dataclasses import dataclass, field
 SCHEMA_VERSION = 4
 READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 
+# A training step's step-stats times split per row (LayerRow and Totals fields, µs): (field,
+# step-stats mode: the OtherMethods attribute, phase: 0 its forward ops, 1 its gradient ops).
+STEP_STATS_SPLIT = (
+    ("unfused_forward_time_us", "unfused", 0),
+    ("unfused_backward_time_us", "unfused", 1),
+    ("in_graph_forward_time_us", "in_graph", 0),
+    ("in_graph_backward_time_us", "in_graph", 1),
+)
+
 
 @dataclass(frozen=True)
 class TimeStats:

@@ -21,7 +21,7 @@ from submodel_profiler.renderers.formatting import (
     shape,
     us,
 )
-from submodel_profiler.report import LayerRow
+from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow
 
 
 @dataclass(frozen=True)
@@ -187,13 +187,14 @@ COLUMNS = (
     Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
     Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
     *(  # TF's step stats of the whole step, each row's split into forward and backward
-        Column(key, title, lambda r, c, f=field: us(getattr(r, f)), timed=True, train=True)
-        for key, title, field in (
-            ("unfused_forward", "unfused fwd µs", "unfused_forward_time_us"),
-            ("unfused_backward", "unfused bwd µs", "unfused_backward_time_us"),
-            ("in_graph_forward", "in-graph fwd µs", "in_graph_forward_time_us"),
-            ("in_graph_backward", "in-graph bwd µs", "in_graph_backward_time_us"),
+        Column(
+            field.removesuffix("_time_us"),  # unfused_forward, ...
+            f"{mode.replace('_', '-')} {('fwd', 'bwd')[phase]} µs",  # unfused fwd µs, ...
+            lambda r, c, f=field: us(getattr(r, f)),
+            timed=True,
+            train=True,
         )
+        for field, mode, phase in STEP_STATS_SPLIT
     ),
     Column("optimizer", "update float ops", lambda r, c: integer(r.optimizer_flops), train=True),
     Column("optimizer_time", "update µs", _update_time_cell, timed=True, train=True),

@@ -6,7 +6,7 @@ import csv
 import io
 
 from submodel_profiler.renderers.formatting import rounded, shape
-from submodel_profiler.report import LayerRow, Report
+from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow, Report
 
 # Row fields written as they are (bytes), in this order.
 _BYTE_FIELDS = (
@@ -34,12 +34,7 @@ _STEP_FIELDS = (
     "optimizer_flops",
 )
 # The training step's step-stats times split into forward and backward (µs, rounded).
-_STEP_STATS_SPLIT = (
-    "unfused_forward_time_us",
-    "unfused_backward_time_us",
-    "in_graph_forward_time_us",
-    "in_graph_backward_time_us",
-)
+_STEP_STATS_SPLIT = tuple(field for field, *_ in STEP_STATS_SPLIT)
 CSV_COLUMNS = (
     "index",
     "name",
