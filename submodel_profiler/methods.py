@@ -54,5 +54,10 @@ CROSS_CHECK_METHODS = TIMING_METHODS[1:]
 
 def total_us(method: TimingMethod, layers) -> float | None:
     """Σ rows' times of `method` in µs, or None when no row has one."""
-    values = [v for v in (method.row_us(r) for r in layers) if v is not None]
-    return float(sum(values)) if values else None
+    return sum_present(method.row_us(r) for r in layers)
+
+
+def sum_present(values) -> float | None:
+    """Σ of the values that are not None (rows' µs); None when all are."""
+    present = [v for v in values if v is not None]
+    return float(sum(present)) if present else None

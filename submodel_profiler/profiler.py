@@ -29,7 +29,7 @@ from submodel_profiler.footprint import (
     weight_bytes,
 )
 from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
-from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, total_us
+from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, sum_present, total_us
 from submodel_profiler.report import (
     STEP_STATS_SPLIT,
     LayerRow,
@@ -39,6 +39,7 @@ from submodel_profiler.report import (
     Settings,
     TensorInfo,
     Totals,
+    median_us,
     row_label,
 )
 from submodel_profiler.roofline import arithmetic_intensity
@@ -755,7 +756,6 @@ def _step_totals(whole, layers, counting: str) -> dict:
         values = [getattr(r, name) for r in layers]
         return None if any(v is None for v in values) else sum(values)
 
-    forward_times = [r.forward_time_us.median for r in layers if r.forward_time_us is not None]
     return {
         "forward_flops": total("forward_flops"),
         "forward_tf_flops": total("forward_tf_flops"),
@@ -764,15 +764,9 @@ def _step_totals(whole, layers, counting: str) -> dict:
         "backward_tf_flops": total("backward_tf_flops"),
         "backward_macs": total("backward_macs"),
         "saved_activation_bytes": whole.saved_activation_total_bytes,
-        "forward_time_us": sum(forward_times) if forward_times else None,
-        **{name: _sum_present(getattr(r, name) for r in layers) for name, *_ in STEP_STATS_SPLIT},
+        "forward_time_us": sum_present(median_us(r.forward_time_us) for r in layers),
+        **{name: sum_present(getattr(r, name) for r in layers) for name, *_ in STEP_STATS_SPLIT},
     }
-
-
-def _sum_present(values) -> float | None:
-    """Σ of the values that are not None; None when all are."""
-    present = [v for v in values if v is not None]
-    return float(sum(present)) if present else None
 
 
 def _owned_trainable_weights(rows) -> dict:
@@ -790,12 +784,11 @@ def _optimizer_totals(optimizer, updates, counting: str, layers, timed: _Timing)
     """The totals' optimizer figures: one update of every weight, and what of it no row has;
     Σ rows' update medians beside one update of all the weights, timed alike."""
     rows_total = sum(c.of(counting) for c in updates.rows.values())
-    times = [r.optimizer_time_us.median for r in layers if r.optimizer_time_us is not None]
     return {
         "optimizer": type(optimizer).__name__,
         "optimizer_flops": updates.whole.of(counting),
         "unattributed_optimizer_flops": updates.whole.of(counting) - rows_total,
-        "optimizer_time_us": sum(times) if times else None,
+        "optimizer_time_us": sum_present(median_us(r.optimizer_time_us) for r in layers),
         "whole_optimizer_time_us": timed.whole_update_time,
     }
 

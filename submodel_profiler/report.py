@@ -111,6 +111,11 @@ class Settings:
     pass_name: str = "inference"
 
 
+def median_us(stats: TimeStats | None) -> float | None:
+    """The median of a time's statistics (µs), or None without them."""
+    return None if stats is None else stats.median
+
+
 @dataclass(frozen=True)
 class LayerRow:
     """One report row: a layer call site, or a ghost op that is not attached to an activation.
@@ -209,12 +214,12 @@ class LayerRow:
     @property
     def time_median_us(self) -> float | None:
         """Median isolated time in µs, or None when the row was not timed."""
-        return None if self.time_us is None else self.time_us.median
+        return median_us(self.time_us)
 
     @property
     def callback_median_us(self) -> float | None:
         """Median callback (eager) time in µs, or None."""
-        return None if self.callback_time_us is None else self.callback_time_us.median
+        return median_us(self.callback_time_us)
 
     @property
     def flops_match(self) -> bool:

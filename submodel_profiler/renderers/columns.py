@@ -21,7 +21,7 @@ from submodel_profiler.renderers.formatting import (
     shape,
     us,
 )
-from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow
+from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow, median_us
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,6 @@ def _ratio_cell(row: LayerRow, _=None) -> str:
     return "" if r is None else f"{r:.2f}"
 
 
-def _forward_time_cell(row: LayerRow, _=None) -> str:
-    return "" if row.forward_time_us is None else us(row.forward_time_us.median)
-
-
-def _update_time_cell(row: LayerRow, _=None) -> str:
-    return "" if row.optimizer_time_us is None else us(row.optimizer_time_us.median)
-
-
 def marks_cell(row: LayerRow, _=None) -> str:
     """≠ the counts disagree, E the row has an error, F a fusion flag (--wide: details)."""
     marks = "≠" if row.counts_differ or row.bytes_differ else ""
@@ -184,7 +176,13 @@ COLUMNS = (
     Column("backward_flops", "bwd float ops", lambda r, c: integer(r.backward_flops), train=True),
     Column("backward_macs", "bwd MACs", lambda r, c: integer(r.backward_macs), train=True),
     Column("saved", "saved bytes", lambda r, c: integer(r.saved_activation_bytes), train=True),
-    Column("forward_time", "fwd µs", _forward_time_cell, timed=True, train=True),
+    Column(
+        "forward_time",
+        "fwd µs",
+        lambda r, c: us(median_us(r.forward_time_us)),
+        timed=True,
+        train=True,
+    ),
     Column("backward_ratio", "bwd/fwd", _ratio_cell, timed=True, train=True),
     *(  # TF's step stats of the whole step, each row's split into forward and backward
         Column(
@@ -197,7 +195,13 @@ COLUMNS = (
         for field, mode, phase in STEP_STATS_SPLIT
     ),
     Column("optimizer", "update float ops", lambda r, c: integer(r.optimizer_flops), train=True),
-    Column("optimizer_time", "update µs", _update_time_cell, timed=True, train=True),
+    Column(
+        "optimizer_time",
+        "update µs",
+        lambda r, c: us(median_us(r.optimizer_time_us)),
+        timed=True,
+        train=True,
+    ),
     Column("marks", "check", marks_cell),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

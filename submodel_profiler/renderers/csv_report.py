@@ -6,7 +6,7 @@ import csv
 import io
 
 from submodel_profiler.renderers.formatting import rounded, shape
-from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow, Report
+from submodel_profiler.report import STEP_STATS_SPLIT, LayerRow, Report, median_us
 
 # Row fields written as they are (bytes), in this order.
 _BYTE_FIELDS = (
@@ -141,8 +141,8 @@ def _csv_row(index: int, row: LayerRow) -> dict:
         "bound": row.bound,
         "roofline_fraction": rounded(row.roofline_fraction),
         **{key: getattr(row, key) for key in _STEP_FIELDS},
-        "forward_time_us_median": rounded(row.forward_time_us and row.forward_time_us.median),
+        "forward_time_us_median": rounded(median_us(row.forward_time_us)),
         "backward_time_ratio": rounded(row.backward_time_ratio),
         **{key: rounded(getattr(row, key)) for key in _STEP_STATS_SPLIT},
-        "optimizer_time_us_median": rounded(row.optimizer_time_us and row.optimizer_time_us.median),
+        "optimizer_time_us_median": rounded(median_us(row.optimizer_time_us)),
     }
