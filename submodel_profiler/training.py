@@ -529,7 +529,6 @@ def profile_submodel_step(
     row: RowPlan, input_specs, outputs_used=(), needs_grad=(), output_specs=()
 ) -> StepSubModel:
     """Build `row`'s sub-model and count its training step, forward and backward."""
-
     model = build_submodel(row, input_specs)
     used = tuple(outputs_used) or (True,) * len(output_specs)
     seeds = tuple(value if u else None for value, u in zip(_seed_values(output_specs), used))
@@ -627,7 +626,7 @@ def update_segment(optimizer, weights):
         keras.Variable(tf.identity(getattr(w, "value", w)), dtype=w.dtype, trainable=True)
         for w in weights
     ]
-    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh = _fresh(optimizer)
     fresh.build(copies)
 
     def update(*grads):
@@ -640,8 +639,14 @@ def update_segment(optimizer, weights):
 def _update_count(optimizer, weights) -> Count:
     import tensorflow as tf
 
-    fresh = type(optimizer).from_config(optimizer.get_config())
+    fresh = _fresh(optimizer)
     fresh.build(weights)
     specs = [tf.TensorSpec(w.shape, w.dtype) for w in weights]
     graph = concrete_function(lambda *g: fresh.apply(list(g), weights), specs)
     return count_graph_flops(graph.graph).total
+
+
+def _fresh(optimizer):
+    """A new optimizer of `optimizer`'s config, with state of its own: counting and timing an
+    update never touch the model's optimizer."""
+    return type(optimizer).from_config(optimizer.get_config())
