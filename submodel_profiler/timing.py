@@ -331,8 +331,7 @@ class _Chunk:
 
     def trace(self) -> None:
         """Trace the timing function now (its first call then only optimizes and runs it)."""
-        if hasattr(self.run, "get_concrete_function"):
-            self.run.get_concrete_function()
+        self.run.get_concrete_function()
 
     def sample(self, n: int, keep: bool = True) -> None:
         import tensorflow as tf

@@ -88,6 +88,7 @@ def test_a_chunk_stops_sampling_once_its_medians_are_stable(monkeypatch):
             rows = [[1.0, 10.0 if kind == "steady" or i % 2 else 1000.0] for i in range(int(n))]
             return tf.constant(np.array(rows) / 1e6), None
 
+        run.get_concrete_function = lambda: None  # traced ahead, as a tf.function is
         return run
 
     def steady(x):
@@ -125,6 +126,7 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
             assert len(xs) == sum(len(s.specs) for s in segments)
             return tf.constant(np.tile(np.array(row) / 1e6, (int(n), 1))), None
 
+        run.get_concrete_function = lambda: None  # traced ahead, as a tf.function is
         return run
 
     monkeypatch.setattr(timing, "build_timing_function", fake_build)
