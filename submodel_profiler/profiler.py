@@ -258,7 +258,7 @@ def profile_model(
         totals=dataclasses.replace(
             _totals(layers, whole, timed.whole_time, counting),
             **memory,
-            **_step_totals(whole, layers, counting),
+            **_step_totals(whole, layers, counting, timed),
             **optimizer_totals,
         ),
         cross_check=cross_check(
@@ -476,7 +476,9 @@ class _Timing:
     interrupted: bool = False
     errors: dict = field(default_factory=dict)  # representative row key -> why timing failed
     whole_error: str | None = None  # why timing the whole model failed
-    forward_times: dict = field(default_factory=dict)  # train pass: the forward alone
+    # train pass: each step's forward part (row key), the whole step's (forward and loss)
+    forward_times: dict = field(default_factory=dict)
+    whole_forward_time: TimeStats | None = None
     # with an optimizer: its update of each row's own weights (row key), of all the weights
     update_times: dict = field(default_factory=dict)
     whole_update_time: TimeStats | None = None
@@ -516,23 +518,19 @@ def _time_rows(
     parents = [k for k in keys if k in parent_keys]
     keys = row_keys + parents  # parents (large graphs) in a group of their own
 
-    def segments(group):
-        return [Segment(results[k].submodel.call, whole.trace(k).input_specs) for k in group]
-
     traced = whole.reference is not None
     train = isinstance(whole, WholeStep)
+
+    def segments(group):  # a training step split where its forward ends
+        return [Segment(results[k].submodel.call, whole.trace(k).input_specs, train) for k in group]
+
     # The whole model (or step) traced inline like the rows, never its counted concrete
     # function called: that measured 6% faster than the same model traced inline (MobileNetV3Large,
     # 8 alternations), which would bias additivity.
     call = model_call(model, input_structure(model), training=train)
     if train:
         call = step_wrapper(model, {})(call)
-    whole_model = [Segment(call, tuple(specs))] if traced else []
-    forward = (
-        [Segment(results[k].submodel.forward_call, whole.trace(k).input_specs) for k in row_keys]
-        if train
-        else []
-    )
+    whole_model = [Segment(call, tuple(specs), train)] if traced else []
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
     bar.unit = "sample"
@@ -544,12 +542,12 @@ def _time_rows(
     update_keys = list(updates.rows)
     whole_update = [] if updates.whole is None else [updates.whole]
     try:
-        groups = [segments(row_keys), segments(parents), whole_model, forward]
+        groups = [segments(row_keys), segments(parents), whole_model]
         groups += [list(updates.rows.values()), whole_update]
         stats = timer.time(groups, progress=report)
     finally:
         bar.close()
-    row_stats, parent_stats, model_stats, forward_stats, update_stats, whole_stats = stats
+    row_stats, parent_stats, model_stats, update_stats, whole_stats = stats
     times = {k: s for k, s in zip(keys, row_stats + parent_stats) if s is not None}
     errors = {
         (row_keys, parents)[group][i]: error
@@ -558,11 +556,13 @@ def _time_rows(
     }
     whole_error = timer.errors.get((2, 0)) if traced else f"not timed: {whole.reference_error}"
     whole_time = model_stats[0] if model_stats else None
-    forward_times = {k: s for k, s in zip(row_keys, forward_stats) if s is not None}
+    forward_times = {
+        (row_keys, parents)[g][i]: s for (g, i), s in timer.first_parts.items() if g < 2
+    }
     update_errors = dict(updates.errors)
     for (group, i), error in timer.errors.items():
-        if group >= 4:  # 4: a row's update, 5: the whole update
-            update_errors[update_keys[i] if group == 4 else "whole"] = error
+        if group >= 3:  # 3: a row's update, 4: the whole update
+            update_errors[update_keys[i] if group == 3 else "whole"] = error
     update_errors = _shared(update_errors, updates.same)
     return _Timing(
         times,
@@ -572,6 +572,7 @@ def _time_rows(
         errors,
         whole_error,
         forward_times,
+        whole_forward_time=timer.first_parts.get((2, 0)),
         update_times=_shared(
             {k: s for k, s in zip(update_keys, update_stats) if s is not None}, updates.same
         ),
@@ -747,8 +748,9 @@ def _step_stats_split(row: RowPlan, whole, others: OtherMethods) -> dict:
     return fields
 
 
-def _step_totals(whole, layers, counting: str) -> dict:
-    """The train pass's totals ({} at inference): Σ rows' splits, the distinct saved bytes."""
+def _step_totals(whole, layers, counting: str, timed: _Timing) -> dict:
+    """The train pass's totals ({} at inference): Σ rows' splits, the distinct saved bytes, the
+    whole step's forward time."""
     if not isinstance(whole, WholeStep):
         return {}
 
@@ -765,6 +767,7 @@ def _step_totals(whole, layers, counting: str) -> dict:
         "backward_macs": total("backward_macs"),
         "saved_activation_bytes": whole.saved_activation_total_bytes,
         "forward_time_us": sum_present(median_us(r.forward_time_us) for r in layers),
+        "whole_forward_time_us": timed.whole_forward_time,
         **{name: sum_present(getattr(r, name) for r in layers) for name, *_ in STEP_STATS_SPLIT},
     }
 

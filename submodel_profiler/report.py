@@ -192,7 +192,7 @@ class LayerRow:
     backward_macs: int | None = None
     # forward tensors the row's gradient ops read, kept alive from the forward to the backward
     saved_activation_bytes: int | None = None
-    forward_time_us: TimeStats | None = None  # isolated forward alone, training mode
+    forward_time_us: TimeStats | None = None  # the isolated step's forward part, same runs
     # (time_us.median - forward_time_us.median) / forward_time_us.median: backward ÷ forward
     backward_time_ratio: float | None = None
     # TF's step stats of the whole step, this row's time split into its forward ops' and its
@@ -355,6 +355,7 @@ class Totals:
     backward_macs: int | None = None
     saved_activation_bytes: int | None = None
     forward_time_us: float | None = None
+    whole_forward_time_us: TimeStats | None = None  # the whole step's forward and loss
     # Σ rows' step-stats splits (µs)
     unfused_forward_time_us: float | None = None
     unfused_backward_time_us: float | None = None
@@ -491,6 +492,7 @@ class Report:
         totals = _known(Totals, data["totals"])
         totals["whole_model_time_us"] = _stats(totals.get("whole_model_time_us"))
         totals["whole_optimizer_time_us"] = _stats(totals.get("whole_optimizer_time_us"))
+        totals["whole_forward_time_us"] = _stats(totals.get("whole_forward_time_us"))
         check = {
             k: tuple(v) if isinstance(v, list) else v
             for k, v in _known(CrossCheck, data["cross_check"]).items()

@@ -15,7 +15,8 @@ per-segment overhead L measured on the function's empty calibration body. Dispat
 per call for all of a function's segments together, so it is not in any sample.
 
 Each segment runs once untimed right before its timed run, so its inputs and weights are as warm
-in cache as they are inside the whole model, where a layer's input has just been written. Nothing
+in cache as they are inside the whole model, where a layer's input has just been written (a
+segment alone in its function is warmed by its own previous timed run instead: `_Chunk`). Nothing
 can be optimized away: inputs are function arguments (no constant folding), outputs feed a
 checksum the function returns (no pruning), and the two runs of a segment have different
 control inputs (no deduplication). A segment is a Python callable traced inline (a sub-model's
@@ -23,6 +24,9 @@ control inputs (no deduplication). A segment is a Python callable traced inline 
 run's control dependencies: a computation on weights alone (a position embedding) runs inside
 its timed window, not before it or once for both runs. The whole model is timed by this very
 same method, so row times and the whole-model time are comparable.
+
+A training step is split where its forward ends (`Segment.split`): one more timestamp, taken
+in the same run, before its backward may start.
 
 On a GPU, each segment's result is copied to the host before its closing timestamp, which waits
 for the device, so the clock never stops before the work is done.
@@ -64,10 +68,17 @@ class TimingSettings:
 
 @dataclass(frozen=True)
 class Segment:
-    """One computation to time: `fn(*inputs)` for inputs of static `specs`."""
+    """One computation to time: `fn(*inputs)` for inputs of static `specs`.
+
+    A `split` segment is called `fn(*inputs, split=gate)` and calls `gate(done, held)` once,
+    where its first part ends (a training step's forward): the gate takes a timestamp once the
+    tensors `done` are computed and returns the tensors `held` (those the second part starts
+    from: the upstream gradients) held back until then. The time up to that timestamp is
+    measured too, in the same run (`SegmentTimer.first_parts`)."""
 
     fn: Callable
     specs: tuple
+    split: bool = False
 
 
 def random_inputs(specs, seed: int = 0, int_high: int = 10) -> list:
@@ -109,25 +120,49 @@ def _all_layers(model):
         yield from _all_layers(layer)
 
 
-def _warm_then_time(fn, xs, after):
-    """Graph ops: after `after`, run fn once untimed, then once timed.
+def _warm_then_time(seg: Segment, xs, after, warm: bool = True):
+    """Graph ops: after `after`, run the segment once untimed (unless not `warm`), then once
+    timed.
 
-    Returns (seconds of the timed run, its end timestamp, a checksum scalar).
+    Returns (seconds of the timed run, seconds of its first part or None if it is not split,
+    its end timestamp, a checksum scalar).
     """
     import tensorflow as tf
 
-    with tf.control_dependencies([after]):
-        xs = [tf.identity(x) for x in xs]
-        warm = _finish(fn(*xs))
-    with tf.control_dependencies([warm, after]):
+    ready = [after]
+    if warm:
+        with tf.control_dependencies([after]):
+            xs = [tf.identity(x) for x in xs]
+            ready.append(_finish(_call(seg, xs, [])))
+    with tf.control_dependencies(ready):
         xs = [tf.identity(x) for x in xs]
         start = tf.timestamp()
+    marks: list = []
     with tf.control_dependencies([start]):
         xs = [tf.identity(x) for x in xs]
-        done = _finish(fn(*xs))
+        done = _finish(_call(seg, xs, marks))
     with tf.control_dependencies([done]):
         end = tf.timestamp()
-    return end - start, end, warm + done
+    if seg.split and len(marks) != 1:
+        raise ValueError(f"a split segment calls its gate once, not {len(marks)} times")
+    first = marks[0] - start if seg.split else None
+    return end - start, first, end, done + (ready[1] if warm else 0.0)
+
+
+def _call(seg: Segment, xs, marks: list):
+    """`seg.fn(*xs)`; a split segment's gate appends its timestamp to `marks`."""
+    import tensorflow as tf
+
+    if not seg.split:
+        return seg.fn(*xs)
+
+    def gate(done, held):
+        with tf.control_dependencies(list(done)):
+            marks.append(tf.timestamp())
+        with tf.control_dependencies(marks[-1:]):
+            return [tf.identity(t) for t in held]
+
+    return seg.fn(*xs, split=gate)
 
 
 def _finish(outputs):
@@ -139,10 +174,12 @@ def _finish(outputs):
         return tf.identity(tf.add_n(picked))
 
 
-def build_timing_function(segments: Sequence[Segment]):
-    """A tf.function `f(n, *inputs) -> ([n, len(segments)] seconds, checksum)`.
+def build_timing_function(segments: Sequence[Segment], warm: bool = True):
+    """A tf.function `f(n, *inputs) -> ([n, columns] seconds, checksum)`.
 
-    Row i of the result holds loop iteration i's timed-run duration of every segment.
+    Row i of the result holds loop iteration i's timed-run duration of every segment, in order,
+    then the duration of the first part of every split segment, in order. Without `warm`, the
+    segments have no untimed run before their timed one (`_Chunk` says when that is right).
     """
     import tensorflow as tf
 
@@ -151,14 +188,17 @@ def build_timing_function(segments: Sequence[Segment]):
 
     def body(xs, i, checksum, samples):
         after = tf.timestamp()
-        durations, position = [], 0
+        durations, firsts, position = [], [], 0
         for seg in segments:
             count = len(seg.specs)
-            seconds, after, check = _warm_then_time(seg.fn, xs[position : position + count], after)
+            seconds, first, after, check = _warm_then_time(
+                seg, xs[position : position + count], after, warm
+            )
             durations.append(seconds)
+            firsts += [first] if seg.split else []
             checksum += check
             position += count
-        return i + 1, checksum, samples.write(i, tf.stack(durations))
+        return i + 1, checksum, samples.write(i, tf.stack(durations + firsts))
 
     @tf.function(input_signature=signature, autograph=False)
     def run_segments(n, *xs):
@@ -210,6 +250,8 @@ class SegmentTimer:
         self.overhead_us: float | None = None
         self.interrupted = False  # Ctrl-C stopped sampling; stats hold the samples so far
         self.errors: dict = {}  # (group index, segment index) -> why that segment failed
+        # (group index, segment index) -> TimeStats of a split segment's first part
+        self.first_parts: dict = {}
 
     def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
@@ -241,6 +283,8 @@ class SegmentTimer:
         for g, chunk in chunks:
             for index, stats in zip(chunk.indices, chunk.stats()):
                 results[g][index] = stats
+            for index, stats in chunk.first_stats().items():
+                self.first_parts[(g, index)] = stats
         return results
 
     def _compiled_chunks(self, groups) -> list:
@@ -317,7 +361,13 @@ class SegmentTimer:
 
 
 class _Chunk:
-    """One compiled timing function: a calibration segment plus up to chunk_size segments."""
+    """One compiled timing function: a calibration segment plus up to chunk_size segments.
+
+    A chunk of one segment (the whole model, a large graph in a group of its own) has no untimed
+    run before each timed one: the timed run of the loop iteration before already left the
+    caches as that run would (the same inputs and weights, the calibration segment between
+    touching nothing), and the graph to optimize and run is then half the size.
+    """
 
     def __init__(self, segments: Sequence[Segment], int_high: int, indices: Sequence[int] = ()):
         import tensorflow as tf
@@ -325,9 +375,10 @@ class _Chunk:
         self.indices = tuple(indices) or tuple(range(len(segments)))  # positions in the group
         calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
         everything = [calibration, *segments]
-        self.run = build_timing_function(everything)
+        self.run = build_timing_function(everything, warm=len(segments) > 1)
         self.xs = [x for seg in everything for x in random_inputs(seg.specs, int_high=int_high)]
-        self.samples = np.zeros((0, len(everything)))
+        self.split = [k for k, seg in enumerate(segments) if seg.split]  # their first parts follow
+        self.samples = np.zeros((0, len(everything) + len(self.split)))
 
     def trace(self) -> None:
         """Trace the timing function now (its first call then only optimizes and runs it)."""
@@ -351,9 +402,22 @@ class _Chunk:
     def stats(self) -> list:
         """TimeStats per segment, or None per segment if no sample was taken (Ctrl-C)."""
         if not len(self.samples):
-            return [None] * (self.samples.shape[1] - 1)
-        net = np.maximum(self.samples[:, 1:] - self.overhead_us(), 0.0)
-        return [TimeStats.from_samples(net[:, k]) for k in range(net.shape[1])]
+            return [None] * len(self.indices)
+        net = self._net()
+        return [TimeStats.from_samples(net[:, k]) for k in range(len(self.indices))]
+
+    def first_stats(self) -> dict:
+        """{position in the group: TimeStats of the first part} of the split segments."""
+        if not len(self.samples):
+            return {}
+        net = self._net()[:, len(self.indices) :]
+        return {
+            self.indices[k]: TimeStats.from_samples(net[:, j]) for j, k in enumerate(self.split)
+        }
+
+    def _net(self) -> np.ndarray:
+        """The samples (µs) of every column but the calibration's, less its median, at least 0."""
+        return np.maximum(self.samples[:, 1:] - self.overhead_us(), 0.0)
 
 
 def _all_stable(samples: np.ndarray, tolerance: float) -> bool:

@@ -74,19 +74,16 @@ class WholeStep(WholeGraph):
 @dataclass(frozen=True)
 class StepSubModel(SubModel):
     """A row's sub-model run as a training step: `flops` counts forward and backward,
-    `forward` the forward (training mode) alone; `call` runs the step (the timed segment),
-    `forward_call` the forward alone."""
+    `forward` the forward (training mode) alone; `call` runs the step (the timed segment, split
+    where the forward ends: `timing.Segment.split`)."""
 
     forward: Count = ZERO
     needs_gradient: tuple = ()  # per input: whether its gradient is computed
     seeds: tuple = ()  # per output: the upstream gradient (None: the output gets none)
     used: tuple = ()  # per output: whether the whole model uses it
 
-    def call(self, *xs):
-        return _sub_step(self.model, self.needs_gradient, self.seeds, self.used)(*xs)
-
-    def forward_call(self, *xs):
-        return self.model(list(xs), training=True)
+    def call(self, *xs, split=None):
+        return _sub_step(self.model, self.needs_gradient, self.seeds, self.used)(*xs, split=split)
 
 
 def check_pass(pass_: str) -> str:
@@ -147,12 +144,14 @@ def _seed_values(specs, seed: int = _SEED) -> list:
 
 def step_wrapper(model, marks: dict):
     """`wrap(forward)` for the tracing hooks: the forward under a tape, the loss, the backward;
-    `marks` receives the op counts where the forward and the loss end."""
+    `marks` receives the op counts where the forward and the loss end. A timed step is split
+    after the loss (`timing.Segment.split`): its backward starts from a seed held back until
+    then."""
     import tensorflow as tf
     from keras import tree
 
     def wrap(forward):
-        def step(*xs):
+        def step(*xs, split=None):
             graph = tf.compat.v1.get_default_graph()
             _without_shape_memo(graph)
             with tf.GradientTape() as tape:
@@ -162,8 +161,9 @@ def step_wrapper(model, marks: dict):
                     loss = _loss(outputs)
             marks["loss"] = len(graph.get_operations())
             weights = list(model.trainable_weights)
+            seed = None if split is None else split([loss], [tf.ones_like(loss)])
             try:
-                grads = tape.gradient(loss, weights)
+                grads = tape.gradient(loss, weights, output_gradients=seed)
             except LookupError as e:  # "gradient registry has no entry for: MatrixLogarithm"
                 op_type = str(e).strip().split()[-1]
                 found = [op.name for op in graph.get_operations() if op.type == op_type]
@@ -498,7 +498,7 @@ def _sub_step(model, needs_grad, seeds, used, marks: dict | None = None):
     import tensorflow as tf
     from keras import tree
 
-    def step(*xs):
+    def step(*xs, split=None):
         graph = tf.compat.v1.get_default_graph()
         _without_shape_memo(graph)
         with tf.GradientTape() as tape:
@@ -510,13 +510,12 @@ def _sub_step(model, needs_grad, seeds, used, marks: dict | None = None):
             marks["forward"] = len(graph.get_operations())
         pairs = [(y, s) for y, s in zip(ys, seeds) if s is not None and y is not None]
         sources = [*model.trainable_weights, *watched]
+        upstream = [tf.constant(s) for _, s in pairs]
+        if split is not None:  # the backward waits for the whole forward, as in the whole step
+            upstream = split([y for y in ys if y is not None], upstream)
         grads = []
         if pairs and sources:
-            grads = tape.gradient(
-                [y for y, _ in pairs],
-                sources,
-                output_gradients=[tf.constant(s) for _, s in pairs],
-            )
+            grads = tape.gradient([y for y, _ in pairs], sources, output_gradients=upstream)
         if marks is not None:
             marks["end"] = len(graph.get_operations())
         kept = [y for y, u in zip(ys, used) if y is not None and u]

@@ -80,7 +80,7 @@ def test_a_chunk_stops_sampling_once_its_medians_are_stable(monkeypatch):
     # the noisy chunk's alternate 10 and 1000 µs (never stable at 5%).
     calls = {"steady": 0, "noisy": 0}
 
-    def fake_build(segments):
+    def fake_build(segments, warm=True):
         kind = "noisy" if any(s.fn is noisy for s in segments) else "steady"
 
         def run(n, *xs):
@@ -118,7 +118,7 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
     durations_us = {}  # segment fn -> µs per sample, overhead included
     built = []  # the segments of every compiled function, in build order
 
-    def fake_build(segments):
+    def fake_build(segments, warm=True):
         built.append([s.fn for s in segments])
         row = [overhead_us if s.fn is timing._empty_body else durations_us[s.fn] for s in segments]
 
@@ -188,7 +188,7 @@ def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
     @tf.function(autograph=False)
     def run(x):
         after = tf.timestamp()
-        _warm_then_time(sub.call, [x], after)
+        _warm_then_time(Segment(sub.call, ()), [x], after)
         graph = tf.compat.v1.get_default_graph()
         ops["all"] = graph.get_operations()
         return after
@@ -203,3 +203,66 @@ def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
         assert _depends_on(warm, after) and _depends_on(start, warm)
     for timed in reads[2:]:
         assert _depends_on(timed, start)
+
+
+def test_split_segments_report_their_first_parts_beside_their_totals(monkeypatch):
+    import tensorflow as tf
+
+    from submodel_profiler import timing
+
+    # A fake compiled function: the totals in segment order, then the split segments' first
+    # parts in order (build_timing_function's layout), the calibration first at 2 µs.
+    def fake_build(segments, warm=True):
+        totals = [2.0, 12.0, 32.0, 52.0][: len(segments)]
+        firsts = [7.0, 22.0][: sum(s.split for s in segments)]
+
+        def run(n, *xs):
+            return tf.constant(np.tile(np.array(totals + firsts) / 1e6, (int(n), 1))), None
+
+        run.get_concrete_function = lambda: None
+        return run
+
+    monkeypatch.setattr(timing, "build_timing_function", fake_build)
+    spec = (tf.TensorSpec((1,), tf.float32),)
+    segments = [Segment(lambda x: x, spec), Segment(lambda x, split: x, spec, split=True)]
+    segments.append(Segment(lambda x, split: x, spec, split=True))
+    settings = TimingSettings(warmup=0, min_repeats=2, max_repeats=2, budget_s=10.0)
+    timer = SegmentTimer(settings)
+    (stats,) = timer.time([segments])
+    assert [s.median for s in stats] == pytest.approx([10.0, 30.0, 50.0])
+    assert {k: s.median for k, s in timer.first_parts.items()} == pytest.approx(
+        {(0, 1): 5.0, (0, 2): 20.0}
+    )
+
+
+def test_a_split_segment_must_call_its_gate_once():
+    import tensorflow as tf
+
+    from submodel_profiler.timing import build_timing_function
+
+    spec = (tf.TensorSpec((2,), tf.float32),)
+    never = Segment(lambda x, split: x * 2.0, spec, split=True)
+    with pytest.raises(ValueError, match="calls its gate once, not 0 times"):
+        build_timing_function([never]).get_concrete_function()
+
+
+def test_only_a_chunk_of_one_segment_skips_the_untimed_run():
+    # A segment alone in its chunk is warmed by its own timed run of the loop iteration before;
+    # segments sharing a chunk each run once untimed right before their timed run.
+    import tensorflow as tf
+
+    from submodel_profiler.timing import _Chunk
+
+    calls = []
+    spec = (tf.TensorSpec((2,), tf.float32),)
+
+    def seg(name):
+        def fn(x):
+            calls.append(name)
+            return x * 2.0
+
+        return Segment(fn, spec)
+
+    _Chunk([seg("alone")], int_high=10).trace()
+    _Chunk([seg("a"), seg("b")], int_high=10).trace()
+    assert calls == ["alone", "a", "a", "b", "b"]

@@ -264,10 +264,14 @@ def test_timed_train_pass_reports_forward_and_step_times(mlp):
     row = rows_by_label(report)["hidden"]
     assert row.time_us is not None and row.forward_time_us is not None
     assert row.backward_time_ratio is not None
-    assert report.totals.whole_model_time_us is not None
+    # the forward parts come from the same runs as the steps
+    assert row.forward_time_us.repeats == row.time_us.repeats
+    whole, forward = report.totals.whole_model_time_us, report.totals.whole_forward_time_us
+    assert whole is not None and forward is not None and forward.repeats == whole.repeats
     assert "callback" in report.cross_check.method_errors  # not a training-step method
     text = render_table(report)
     assert "bwd float ops" in text and "Training step: forward" in text
+    assert "Forward time (training mode): Σ rows" in text
     assert "saved_activation_bytes" in render_csv(report).splitlines()[0]
 
 
@@ -482,3 +486,50 @@ def test_keras_hub_bert_training_step_is_exact_and_near_six_n_t():
     n = sum(int(w.numpy().size) for w in model.trainable_weights) - embedding
     rule = 6 * n * seq + 6 * layers * seq * d * seq
     assert rule < t.flops < 1.6 * rule
+
+
+def test_a_timed_step_starts_its_backward_after_its_forward(keras):
+    # Split where the forward ends (timing.Segment.split): a gradient op that needs only the
+    # upstream gradient and a weight (Conv2D's input gradient) must wait for the forward's
+    # timestamp, as inside the whole step, where the upstream gradient comes last.
+    import tensorflow as tf
+
+    from submodel_profiler.graph_walk import plan_rows
+    from submodel_profiler.training import profile_submodel_step
+
+    x = keras.Input((8, 8, 4))
+    h = keras.layers.Conv2D(4, 3, padding="same", name="c1")(x)
+    model = keras.Model(x, keras.layers.Conv2D(4, 3, padding="same", name="c2")(h))
+    row = next(r for r in plan_rows(model) if r.label == "c2")
+    spec = tf.TensorSpec((1, 8, 8, 4))
+    sub = profile_submodel_step(row, [spec], needs_grad=(True,), output_specs=[spec])
+    stamps = []
+
+    def gate(done, held):
+        with tf.control_dependencies(list(done)):
+            stamps.append(tf.timestamp())
+        with tf.control_dependencies(stamps):
+            return [tf.identity(t) for t in held]
+
+    graph = tf.function(lambda x: sub.call(x, split=gate), autograph=False)
+    ops = graph.get_concrete_function(spec).graph.get_operations()
+    (stamp,) = [op for op in ops if op.type == "Timestamp"]
+    forward = next(op for op in ops if op.type == "Conv2D")
+    backprops = [op for op in ops if op.type.startswith("Conv2DBackprop")]
+    assert {op.type for op in backprops} == {"Conv2DBackpropInput", "Conv2DBackpropFilter"}
+    assert _depends_on(stamp, forward)
+    assert all(_depends_on(op, stamp) for op in backprops)
+
+
+def _depends_on(op, ancestor) -> bool:
+    todo, seen = [op], set()
+    while todo:
+        current = todo.pop()
+        if current is ancestor:
+            return True
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        todo.extend(t.op for t in current.inputs)
+        todo.extend(current.control_inputs)
+    return False

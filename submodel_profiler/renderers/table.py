@@ -306,6 +306,14 @@ def _step_footer(report: Report) -> list[str]:
     if t.saved_activation_bytes is not None:
         line += f"   saved activations {megabytes(t.saved_activation_bytes)} MB"
     lines = [line]
+    whole = t.whole_forward_time_us
+    if t.forward_time_us is not None and whole is not None:
+        line = (
+            f"Forward time (training mode): Σ rows {t.forward_time_us:,.1f} µs, the whole step's "
+            f"forward and loss {whole.median:,.1f} ± {whole.iqr:,.1f} µs"
+        )
+        ratio = f" (Σ ÷ whole {t.forward_time_us / whole.median:.2f})" if whole.median > 0 else ""
+        lines.append(line + ratio)
     if t.optimizer is not None:
         lines.append(
             f"Optimizer update ({t.optimizer}): {t.optimizer_flops:,} float ops, of which "
