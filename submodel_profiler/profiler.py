@@ -86,6 +86,29 @@ class _RowResult:
     error: str | None = None  # without the row's name: a shared result serves several rows
 
 
+def _fewer_collections(profile):
+    """`profile` with the objects alive when it starts (TensorFlow, Keras, the model, the
+    caller's) left out of Python's full garbage collections (`gc.freeze`) until it returns.
+    A full collection scans every tracked object, and a profile makes millions more (graphs,
+    ops, sub-models): the collections took 1.6 s of a ResNet152V2 profile, 0.9 s with this.
+    A caller that froze objects itself is left as it is."""
+    import functools
+    import gc
+
+    @functools.wraps(profile)
+    def wrapper(*args, **kwargs):
+        if gc.get_freeze_count():
+            return profile(*args, **kwargs)
+        gc.freeze()
+        try:
+            return profile(*args, **kwargs)
+        finally:
+            gc.unfreeze()
+
+    return wrapper
+
+
+@_fewer_collections
 def profile_model(
     model,
     batch_size: int = 1,

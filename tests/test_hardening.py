@@ -376,3 +376,30 @@ def test_step_stats_are_cpu_only_and_raise_no_fusion_flags_on_a_gpu(tiny_cnn, mo
     assert "kernel launches" in report.cross_check.method_errors["step_stats"]
     assert all(r.in_graph_time_us is None and r.unfused_time_us is None for r in report.layers)
     assert not any(r.fusion_flag for r in report.layers)
+
+
+def test_a_profile_hands_back_the_objects_it_froze_and_keeps_a_callers_freeze(
+    tiny_cnn, monkeypatch
+):
+    # The objects alive at the start are out of full collections while it runs (gc.freeze),
+    # and back in them once it returns; a caller's own freeze is left alone.
+    import gc
+
+    from submodel_profiler import profiler
+
+    seen, plan = [], profiler.plan_rows
+
+    def recording_plan(*args, **kwargs):
+        seen.append(gc.get_freeze_count())
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(profiler, "plan_rows", recording_plan)
+    profile_model(tiny_cnn, timing=False)
+    assert seen[0] > 0 and gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        profile_model(tiny_cnn, timing=False)
+        assert seen[1] == frozen and gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
