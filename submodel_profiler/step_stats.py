@@ -171,15 +171,17 @@ def _capture_values(concrete_function) -> dict:
     """Placeholder node name -> (value as np.ndarray, is_variable) for every capture."""
     import tensorflow as tf
 
+    # np.asarray views a CPU tensor's buffer, where .numpy() copies it (0.56 s and 240 MB for
+    # ResNet152V2's weights); a variable assigned later gets a new buffer, never this one.
     variables = {id(v.handle): v for v in concrete_function.variables}
     values = {}
     captures = zip(concrete_function.graph.internal_captures, concrete_function.captured_inputs)
     for placeholder, captured in captures:
         name = placeholder.op.name
         if captured.dtype != tf.resource:
-            values[name] = (np.asarray(captured.numpy()), False)
+            values[name] = (np.asarray(captured), False)
         elif id(captured) in variables:
-            values[name] = (np.asarray(variables[id(captured)].numpy()), True)
+            values[name] = (np.asarray(variables[id(captured)].read_value()), True)
         else:
             raise ValueError(
                 "Step statistics need every captured resource to be a variable of the function. "

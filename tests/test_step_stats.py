@@ -11,6 +11,7 @@ import itertools
 import statistics
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from submodel_profiler import step_stats
@@ -367,3 +368,21 @@ def test_median_run_is_the_lower_middle_total():
     runs = [({("a", 0): 3.0}, 1.0, set()), ({("a", 0): 1.0}, 0.0, set()), ({}, 9.0, set())]
     assert step_stats.median_run(runs) == 0  # totals 4, 1, 9
     assert step_stats.median_run(runs[:2]) == 1  # totals 4, 1: the lower middle
+
+
+def test_the_standalone_graph_computes_what_the_model_computes(tiny_cnn):
+    # Its variables are assigned the model's weights (viewed, not copied): the session's output
+    # is the model's, and stays so after the model's weights change.
+    import tensorflow as tf
+
+    _, _, standalone, inputs = _prepare(tiny_cnn)
+    expected = tiny_cnn(inputs[0]).numpy()
+    for weight in tiny_cnn.weights:  # assigned after the graph was made: not what it holds
+        weight.assign(weight + 1.0)
+    feed = dict(zip(standalone.feeds, [np.asarray(x) for x in inputs]))
+    with tf.compat.v1.Session(graph=standalone.graph) as session:
+        session.run(standalone.init_op, standalone.init_feeds)
+        (got,) = session.run(list(standalone.fetches), feed)
+    for weight in tiny_cnn.weights:
+        weight.assign(weight - 1.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
