@@ -122,21 +122,54 @@ class WholeGraph:
     def row_dependencies(self) -> list:
         """For each row (execution order), the indices of the earlier rows whose ops produce a
         tensor or a control input that its ops read: the model's DAG at row level, from the
-        graph itself (a row reading only the model's inputs or weights depends on none)."""
+        graph itself (a row reading only the model's inputs or weights depends on none).
+
+        Seen through: ops of no row, and those of inline rows (an expanded layer's own ops,
+        such as a transformer block's residual adds, one row that comes after its sublayers
+        but runs between them): a row reading one of them depends on the rows that produce
+        what that op reads, and so on up."""
         graph = self.instrumented_function.graph
         owner = self.node_owner()
-        index = {row.key: i for i, row in enumerate(self.rows)}
+        index = {row.key: i for i, row in enumerate(self.rows) if row.source != "inline"}
+        index_of = {name: index[key] for name, key in owner.items() if key in index}
+        through: dict = {}  # op name -> the rows producing what it reads, seen through
+
+        def producers(op) -> set:
+            stack = [op]
+            while stack:  # depth first, without recursion: graphs are deep
+                top = stack[-1]
+                if top.name in through:
+                    stack.pop()
+                    continue
+                pending = [
+                    p for p in _read(top) if p.name not in index_of and p.name not in through
+                ]
+                if pending:
+                    stack.extend(pending)
+                    continue
+                stack.pop()
+                found = set()
+                for p in _read(top):
+                    found |= {index_of[p.name]} if p.name in index_of else through[p.name]
+                through[top.name] = found
+            return through[op.name]
+
         deps = []
         for i, row in enumerate(self.rows):
             found = set()
             for name in self.row_traces[row.key].op_names:
-                op = graph.get_operation_by_name(name)
-                for producer in (*(t.op for t in op.inputs), *op.control_inputs):
-                    j = index.get(owner.get(producer.name), i)
-                    if j < i:
-                        found.add(j)
-            deps.append(found)
+                for producer in _read(graph.get_operation_by_name(name)):
+                    if producer.name in index_of:
+                        found.add(index_of[producer.name])
+                    else:
+                        found |= producers(producer)
+            deps.append({j for j in found if j < i})
         return deps
+
+
+def _read(op) -> tuple:
+    """The ops whose tensors or control outputs `op` reads."""
+    return (*(t.op for t in op.inputs), *op.control_inputs)
 
 
 def _attr_text(value) -> str:

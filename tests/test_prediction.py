@@ -47,3 +47,33 @@ def test_the_prediction_lies_between_the_critical_path_and_the_sum(keras):
         assert t.predicted_whole_us == pytest.approx(t.critical_path_us)
     else:
         assert t.predicted_whole_us == pytest.approx(t.time_us)
+
+
+def test_row_dependencies_see_through_an_expanded_layers_inline_ops(keras):
+    # A residual block expanded (--depth 2): its add is one of its own ops, in the block's
+    # inline row, which comes after both sublayers in row order but runs between them. The
+    # second dense reads the add, so it depends on the first dense through it.
+    from submodel_profiler.graph_walk import plan_rows
+    from submodel_profiler.specs import resolve_input_specs
+    from submodel_profiler.whole_graph import profile_whole_graph
+
+    class Residual(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.first = keras.layers.Dense(16, name="first")
+            self.second = keras.layers.Dense(16, name="second")
+
+        def call(self, x):
+            return self.second(x + self.first(x))
+
+    x = keras.Input((16,))
+    model = keras.Model(x, Residual(name="block")(keras.layers.Dense(16, name="stem")(x)))
+    nested: list = []
+    rows = plan_rows(model, depth=2, parents=nested)
+    specs = resolve_input_specs(model, 1, None)
+    whole = profile_whole_graph(model, rows, specs, 2, tuple(nested))
+    labels = [r.label for r in whole.rows]
+    deps = {labels[i]: {labels[j] for j in d} for i, d in enumerate(whole.row_dependencies())}
+    assert labels.index("block/(inline ops)") > labels.index("block/second")
+    assert deps["block/first"] == {"stem"}
+    assert deps["block/second"] == {"stem", "block/first"}  # x + first(x), x from the stem
