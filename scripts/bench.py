@@ -17,6 +17,9 @@ With --processes it also times, alternately, three fresh processes: the seed met
 bare count), `python -m submodel_profiler MODEL` (the default run, what a user waits for) and
 the same with --no-timing, with each process's peak RSS. With
 --train it only times, alternately, the default run and `--pass train` (a training profile).
+With --bert-base it only profiles a BERT-base encoder (keras-hub, built from its config with
+random weights: 12 layers × 768, 128 tokens) at depths 1 to 3 and prints the prediction
+against the measured whole model.
 
 Usage:
   python scripts/bench.py    # MobileNetV3Large ResNet50 EfficientNetB0 NASNetMobile
@@ -24,6 +27,7 @@ Usage:
   python scripts/bench.py MobileNetV3Large NASNetMobile ResNet152V2 --processes 3 --processes-only
   python scripts/bench.py ResNet50 ResNet101 ResNet152V2 --processes 3 --processes-only  # per row
   python scripts/bench.py MobileNetV3Large --train 3
+  python scripts/bench.py --bert-base
 """
 
 from __future__ import annotations
@@ -363,6 +367,35 @@ def time_training(name: str, rounds: int) -> dict:
     }
 
 
+def bench_bert_base(depth: int) -> dict:
+    """The list-scheduled prediction of a BERT-base encoder's whole time, at `depth`."""
+    import keras_hub
+
+    from submodel_profiler import profile_model
+
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=30522,
+        num_layers=12,
+        num_heads=12,
+        hidden_dim=768,
+        intermediate_dim=3072,
+        max_sequence_length=512,
+        dropout=0.0,
+    )
+    report = profile_model(model, seq_len=128, depth=depth, measure_peak=False)
+    t = report.totals
+    whole = t.whole_model_time_us.median
+    return {
+        "model": "BERT-base encoder, 128 tokens",
+        "depth": depth,
+        "rows": len(report.layers),
+        "additivity": t.additivity,
+        "predicted_over_measured": t.predicted_whole_us / whole,
+        "critical_path_over_measured": t.critical_path_us / whole,
+        "threads": t.predicted_threads,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -389,7 +422,17 @@ def main() -> int:
         help="with --processes: skip the in-process benchmark, and end with the README's "
         "performance table (markdown) of the models",
     )
+    parser.add_argument(
+        "--bert-base",
+        action="store_true",
+        help="only profile a BERT-base encoder at depths 1-3: the prediction against the "
+        "measured whole model",
+    )
     args = parser.parse_args()
+    if args.bert_base:
+        for depth in (1, 2, 3):
+            print(bench_bert_base(depth), flush=True)
+        return 0
     table = []
     for name in args.models:
         if args.train:
