@@ -366,7 +366,9 @@ class _Chunk:
     A chunk of one segment (the whole model, a large graph in a group of its own) has no untimed
     run before each timed one: the timed run of the loop iteration before already left the
     caches as that run would (the same inputs and weights, the calibration segment between
-    touching nothing), and the graph to optimize and run is then half the size.
+    touching nothing), and the graph to optimize and run is then half the size. The first
+    iteration of each call follows other chunks' runs instead, so it runs one iteration more
+    and leaves the first out.
     """
 
     def __init__(self, segments: Sequence[Segment], int_high: int, indices: Sequence[int] = ()):
@@ -375,7 +377,8 @@ class _Chunk:
         self.indices = tuple(indices) or tuple(range(len(segments)))  # positions in the group
         calibration = Segment(_empty_body, (tf.TensorSpec((1,), tf.float32),))
         everything = [calibration, *segments]
-        self.run = build_timing_function(everything, warm=len(segments) > 1)
+        self.warm = len(segments) > 1  # an untimed run before each timed one
+        self.run = build_timing_function(everything, warm=self.warm)
         self.xs = [x for seg in everything for x in random_inputs(seg.specs, int_high=int_high)]
         self.split = [k for k, seg in enumerate(segments) if seg.split]  # their first parts follow
         self.samples = np.zeros((0, len(everything) + len(self.split)))
@@ -389,9 +392,10 @@ class _Chunk:
 
         if n < 1:
             return
-        seconds, _ = self.run(tf.constant(n), *self.xs)
+        first = 0 if self.warm or not keep else 1  # left out: the call's first iteration follows
+        seconds, _ = self.run(tf.constant(n + first), *self.xs)  # other chunks' runs, not its own
         if keep:
-            self.samples = np.vstack([self.samples, seconds.numpy() * 1e6])
+            self.samples = np.vstack([self.samples, seconds.numpy()[first:] * 1e6])
 
     def overhead_us(self) -> float:
         return float(np.median(self.samples[:, 0]))

@@ -102,9 +102,10 @@ def test_a_chunk_stops_sampling_once_its_medians_are_stable(monkeypatch):
     settings = TimingSettings(warmup=0, min_repeats=4, max_repeats=20, budget_s=10.0)
     timer = SegmentTimer(settings, chunk_size=1)
     ((a, b),) = timer.time([[Segment(steady, spec), Segment(noisy, spec)]])
-    # one warm-up run each, then: the steady chunk stable after its first round, no more
-    assert a.repeats == 4 and calls["steady"] == 1 + 4
-    assert b.repeats == 20 and calls["noisy"] == 1 + 20  # sampled on, to max_repeats
+    # one warm-up run each, then: the steady chunk stable after its first round, no more; a
+    # chunk of one segment runs one iteration more per round (left out: test below)
+    assert a.repeats == 4 and calls["steady"] == 1 + (4 + 1)
+    assert b.repeats == 20 and calls["noisy"] == 1 + 5 * (4 + 1)  # sampled on, to max_repeats
 
 
 def test_groups_and_chunks_keep_segment_order(monkeypatch):
@@ -266,3 +267,28 @@ def test_only_a_chunk_of_one_segment_skips_the_untimed_run():
     _Chunk([seg("alone")], int_high=10).trace()
     _Chunk([seg("a"), seg("b")], int_high=10).trace()
     assert calls == ["alone", "a", "a", "b", "b"]
+
+
+def test_a_chunk_of_one_segment_leaves_out_each_calls_first_iteration(monkeypatch):
+    # Without an untimed run before each timed one, a call's first iteration follows other
+    # chunks' runs, not its own: a fake compiled function makes it 1000 µs, the others 10.
+    import tensorflow as tf
+
+    from submodel_profiler import timing
+
+    def fake_build(segments, warm=True):
+        def run(n, *xs):
+            rows = [[1.0] + [1000.0 if i == 0 else 10.0] * (len(segments) - 1) for i in range(n)]
+            return tf.constant(np.array(rows) / 1e6), None
+
+        run.get_concrete_function = lambda: None
+        return run
+
+    monkeypatch.setattr(timing, "build_timing_function", fake_build)
+    spec = (tf.TensorSpec((1,), tf.float32),)
+    settings = TimingSettings(warmup=0, min_repeats=3, max_repeats=6, budget_s=10.0)
+    ((alone,), (a, b)) = SegmentTimer(settings).time(
+        [[Segment(lambda x: x, spec)], [Segment(lambda x: x, spec), Segment(lambda x: x, spec)]]
+    )
+    assert alone.repeats == 3 and alone.max == pytest.approx(9.0)  # 10 less the 1 µs overhead
+    assert a.max == pytest.approx(999.0)  # a shared chunk keeps every iteration
