@@ -13,9 +13,10 @@ and reports wall times, time per row, the profile's phases (settings.phases), bo
 conventions and MACs, additivity, the list-scheduled prediction and the critical path over the
 measured whole model, identity-layer times and rank correlations.
 
-With --processes it also times, alternately, three fresh processes: the seed method alone (the
-bare count), `python -m submodel_profiler MODEL` (the default run, what a user waits for) and
-the same with --no-timing, with each process's peak RSS. With
+With --processes it also times, alternately, four fresh processes: the seed method alone (the
+bare count), `python -m submodel_profiler MODEL` (the default run, what a user waits for), the
+same without the timing cross-checks (`--step-stats-runs 0 --callback-samples 0`) and with
+--no-timing, with each process's peak RSS. With
 --train it only times, alternately, the default run and `--pass train` (a training profile).
 With --bert-base it only profiles a BERT-base encoder (keras-hub, built from its config with
 random weights: 12 layers × 768, 128 tokens) at depths 1 to 3 and prints the prediction
@@ -256,8 +257,9 @@ def _medians(runs) -> tuple[float, float]:
 
 
 def time_processes(name: str, rounds: int) -> dict:
-    """Alternate fresh processes: the seed method alone (the bare count), the default profile
-    and `--no-timing`; their medians, and their ratios to the bare count in time and RSS.
+    """Alternate fresh processes: the seed method alone (the bare count), the default profile,
+    the same without the timing cross-checks (`--step-stats-runs 0 --callback-samples 0`) and
+    `--no-timing`; their medians, and their ratios to the bare count in time and RSS.
 
     The default and --no-timing processes write their JSON reports (a negligible cost), so the
     figures of the very runs timed are read from them: rows, phases (medians), and the fidelity
@@ -267,7 +269,7 @@ def time_processes(name: str, rounds: int) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        out = [os.path.join(folder, f"{i}.json") for i in range(3)]
+        out = [os.path.join(folder, f"{i}.json") for i in range(4)]
         base = [sys.executable, "-m", "submodel_profiler", name, "--format", "json"]
         reports: dict = {1: [], 2: []}
 
@@ -280,8 +282,9 @@ def time_processes(name: str, rounds: int) -> dict:
             [sys.executable, "-c", SEED_SNIPPET, name],
             [*base, "--output", out[1]],
             [*base, "--no-timing", "--output", out[2]],
+            [*base, "--step-stats-runs", "0", "--callback-samples", "0", "--output", out[3]],
         ]
-        bare, full, count = (_medians(r) for r in alternate(commands, rounds, read))
+        bare, full, count, unchecked = (_medians(r) for r in alternate(commands, rounds, read))
     timed = reports[1]
 
     def median_of(values):
@@ -315,7 +318,9 @@ def time_processes(name: str, rounds: int) -> dict:
         "bare_count_s": bare[0],
         "profile_s": full[0],
         "no_timing_s": count[0],
+        "no_cross_checks_s": unchecked[0],
         "profile_ratio": full[0] / bare[0],
+        "no_cross_checks_ratio": unchecked[0] / bare[0],
         "no_timing_ratio": count[0] / bare[0],
         "profile_ms_per_row": 1e3 * full[0] / rows,
         "bare_count_rss_mb": bare[1],
@@ -334,7 +339,9 @@ def markdown_row(r: dict) -> str:
     """One line of the README's performance table."""
     return (
         f"| {r['model']} | {r['rows']} | {r['bare_count_s']:.1f} s | {r['profile_s']:.1f} s "
-        f"({r['profile_ratio']:.2f}×) | {r['no_timing_s']:.1f} s ({r['no_timing_ratio']:.2f}×) "
+        f"({r['profile_ratio']:.2f}×) | {r['no_cross_checks_s']:.1f} s "
+        f"({r['no_cross_checks_ratio']:.2f}×) | {r['no_timing_s']:.1f} s "
+        f"({r['no_timing_ratio']:.2f}×) "
         f"| {r['profile_ms_per_row']:.0f} | {r['bare_count_rss_mb']:.0f} → "
         f"{r['profile_rss_mb']:.0f} MB ({r['profile_rss_ratio']:.2f}×) "
         f"| {_two(r['additivity'])} | {_two(r['predicted_over_measured'])} "
@@ -347,9 +354,10 @@ def _two(x) -> str:
 
 
 MARKDOWN_HEADER = (
-    "| model | rows | bare count | default profile | --no-timing | ms per row (default) "
-    "| peak RSS bare → default | additivity | predicted ÷ measured | run-to-run Spearman |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "| model | rows | bare count | default profile | no timing cross-checks | --no-timing "
+    "| ms per row (default) | peak RSS bare → default | additivity | predicted ÷ measured "
+    "| run-to-run Spearman |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
