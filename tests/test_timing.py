@@ -14,6 +14,8 @@ from submodel_profiler.timing import (
     random_inputs,
 )
 
+from conftest import depends_on
+
 
 def test_time_stats_from_samples():
     s = TimeStats.from_samples([1.0, 2.0, 3.0, 4.0, 100.0])
@@ -150,21 +152,6 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
     assert timer.overhead_us == pytest.approx(overhead_us)
 
 
-def _depends_on(op, target) -> bool:
-    """Whether `op` runs after `target`: a path of data or control inputs leads to it."""
-    seen, todo = set(), [op]
-    while todo:
-        current = todo.pop()
-        if current is target:
-            return True
-        if current.name in seen:
-            continue
-        seen.add(current.name)
-        todo.extend(t.op for t in current.inputs)
-        todo.extend(current.control_inputs)
-    return False
-
-
 def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
     # A computation on weights alone (keras-hub's position embeddings) must run inside the
     # timed window, not before it nor once for both runs: a segment's ops, weight reads
@@ -201,9 +188,9 @@ def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
     assert len(stamps) == 3 and len(reads) == 4
     after, start, _ = stamps
     for warm in reads[:2]:  # after the previous segment, and before the clock starts
-        assert _depends_on(warm, after) and _depends_on(start, warm)
+        assert depends_on(warm, after) and depends_on(start, warm)
     for timed in reads[2:]:
-        assert _depends_on(timed, start)
+        assert depends_on(timed, start)
 
 
 def test_split_segments_report_their_first_parts_beside_their_totals(monkeypatch):

@@ -10,7 +10,7 @@ from submodel_profiler import profile_model
 from submodel_profiler.errors import UsageError
 from submodel_profiler.training import AGGREGATION_ROW, LOSS_ROW
 
-from conftest import FAST_TIMING, rows_by_label
+from conftest import FAST_TIMING, depends_on, rows_by_label
 
 
 def train(model, batch_size=4, **kw):
@@ -517,19 +517,5 @@ def test_a_timed_step_starts_its_backward_after_its_forward(keras):
     forward = next(op for op in ops if op.type == "Conv2D")
     backprops = [op for op in ops if op.type.startswith("Conv2DBackprop")]
     assert {op.type for op in backprops} == {"Conv2DBackpropInput", "Conv2DBackpropFilter"}
-    assert _depends_on(stamp, forward)
-    assert all(_depends_on(op, stamp) for op in backprops)
-
-
-def _depends_on(op, ancestor) -> bool:
-    todo, seen = [op], set()
-    while todo:
-        current = todo.pop()
-        if current is ancestor:
-            return True
-        if current.name in seen:
-            continue
-        seen.add(current.name)
-        todo.extend(t.op for t in current.inputs)
-        todo.extend(current.control_inputs)
-    return False
+    assert depends_on(stamp, forward)
+    assert all(depends_on(op, stamp) for op in backprops)
