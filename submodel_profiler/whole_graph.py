@@ -134,7 +134,7 @@ class WholeGraph:
         index_of = {name: index[key] for name, key in owner.items() if key in index}
         through: dict = {}  # op name -> the rows producing what it reads, seen through
 
-        def producers(op) -> set:
+        def rows_read(op) -> set:
             stack = [op]
             while stack:  # depth first, without recursion: graphs are deep
                 top = stack[-1]
@@ -158,11 +158,7 @@ class WholeGraph:
         for i, row in enumerate(self.rows):
             found = set()
             for name in self.row_traces[row.key].op_names:
-                for producer in _read(graph.get_operation_by_name(name)):
-                    if producer.name in index_of:
-                        found.add(index_of[producer.name])
-                    else:
-                        found |= producers(producer)
+                found |= rows_read(graph.get_operation_by_name(name))
             deps.append({j for j in found if j < i})
         return deps
 

@@ -104,14 +104,6 @@ def model_file(tmp_path_factory, tiny_cnn):
 
 def depends_on(op, target) -> bool:
     """Whether `op` runs after `target`: a path of data or control inputs leads to it."""
-    seen, todo = set(), [op]
-    while todo:
-        current = todo.pop()
-        if current is target:
-            return True
-        if current.name in seen:
-            continue
-        seen.add(current.name)
-        todo.extend(t.op for t in current.inputs)
-        todo.extend(current.control_inputs)
-    return False
+    from submodel_profiler.flops import _live
+
+    return target.name in _live(op.graph, [op.name])
