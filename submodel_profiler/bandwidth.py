@@ -39,8 +39,12 @@ A resource variable is updated in place only while nothing else holds its buffer
 does between runs. The scatter puts b in copy-on-read mode (step stats: a dense read of b then
 allocates and copies all of it, 43 ms for 64 MiB), so b is read back by a one-element
 `ResourceGatherNd` (8 bytes allocated); c, never sparsely read, by a one-element `DeepCopy` of
-a dense read, so no alias of c's buffer can outlive the read; `a` is only ever read. The arrays
-are freed before returning.
+a dense read, so no alias of c's buffer can outlive the read; `a` is only ever read.
+
+Only two arrays are alive at a time: copy is timed first, then b is freed and c created, which
+takes b's buffer from TF's CPU allocator (a pooling allocator that keeps freed buffers for
+reuse, not returning them to the system). With all three alive, the profile's peak memory grew
+by one more array (128 MiB here). The arrays are freed before returning.
 
 Each kernel is timed BANDWIDTH_REPEATS times (each run moves hundreds of MB, so the median is
 steady: an IQR of about 10% of it here). Creating the arrays (page faults on first touch) and
@@ -109,9 +113,10 @@ def measure_bandwidth(
     n_bytes = _default_bytes(tf) if n_bytes is None else _validated(n_bytes)
     n = n_bytes // FLOAT32_BYTES
     arrays = _StreamArrays(tf, n)
-    segments = [Segment(arrays.copy, ()), Segment(arrays.triad, ())]
     try:
-        ((copy, triad),) = SegmentTimer(_capped(settings)).time([segments])
+        copy = _timed(arrays.copy, settings)
+        arrays.free_copy_target()
+        triad = None if copy is None else _timed(arrays.triad, settings)
     finally:
         arrays.release()
     if copy is None or triad is None or copy.median <= 0 or triad.median <= 0:
@@ -175,6 +180,13 @@ def _validated(n_bytes) -> int:
     return int(n_bytes)
 
 
+def _timed(kernel, settings: TimingSettings):
+    """TimeStats of one kernel in its own timing function; None if Ctrl-C stopped it."""
+    timer = SegmentTimer(_capped(settings))
+    ((stats,),) = timer.time([[Segment(kernel, ())]])
+    return None if timer.interrupted else stats
+
+
 def _capped(settings: TimingSettings) -> TimingSettings:
     repeats = min(settings.max_repeats, BANDWIDTH_REPEATS)
     return dataclasses.replace(
@@ -186,17 +198,27 @@ def _capped(settings: TimingSettings) -> TimingSettings:
 
 
 class _StreamArrays:
-    """Three [1, n] float32 variables on the default device (the GPU if any) and the two kernels
-    as segment bodies: `copy()` (b = a) and `triad()` (c −= s·a), each returning one element of
-    its result (see the module docstring for why exactly these ops)."""
+    """[1, n] float32 variables on the default device (the GPU if any) and the two kernels as
+    segment bodies: `copy()` (b = a) and, after `free_copy_target()` has swapped b for c,
+    `triad()` (c −= s·a), each returning one element of its result (see the module docstring
+    for why exactly these ops)."""
 
     def __init__(self, tf, n: int):
-        self.tf = tf
-        device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
-        with tf.device(device):  # shape None: `release` can shrink them
-            self.a, self.b, self.c = (
-                tf.Variable(tf.fill([1, n], value), trainable=False, shape=tf.TensorShape(None))
-                for value in (1.0, 0.0, 0.0)
+        self.tf, self.n = tf, n
+        self.device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+        self.a, self.b = self._variable(1.0), self._variable(0.0)
+        self.c = None
+
+    def free_copy_target(self) -> None:
+        """Free b, then create c (zeros), which reuses b's buffer: two arrays alive, not three."""
+        self._empty(self.b)
+        self.c = self._variable(0.0)
+
+    def _variable(self, value: float):
+        tf = self.tf
+        with tf.device(self.device):  # shape None: `release` can shrink it
+            return tf.Variable(
+                tf.fill([1, self.n], value), trainable=False, shape=tf.TensorShape(None)
             )
 
     def copy(self):
@@ -221,11 +243,15 @@ class _StreamArrays:
     def release(self) -> None:
         """Free the arrays now: the timing functions still hold the variables until Python's
         cycle collector runs, so each variable is given an empty value instead."""
-        tf = self.tf
         for variable in (self.a, self.b, self.c):
-            tf.raw_ops.AssignVariableOp(
-                resource=variable.handle, value=tf.zeros([1, 0]), validate_shape=False
-            )
+            if variable is not None:
+                self._empty(variable)
+
+    def _empty(self, variable) -> None:
+        tf = self.tf
+        tf.raw_ops.AssignVariableOp(
+            resource=variable.handle, value=tf.zeros([1, 0]), validate_shape=False
+        )
 
     def _read(self, variable):
         return self.tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=self.tf.float32)

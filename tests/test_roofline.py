@@ -136,6 +136,8 @@ def test_kernels_compute_copy_and_triad():
     arrays = bandwidth._StreamArrays(tf, 1000)
     tf.function(arrays.copy)()
     np.testing.assert_array_equal(arrays.b.numpy(), arrays.a.numpy())
+    arrays.free_copy_target()
+    assert arrays.b.numpy().size == 0  # freed before c exists: two arrays alive at a time
     tf.function(arrays.triad)()
     expected = -bandwidth.TRIAD_SCALAR * np.ones((1, 1000), np.float32)  # c = 0 − s·1
     np.testing.assert_allclose(arrays.c.numpy(), expected)
