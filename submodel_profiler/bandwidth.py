@@ -105,8 +105,9 @@ def measure_bandwidth(
             ARRAY_BYTES_GPU on the device, else `cpu_array_bytes(last_level_cache_bytes())`.
             Arrays that fit in a cache measure the cache, not memory.
 
-    Returns None (bandwidth unknown) if Ctrl-C stopped the measurement, a kernel failed, or it
-    took no measurable time. Raises ValueError for an n_bytes below one float32. Never prints.
+    Returns None (bandwidth unknown) if a kernel failed or took no measurable time. Raises
+    KeyboardInterrupt if Ctrl-C stopped the measurement (the arrays freed first), ValueError for
+    an n_bytes below one float32. Never prints.
     """
     import tensorflow as tf
 
@@ -116,7 +117,7 @@ def measure_bandwidth(
     try:
         copy = _timed(arrays.copy, settings)
         arrays.free_copy_target()
-        triad = None if copy is None else _timed(arrays.triad, settings)
+        triad = _timed(arrays.triad, settings)
     finally:
         arrays.release()
     if copy is None or triad is None or copy.median <= 0 or triad.median <= 0:
@@ -181,10 +182,12 @@ def _validated(n_bytes) -> int:
 
 
 def _timed(kernel, settings: TimingSettings):
-    """TimeStats of one kernel in its own timing function; None if Ctrl-C stopped it."""
+    """TimeStats of one kernel in its own timing function; KeyboardInterrupt on Ctrl-C."""
     timer = SegmentTimer(_capped(settings))
     ((stats,),) = timer.time([[Segment(kernel, ())]])
-    return None if timer.interrupted else stats
+    if timer.interrupted:
+        raise KeyboardInterrupt
+    return stats
 
 
 def _capped(settings: TimingSettings) -> TimingSettings:

@@ -321,7 +321,8 @@ class Phases:
 
 def measure_machine(settings: TimingSettings, dtype: str) -> tuple:
     """(matmul peak, memory bandwidth, {method: error}) of this machine, each timed in-graph
-    like the rows; a measurement that fails is None with its error, never a lost report."""
+    like the rows; a measurement that fails or that Ctrl-C stops is None with its error, never a
+    lost report."""
     peak = bandwidth = None
     errors = {}
     with tf_warnings_silenced():  # the measurements create tf.functions too
@@ -331,6 +332,8 @@ def measure_machine(settings: TimingSettings, dtype: str) -> tuple:
             errors["peak"] = describe(e)
         try:
             bandwidth = measure_bandwidth(settings)
+        except KeyboardInterrupt:
+            errors["bandwidth"] = "not measured: interrupted (Ctrl-C)"
         except Exception as e:
             errors["bandwidth"] = describe(e)
     if bandwidth is None and "bandwidth" not in errors:

@@ -159,3 +159,26 @@ def test_measure_bandwidth_small_arrays():
         assert math.isfinite(rate) and 1e8 < rate < 1e13, rates
     assert result.bytes_per_s == max(result.copy_bytes_per_s, result.triad_bytes_per_s)
     assert "copy 2×8 MiB" in result.method and "triad 3×8 MiB" in result.method
+
+
+def test_ctrl_c_during_bandwidth_is_said_and_frees_the_arrays(monkeypatch):
+    from submodel_profiler import profiler, timing
+
+    created = []
+    real_init = bandwidth._StreamArrays.__init__
+
+    def recording_init(self, tf, n):
+        real_init(self, tf, n)
+        created.append(self)
+
+    def interrupted(self, groups, progress=None):
+        self.interrupted = True  # as SegmentTimer.time after a Ctrl-C while sampling
+        return [[None] * len(g) for g in groups]
+
+    monkeypatch.setattr(bandwidth._StreamArrays, "__init__", recording_init)
+    monkeypatch.setattr(timing.SegmentTimer, "time", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        measure_bandwidth(FAST_TIMING, n_bytes=4096)
+    assert created[0].a.numpy().size == 0 and created[0].b.numpy().size == 0
+    _, result, errors = profiler.measure_machine(FAST_TIMING, "float32")
+    assert result is None and "interrupted" in errors["bandwidth"]
