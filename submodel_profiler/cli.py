@@ -341,13 +341,6 @@ def run(args) -> int:
         build_shape = next(iter(shapes.values())) if isinstance(shapes, dict) else shapes[0]
     started = time.perf_counter()
     custom = import_custom_objects(args.custom_objects)
-    loaded = load_model(
-        args.model,
-        input_shape=build_shape,
-        custom_objects=custom,
-        dtype_policy=args.dtype_policy,
-        safe_mode=not args.no_safe_mode,
-    )
     settings = TimingSettings(
         warmup=args.warmup,
         min_repeats=args.min_repeats,
@@ -355,16 +348,27 @@ def run(args) -> int:
         tolerance=args.tolerance,
         budget_s=args.time_budget,
     )
+    bandwidth, bandwidth_s = _bandwidth_before_loading(args, settings)
+    loaded = load_model(
+        args.model,
+        input_shape=build_shape,
+        custom_objects=custom,
+        dtype_policy=args.dtype_policy,
+        safe_mode=not args.no_safe_mode,
+    )
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.batch_sizes:
-        return run_sweep(args, loaded, settings, progress)
-    loading_s = time.perf_counter() - started
+        return run_sweep(args, loaded, settings, progress, bandwidth)
+    loading_s = time.perf_counter() - started - bandwidth_s
     report = profile_model(
         loaded.model,
         batch_size=args.batch_size,
+        measured_bandwidth=bandwidth,
         **_profile_options(args, loaded, settings, progress),
     )
     phases = {"loading": loading_s, **report.settings.phases}
+    if bandwidth is not None:
+        phases["machine"] = phases.get("machine", 0.0) + bandwidth_s
     report = dataclasses.replace(
         report, settings=dataclasses.replace(report.settings, phases=phases)
     )
@@ -382,6 +386,24 @@ def run(args) -> int:
         _write(render_trace(report), args.trace)
     _write(text, args.output)
     return exit_code(report)
+
+
+def _bandwidth_before_loading(args, settings) -> tuple:
+    """(memory bandwidth or None, seconds it took), measured before the model is loaded (see
+    profile_model's `measured_bandwidth`); None without timing or if it failed: the profile then
+    measures it at the end and reports why it could not."""
+    if args.no_timing:
+        return None, 0.0
+    from submodel_profiler.bandwidth import measure_bandwidth
+    from submodel_profiler.tf_logging import tf_warnings_silenced
+
+    started = time.perf_counter()
+    with tf_warnings_silenced():  # the measurement creates tf.functions
+        try:
+            bandwidth = measure_bandwidth(settings)
+        except Exception:
+            bandwidth = None
+    return bandwidth, time.perf_counter() - started
 
 
 def _profile_options(args, loaded, settings, progress: bool) -> dict:
@@ -616,13 +638,16 @@ def _table_columns(args) -> tuple:
     return keys
 
 
-def run_sweep(args, loaded, settings, progress: bool) -> int:
+def run_sweep(args, loaded, settings, progress: bool, bandwidth=None) -> int:
     """Profile once per batch size, render the sweep, write it; returns the worst exit code."""
     from submodel_profiler.renderers import render_sweep
     from submodel_profiler.sweep import profile_sweep
 
     sweep = profile_sweep(
-        loaded.model, args.batch_sizes, **_profile_options(args, loaded, settings, progress)
+        loaded.model,
+        args.batch_sizes,
+        measured_bandwidth=bandwidth,
+        **_profile_options(args, loaded, settings, progress),
     )
     _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)
     codes = [exit_code(r) for r in sweep.reports]

@@ -128,6 +128,7 @@ def profile_model(
     trace: bool = False,
     pass_: str = "inference",
     optimizer=None,
+    measured_bandwidth=None,
 ) -> Report:
     """Profile `model` layer by layer with the sub-model and whole-graph methods.
 
@@ -170,6 +171,11 @@ def profile_model(
             (`optimizer_flops`, `optimizer_time_us`: each row's for the weights it owns, timed
             on copies of them, beside one update of all of them): a keras.optimizers name
             ("adam") or instance; default: the one the model was compiled with, if any.
+        measured_bandwidth: this machine's memory bandwidth (`bandwidth.measure_bandwidth`), measured
+            already in this process; None: measured at the end, beside the peak. The CLI
+            measures it before loading the model: TF's CPU allocator keeps freed buffers for
+            reuse, so the STREAM arrays' buffers then hold the model's weights instead of
+            adding to the profile's peak memory.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
@@ -294,7 +300,9 @@ def profile_model(
     peak = bandwidth = None
     if timing and measure_peak and report.status != "interrupted":
         with clock("machine"):
-            peak, bandwidth, errors = measure_machine(timing_settings, compute_dtype(layers))
+            peak, bandwidth, errors = measure_machine(
+                timing_settings, compute_dtype(layers), measured_bandwidth
+            )
         errors = {**report.cross_check.method_errors, **errors}
         report = dataclasses.replace(
             report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
@@ -319,11 +327,11 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def measure_machine(settings: TimingSettings, dtype: str) -> tuple:
+def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tuple:
     """(matmul peak, memory bandwidth, {method: error}) of this machine, each timed in-graph
-    like the rows; a measurement that fails or that Ctrl-C stops is None with its error, never a
-    lost report."""
-    peak = bandwidth = None
+    like the rows (the bandwidth only if not given); a measurement that fails or that Ctrl-C
+    stops is None with its error, never a lost report."""
+    peak = None
     errors = {}
     with tf_warnings_silenced():  # the measurements create tf.functions too
         try:
@@ -331,7 +339,7 @@ def measure_machine(settings: TimingSettings, dtype: str) -> tuple:
         except Exception as e:
             errors["peak"] = describe(e)
         try:
-            bandwidth = measure_bandwidth(settings)
+            bandwidth = bandwidth or measure_bandwidth(settings)
         except KeyboardInterrupt:
             errors["bandwidth"] = "not measured: interrupted (Ctrl-C)"
         except Exception as e:

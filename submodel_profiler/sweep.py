@@ -104,11 +104,18 @@ def per_sample_rows(sweep: Sweep) -> tuple:
 
 
 def profile_sweep(
-    model, batch_sizes, *, timing: bool = True, timing_settings=None, **kwargs
+    model,
+    batch_sizes,
+    *,
+    timing: bool = True,
+    timing_settings=None,
+    measured_bandwidth=None,
+    **kwargs,
 ) -> Sweep:
-    """`profile_model` once per batch size; the peak and the bandwidth are measured once and shared.
+    """`profile_model` once per batch size; the peak and the bandwidth are measured once and shared
+    (the bandwidth only if not `measured_bandwidth`, as for `profile_model`).
 
-    Keyword arguments are passed on to `profile_model`. Raises what it raises.
+    Other keyword arguments are passed on to `profile_model`. Raises what it raises.
     """
     from submodel_profiler.derived import add_derived_fields
     from submodel_profiler.profiler import measure_machine, profile_model
@@ -134,5 +141,5 @@ def profile_sweep(
     dtype = compute_dtype(reports[-1].layers)
     peak = bandwidth = None
     if timing and not interrupted:
-        peak, bandwidth, _ = measure_machine(settings, dtype)  # errors: null fields, as before
+        peak, bandwidth, _ = measure_machine(settings, dtype, measured_bandwidth)  # errors: null fields, as before
     return Sweep(tuple(add_derived_fields(r, peak, bandwidth) for r in reports))
