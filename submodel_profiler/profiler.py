@@ -171,11 +171,11 @@ def profile_model(
             (`optimizer_flops`, `optimizer_time_us`: each row's for the weights it owns, timed
             on copies of them, beside one update of all of them): a keras.optimizers name
             ("adam") or instance; default: the one the model was compiled with, if any.
-        measured_bandwidth: this machine's memory bandwidth (`bandwidth.measure_bandwidth`), measured
-            already in this process; None: measured at the end, beside the peak. The CLI
+        measured_bandwidth: this machine's memory bandwidth (`bandwidth.measure_bandwidth`),
+            measured already in this process; None: measured at the end, beside the peak. The CLI
             measures it before loading the model: TF's CPU allocator keeps freed buffers for
-            reuse, so the STREAM arrays' buffers then hold the model's weights instead of
-            adding to the profile's peak memory.
+            reuse, so the STREAM arrays' buffers then hold the model's large weight tensors
+            instead of adding to the profile's peak memory (docs/performance.md).
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.

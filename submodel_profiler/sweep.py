@@ -141,5 +141,6 @@ def profile_sweep(
     dtype = compute_dtype(reports[-1].layers)
     peak = bandwidth = None
     if timing and not interrupted:
-        peak, bandwidth, _ = measure_machine(settings, dtype, measured_bandwidth)  # errors: null fields, as before
+        # errors: null fields, as before
+        peak, bandwidth, _ = measure_machine(settings, dtype, measured_bandwidth)
     return Sweep(tuple(add_derived_fields(r, peak, bandwidth) for r in reports))
