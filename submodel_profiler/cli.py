@@ -367,7 +367,7 @@ def run(args) -> int:
         **_profile_options(args, loaded, settings, progress),
     )
     phases = {"loading": loading_s, **report.settings.phases}
-    if bandwidth is not None:
+    if bandwidth_s:  # measured before loading, successfully or not
         phases["machine"] = phases.get("machine", 0.0) + bandwidth_s
     report = dataclasses.replace(
         report, settings=dataclasses.replace(report.settings, phases=phases)
@@ -394,15 +394,10 @@ def _bandwidth_before_loading(args, settings) -> tuple:
     measures it at the end and reports why it could not."""
     if args.no_timing:
         return None, 0.0
-    from submodel_profiler.bandwidth import measure_bandwidth
-    from submodel_profiler.tf_logging import tf_warnings_silenced
+    from submodel_profiler.profiler import measure_memory_bandwidth
 
     started = time.perf_counter()
-    with tf_warnings_silenced():  # the measurement creates tf.functions
-        try:
-            bandwidth = measure_bandwidth(settings)
-        except Exception:
-            bandwidth = None
+    bandwidth, _ = measure_memory_bandwidth(settings)
     return bandwidth, time.perf_counter() - started
 
 

@@ -333,20 +333,31 @@ def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tup
     stops is None with its error, never a lost report."""
     peak = None
     errors = {}
-    with tf_warnings_silenced():  # the measurements create tf.functions too
+    with tf_warnings_silenced():  # the measurement creates a tf.function
         try:
             peak = measure_machine_peak(settings, dtype=dtype)
         except Exception as e:
             errors["peak"] = describe(e)
+    if bandwidth is None:
         try:
-            bandwidth = bandwidth or measure_bandwidth(settings)
+            bandwidth, more = measure_memory_bandwidth(settings)
         except KeyboardInterrupt:
-            errors["bandwidth"] = "not measured: interrupted (Ctrl-C)"
-        except Exception as e:
-            errors["bandwidth"] = describe(e)
-    if bandwidth is None and "bandwidth" not in errors:
-        errors["bandwidth"] = "not measured: the copy or triad run took no measurable time"
+            more = {"bandwidth": "not measured: interrupted (Ctrl-C)"}
+        errors.update(more)
     return peak, bandwidth, errors
+
+
+def measure_memory_bandwidth(settings: TimingSettings) -> tuple:
+    """(memory bandwidth, {}) of this machine, timed in-graph like the rows, or (None,
+    {"bandwidth": why not}) if it failed; Ctrl-C raises KeyboardInterrupt."""
+    with tf_warnings_silenced():  # the measurement creates tf.functions
+        try:
+            bandwidth = measure_bandwidth(settings)
+        except Exception as e:
+            return None, {"bandwidth": describe(e)}
+    if bandwidth is None:
+        return None, {"bandwidth": "not measured: the copy or triad run took no measurable time"}
+    return bandwidth, {}
 
 
 def check_depth(depth) -> int:

@@ -184,7 +184,7 @@ def test_verbose_prints_where_the_time_went(model_file, tmp_path):
 def test_cli_measures_the_bandwidth_before_loading_the_model(model_file, tmp_path, monkeypatch):
     # Before loading, the STREAM arrays' freed buffers (pooled by TF's CPU allocator) can hold
     # the model's weights; the profile then uses that measurement instead of measuring again.
-    from submodel_profiler import bandwidth, cli, loading
+    from submodel_profiler import bandwidth, cli, loading, profiler
 
     calls = []
     stub = bandwidth.Bandwidth(1.25e10, 1e10, 1.25e10, "stub")
@@ -198,7 +198,7 @@ def test_cli_measures_the_bandwidth_before_loading_the_model(model_file, tmp_pat
         calls.append("load")
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(bandwidth, "measure_bandwidth", measured)
+    monkeypatch.setattr(profiler, "measure_bandwidth", measured)
     monkeypatch.setattr(loading, "load_model", load)
     out = tmp_path / "r.json"
     argv = [model_file, *FAST_FLAGS, "--format", "json", "--output", str(out), "--no-progress"]
