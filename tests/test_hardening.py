@@ -398,8 +398,13 @@ def test_a_profile_hands_back_the_objects_it_froze_and_keeps_a_callers_freeze(
     assert seen[0] > 0 and gc.get_freeze_count() == 0
     gc.freeze()
     try:
-        frozen = gc.get_freeze_count()
+        # A caller's freeze: the profile neither freezes nor unfreezes. (Counts cannot say so:
+        # a frozen object that dies while the profile runs leaves the permanent generation.)
+        calls = []
+        monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+        monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
         profile_model(tiny_cnn, timing=False)
-        assert seen[1] == frozen and gc.get_freeze_count() == frozen
+        assert calls == [] and seen[1] > 0 and gc.get_freeze_count() > 0
     finally:
+        monkeypatch.undo()
         gc.unfreeze()
