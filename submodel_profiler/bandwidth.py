@@ -1,8 +1,9 @@
 """Memory bandwidth: this machine's attainable bytes per second, measured once per run.
 
-Two STREAM kernels (McCalpin's benchmark) on float32 arrays far larger than the last-level
-cache, timed by the very in-graph method the rows and the matmul peak are timed with
-(`timing.SegmentTimer`, as in `throughput.measure_peak`); n float32 per array:
+Two STREAM kernels (McCalpin's benchmark) on float32 arrays of 4× the last-level cache
+(within 64-256 MiB on a CPU: `cpu_array_bytes`), timed by the very in-graph method the rows
+and the matmul peak are timed with (`timing.SegmentTimer`, as in `throughput.measure_peak`);
+n float32 per array:
 
     copy   b = a        read a, write b:          2 · n · 4 bytes per run
     triad  c = c − s·a  read c and a, write c:    3 · n · 4 bytes per run
@@ -65,6 +66,11 @@ GiB = 2**30
 FLOAT32_BYTES = 4
 CACHE_MULTIPLE = 4  # STREAM's rule: every array at least 4× the largest cache
 MIN_ARRAY_BYTES_CPU = 64 * MiB
+# At most, whatever the cache: a VM's cores see the host's whole last-level cache (480 MiB on
+# the 2-vCPU Xeon VM this was measured on), of which they hold a small share; there 64 MiB to
+# 1 GiB arrays gave the same triad (44-47 GB/s), while 4× the cache (1920 MiB) took 10 s and
+# 3.8 GB of the profile's memory.
+MAX_ARRAY_BYTES_CPU = 256 * MiB
 FALLBACK_CACHE_BYTES = 32 * MiB  # when sysfs says nothing
 ARRAY_BYTES_GPU = 1 * GiB  # per array, on the device
 BANDWIDTH_REPEATS = 5  # timed runs per kernel, at most
@@ -111,7 +117,11 @@ def measure_bandwidth(
     """
     import tensorflow as tf
 
-    n_bytes = _default_bytes(tf) if n_bytes is None else _validated(n_bytes)
+    note = ""
+    if n_bytes is None:
+        n_bytes, note = _default_bytes(tf)
+    else:
+        n_bytes = _validated(n_bytes)
     n = n_bytes // FLOAT32_BYTES
     arrays = _StreamArrays(tf, n)
     try:
@@ -127,14 +137,15 @@ def measure_bandwidth(
     size = _format_size(n * FLOAT32_BYTES)
     method = (
         f"STREAM copy 2×{size} / triad 3×{size} float32, in place (b = a; c −= s·a), "
-        f"in-graph median of {min(copy.repeats, triad.repeats)} runs"
+        f"in-graph median of {min(copy.repeats, triad.repeats)} runs{note}"
     )
     return Bandwidth(max(copy_rate, triad_rate), copy_rate, triad_rate, method)
 
 
 def cpu_array_bytes(cache_bytes: int) -> int:
-    """Bytes per array on a CPU: max(CACHE_MULTIPLE × the largest cache, MIN_ARRAY_BYTES_CPU)."""
-    return max(CACHE_MULTIPLE * cache_bytes, MIN_ARRAY_BYTES_CPU)
+    """Bytes per array on a CPU: CACHE_MULTIPLE × the largest cache, within
+    [MIN_ARRAY_BYTES_CPU, MAX_ARRAY_BYTES_CPU]."""
+    return min(max(CACHE_MULTIPLE * cache_bytes, MIN_ARRAY_BYTES_CPU), MAX_ARRAY_BYTES_CPU)
 
 
 def last_level_cache_bytes(cache_dir: Path = CPU_CACHE_DIR) -> int:
@@ -165,10 +176,18 @@ def _parse_size(text: str) -> int:
     return int(digits) * scale
 
 
-def _default_bytes(tf) -> int:
+def _default_bytes(tf) -> tuple[int, str]:
+    """Bytes per array, and what the method says of the size when it is capped."""
     if tf.config.list_physical_devices("GPU"):
-        return ARRAY_BYTES_GPU
-    return cpu_array_bytes(last_level_cache_bytes())
+        return ARRAY_BYTES_GPU, ""
+    cache = last_level_cache_bytes()
+    n_bytes = cpu_array_bytes(cache)
+    if n_bytes >= CACHE_MULTIPLE * cache:
+        return n_bytes, ""
+    return n_bytes, (
+        f"; arrays capped at {_format_size(n_bytes)}, below {CACHE_MULTIPLE}× the "
+        f"{_format_size(cache)} last-level cache"
+    )
 
 
 def _validated(n_bytes) -> int:
