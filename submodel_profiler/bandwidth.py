@@ -1,7 +1,7 @@
 """Memory bandwidth: this machine's attainable bytes per second, measured once per run.
 
 Two STREAM kernels (McCalpin's benchmark) on float32 arrays of 4× the last-level cache
-(within 64-256 MiB on a CPU: `cpu_array_bytes`), timed by the very in-graph method the rows
+(within 64-128 MiB on a CPU: `cpu_array_bytes`), timed by the very in-graph method the rows
 and the matmul peak are timed with (`timing.SegmentTimer`, as in `throughput.measure_peak`);
 n float32 per array:
 
@@ -67,10 +67,11 @@ FLOAT32_BYTES = 4
 CACHE_MULTIPLE = 4  # STREAM's rule: every array at least 4× the largest cache
 MIN_ARRAY_BYTES_CPU = 64 * MiB
 # At most, whatever the cache: a VM's cores see the host's whole last-level cache (480 MiB on
-# the 2-vCPU Xeon VM this was measured on), of which they hold a small share; there 64 MiB to
-# 1 GiB arrays gave the same triad (44-47 GB/s), while 4× the cache (1920 MiB) took 10 s and
-# 3.8 GB of the profile's memory.
-MAX_ARRAY_BYTES_CPU = 256 * MiB
+# the 2-vCPU Xeon VM this was measured on), of which they hold a small share. There 128 MiB,
+# 256 MiB and 1 GiB arrays gave the same triad (48.1-48.5, 47.7-48.4 and 47.9-48.5 GB/s, three
+# alternations), while 4× that cache (1920 MiB arrays) took 10 s and 3.8 GB of the profile's
+# memory; two arrays stay in TF's allocator (module docstring), so the cap is peak memory.
+MAX_ARRAY_BYTES_CPU = 128 * MiB
 FALLBACK_CACHE_BYTES = 32 * MiB  # when sysfs says nothing
 ARRAY_BYTES_GPU = 1 * GiB  # per array, on the device
 BANDWIDTH_REPEATS = 5  # timed runs per kernel, at most

@@ -127,8 +127,7 @@ def test_array_size_rule(tmp_path):
     assert bandwidth.last_level_cache_bytes(tmp_path / "absent") == 32 * mib  # the fallback
     assert bandwidth.cpu_array_bytes(32 * mib) == 128 * mib  # 4× the cache
     assert bandwidth.cpu_array_bytes(8 * mib) == 64 * mib  # 64 MiB at least
-    assert bandwidth.cpu_array_bytes(64 * mib) == 256 * mib
-    assert bandwidth.cpu_array_bytes(480 * mib) == 256 * mib  # 256 MiB at most
+    assert bandwidth.cpu_array_bytes(480 * mib) == 128 * mib  # 128 MiB at most
 
 
 def test_capped_arrays_are_named_in_the_method(monkeypatch):
@@ -138,10 +137,12 @@ def test_capped_arrays_are_named_in_the_method(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 480 * mib)
     n_bytes, note = bandwidth._default_bytes(tf)
-    assert n_bytes == 256 * mib
-    assert note == "; arrays capped at 256 MiB, below 4× the 480 MiB last-level cache"
+    assert n_bytes == 128 * mib
+    assert note == "; arrays capped at 128 MiB, below 4× the 480 MiB last-level cache"
     monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 32 * mib)
-    assert bandwidth._default_bytes(tf) == (128 * mib, "")
+    assert bandwidth._default_bytes(tf) == (128 * mib, "")  # 4× 32 MiB: not capped
+    monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 8 * mib)
+    assert bandwidth._default_bytes(tf) == (64 * mib, "")
 
 
 def test_kernels_compute_copy_and_triad():
