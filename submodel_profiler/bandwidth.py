@@ -70,7 +70,7 @@ MIN_ARRAY_BYTES_CPU = 64 * MiB
 # the 2-vCPU Xeon VM this was measured on), of which they hold a small share. There 128 MiB,
 # 256 MiB and 1 GiB arrays gave the same triad (48.1-48.5, 47.7-48.4 and 47.9-48.5 GB/s, three
 # alternations), while 4× that cache (1920 MiB arrays) took 10 s and 3.8 GB of the profile's
-# memory; two arrays stay in TF's allocator (module docstring), so the cap is peak memory.
+# memory; two arrays stay in TF's allocator (module docstring), so the cap bounds the peak.
 MAX_ARRAY_BYTES_CPU = 128 * MiB
 FALLBACK_CACHE_BYTES = 32 * MiB  # when sysfs says nothing
 ARRAY_BYTES_GPU = 1 * GiB  # per array, on the device
