@@ -1,19 +1,30 @@
 """Memory bandwidth: this machine's attainable bytes per second, measured once per run.
 
-Two STREAM kernels (McCalpin's benchmark) on float32 arrays of 4× the last-level cache
-(within 64-128 MiB on a CPU: `cpu_array_bytes`), timed by the very in-graph method the rows
-and the matmul peak are timed with (`timing.SegmentTimer`, as in `throughput.measure_peak`);
-n float32 per array:
+Two STREAM kernels (McCalpin's benchmark) on float32 arrays of 4× the last-level cache (within
+64-128 MiB on a CPU: `cpu_array_bytes`), n float32 per array. Bytes are counted the way STREAM
+counts them, what the kernel reads and writes, not what the caches add: on x86 a store first
+reads its line (write-allocate), so a copy moves more than it is credited with and reports less
+than a 3-array kernel (about half, on the 2-core EPYC VM this was written on).
+`Bandwidth.bytes_per_s`, the attainable rate, is the larger of the two.
+
+Where the rows run on a CPU, the kernels run on the host with numpy, in a child process
+(`host_stream.py`: copy b = a, 2 · n · 4 bytes, and add b = b + a, 3 · n · 4 bytes, on every
+core the process may use), so that the arrays never count in the profile's memory: allocated
+through TensorFlow, they stayed in its CPU allocator, which keeps what it once held, and in
+every later peak (208 MB of MobileNetV3Large's 1088 MB on the 2-vCPU Xeon VM). There, side by
+side in one process, numpy's add measured 41-47 GB/s and the in-graph triad below 45-47. Should
+the child fail to start, the kernels run in this process (the method says so): numpy hands
+arrays that large back to the system when they are freed, so they raise the peak only while
+they live.
+
+On a GPU they run on the device, timed in-graph by the very method the rows and the matmul
+peak are timed with (`timing.SegmentTimer`, as in `throughput.measure_peak`):
 
     copy   b = a        read a, write b:          2 · n · 4 bytes per run
     triad  c = c − s·a  read c and a, write c:    3 · n · 4 bytes per run
 
 The triad is STREAM's `a = b + s·c` with its result written over its first input, as BLAS axpy
-does: the same 3 arrays per element, in one pass. Bytes are counted the way STREAM counts them,
-what the kernel reads and writes, not what the caches add: on x86 a store first reads its line
-(write-allocate), so a copy moves more than it is credited with and reports less than the triad
-(about half, on the 2-core EPYC VM this was written on). `Bandwidth.bytes_per_s`, the
-attainable rate, is the larger of the two.
+does: the same 3 arrays per element, in one pass.
 
 Which TF ops really move those bytes. Most ops that look like a copy do not copy, or allocate a
 fresh output every run, which on a CPU costs more than the copy (arrays above glibc's mmap
@@ -43,19 +54,23 @@ allocates and copies all of it, 43 ms for 64 MiB), so b is read back by a one-el
 a dense read, so no alias of c's buffer can outlive the read; `a` is only ever read.
 
 Only two arrays are alive at a time: copy is timed first, then b is freed and c created, which
-takes b's buffer from TF's CPU allocator (a pooling allocator that keeps freed buffers for
-reuse, not returning them to the system). With all three alive, the profile's peak memory grew
-by one more array (128 MiB here). The arrays are freed before returning.
+takes b's buffer from TF's allocator (a pooling allocator that keeps freed buffers for reuse).
+With all three alive, the peak memory grew by one more array (128 MiB, when these kernels ran
+on the CPU). The arrays are freed before returning.
 
-Each kernel is timed BANDWIDTH_REPEATS times (each run moves hundreds of MB, so the median is
-steady: an IQR of about 10% of it here). Creating the arrays (page faults on first touch) and
-compiling cost about as much as the timed runs.
+Each kernel is timed BANDWIDTH_REPEATS times, after one untimed run (each run moves hundreds of
+MB, so the median is steady: an IQR of about 10% of it on the CPU). Creating the arrays (page
+faults on first touch) costs about as much as the timed runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import numbers
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +84,7 @@ MIN_ARRAY_BYTES_CPU = 64 * MiB
 # At most, whatever the cache: a VM's cores see the host's whole last-level cache (480 MiB on
 # the 2-vCPU Xeon VM this was measured on), of which they hold a small share. There 128 MiB,
 # 256 MiB and 1 GiB arrays gave the same triad (48.1-48.5, 47.7-48.4 and 47.9-48.5 GB/s, three
-# alternations), while 4× that cache (1920 MiB arrays) took 10 s and 3.8 GB of the profile's
-# memory; two arrays stay in TF's allocator (module docstring), so the cap bounds the peak.
+# alternations), while 4× that cache (1920 MiB arrays) took 10 s and 3.8 GB of memory.
 MAX_ARRAY_BYTES_CPU = 128 * MiB
 FALLBACK_CACHE_BYTES = 32 * MiB  # when sysfs says nothing
 ARRAY_BYTES_GPU = 1 * GiB  # per array, on the device
@@ -78,15 +92,18 @@ BANDWIDTH_REPEATS = 5  # timed runs per kernel, at most
 BANDWIDTH_WARMUP = 1  # untimed loop iterations, at most
 TRIAD_SCALAR = 1e-3  # s in c −= s·a: c stays a normal float32 for millions of runs
 CPU_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+# Run by path, not with -m, which would import the package first (0.07-0.27 s more here); its
+# directory then leads the child's sys.path, and no module in it has a name the child imports.
+HOST_STREAM_SCRIPT = Path(__file__).with_name("host_stream.py")
+HOST_CHILD_TIMEOUT_S = 300  # the host kernels take about a second; this only bounds a hang
 
 
 @dataclass(frozen=True)
 class Bandwidth:
     """Attainable memory bandwidth (bytes per second) and how it was measured."""
 
-    bytes_per_s: float  # the attainable memory bandwidth: the larger of copy and triad
-    copy_bytes_per_s: float
-    triad_bytes_per_s: float
+    bytes_per_s: float  # the attainable memory bandwidth: the larger of the two kernels'
+    kernel_bytes_per_s: dict  # each kernel's rate: {"copy": …, "add": …} ("triad" on a GPU)
     method: str
 
 
@@ -96,14 +113,16 @@ def copy_bytes(n: int) -> int:
 
 
 def triad_bytes(n: int) -> int:
-    """Bytes STREAM counts for triad c = c − s·a of n float32: read c and a, write c: 3 · n · 4."""
+    """Bytes STREAM counts for triad c = c − s·a, or add b = b + a, of n float32: two arrays
+    read, one written: 3 · n · 4."""
     return 3 * n * FLOAT32_BYTES
 
 
 def measure_bandwidth(
     settings: TimingSettings = TimingSettings(), n_bytes: int | None = None
 ) -> Bandwidth | None:
-    """Time STREAM copy and triad in-graph (like the rows) and return their rates.
+    """Time two STREAM kernels where the rows run and return their rates: on a GPU copy and
+    triad in-graph (like the rows), on a CPU copy and add with numpy in a child process.
 
     Args:
         settings: the run's timing settings; warm-up and repeats are capped at
@@ -118,12 +137,19 @@ def measure_bandwidth(
     """
     import tensorflow as tf
 
+    gpu = bool(tf.config.list_physical_devices("GPU"))
     note = ""
     if n_bytes is None:
-        n_bytes, note = _default_bytes(tf)
+        n_bytes, note = _default_bytes(gpu)
     else:
         n_bytes = _validated(n_bytes)
-    n = n_bytes // FLOAT32_BYTES
+    settings = _capped(settings)
+    if gpu:
+        return _device_bandwidth(tf, n_bytes // FLOAT32_BYTES, settings, note)
+    return _host_bandwidth(n_bytes, settings.max_repeats, note)
+
+
+def _device_bandwidth(tf, n: int, settings: TimingSettings, note: str) -> Bandwidth | None:
     arrays = _StreamArrays(tf, n)
     try:
         copy = _timed(arrays.copy, settings)
@@ -133,14 +159,51 @@ def measure_bandwidth(
         arrays.release()
     if copy is None or triad is None or copy.median <= 0 or triad.median <= 0:
         return None
-    copy_rate = copy_bytes(n) / (copy.median * 1e-6)
-    triad_rate = triad_bytes(n) / (triad.median * 1e-6)
+    rates = {
+        "copy": copy_bytes(n) / (copy.median * 1e-6),
+        "triad": triad_bytes(n) / (triad.median * 1e-6),
+    }
     size = _format_size(n * FLOAT32_BYTES)
     method = (
         f"STREAM copy 2×{size} / triad 3×{size} float32, in place (b = a; c −= s·a), "
         f"in-graph median of {min(copy.repeats, triad.repeats)} runs{note}"
     )
-    return Bandwidth(max(copy_rate, triad_rate), copy_rate, triad_rate, method)
+    return Bandwidth(max(rates.values()), rates, method)
+
+
+def _host_bandwidth(n_bytes: int, repeats: int, note: str) -> Bandwidth | None:
+    result, where = _host_stream(n_bytes, repeats)
+    if result["copy_s"] <= 0 or result["add_s"] <= 0:
+        return None
+    n = result["n"]
+    rates = {"copy": copy_bytes(n) / result["copy_s"], "add": triad_bytes(n) / result["add_s"]}
+    size = _format_size(n * FLOAT32_BYTES)
+    method = (
+        f"STREAM copy 2×{size} / add 3×{size} float32, in place (b = a; b += a), numpy on "
+        f"{result['threads']} threads {where}, median of {result['repeats']} runs{note}"
+    )
+    return Bandwidth(max(rates.values()), rates, method)
+
+
+def _host_stream(n_bytes: int, repeats: int) -> tuple[dict, str]:
+    """`host_stream.stream` in a child process, or in this one if the child failed; with where
+    it ran. The child searches this process's sys.path, so it finds the same packages."""
+    command = [sys.executable, str(HOST_STREAM_SCRIPT), str(n_bytes), str(repeats)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=HOST_CHILD_TIMEOUT_S,
+            check=True,
+        )
+        return json.loads(done.stdout.splitlines()[-1]), "in a child process"
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        from submodel_profiler import host_stream  # here only if its child failed
+
+        return host_stream.stream(n_bytes, repeats), "in this process (the child failed)"
 
 
 def cpu_array_bytes(cache_bytes: int) -> int:
@@ -177,9 +240,9 @@ def _parse_size(text: str) -> int:
     return int(digits) * scale
 
 
-def _default_bytes(tf) -> tuple[int, str]:
+def _default_bytes(gpu: bool) -> tuple[int, str]:
     """Bytes per array, and what the method says of the size when it is capped."""
-    if tf.config.list_physical_devices("GPU"):
+    if gpu:
         return ARRAY_BYTES_GPU, ""
     cache = last_level_cache_bytes()
     n_bytes = cpu_array_bytes(cache)
@@ -203,7 +266,7 @@ def _validated(n_bytes) -> int:
 
 def _timed(kernel, settings: TimingSettings):
     """TimeStats of one kernel in its own timing function; KeyboardInterrupt on Ctrl-C."""
-    timer = SegmentTimer(_capped(settings))
+    timer = SegmentTimer(settings)
     ((stats,),) = timer.time([[Segment(kernel, ())]])
     if timer.interrupted:
         raise KeyboardInterrupt
@@ -221,10 +284,10 @@ def _capped(settings: TimingSettings) -> TimingSettings:
 
 
 class _StreamArrays:
-    """[1, n] float32 variables on the default device (the GPU if any) and the two kernels as
-    segment bodies: `copy()` (b = a) and, after `free_copy_target()` has swapped b for c,
-    `triad()` (c −= s·a), each returning one element of its result (see the module docstring
-    for why exactly these ops)."""
+    """[1, n] float32 variables on the default device (the GPU if any; the CPU in tests) and
+    the two kernels as segment bodies: `copy()` (b = a) and, after `free_copy_target()` has
+    swapped b for c, `triad()` (c −= s·a), each returning one element of its result (see the
+    module docstring for why exactly these ops)."""
 
     def __init__(self, tf, n: int):
         self.tf, self.n = tf, n

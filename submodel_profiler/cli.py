@@ -348,7 +348,6 @@ def run(args) -> int:
         tolerance=args.tolerance,
         budget_s=args.time_budget,
     )
-    bandwidth, bandwidth_s = _bandwidth_before_loading(args, settings)
     loaded = load_model(
         args.model,
         input_shape=build_shape,
@@ -358,17 +357,14 @@ def run(args) -> int:
     )
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     if args.batch_sizes:
-        return run_sweep(args, loaded, settings, progress, bandwidth)
-    loading_s = time.perf_counter() - started - bandwidth_s
+        return run_sweep(args, loaded, settings, progress)
+    loading_s = time.perf_counter() - started
     report = profile_model(
         loaded.model,
         batch_size=args.batch_size,
-        measured_bandwidth=bandwidth,
         **_profile_options(args, loaded, settings, progress),
     )
     phases = {"loading": loading_s, **report.settings.phases}
-    if bandwidth_s:  # measured before loading, successfully or not
-        phases["machine"] = phases.get("machine", 0.0) + bandwidth_s
     report = dataclasses.replace(
         report, settings=dataclasses.replace(report.settings, phases=phases)
     )
@@ -386,19 +382,6 @@ def run(args) -> int:
         _write(render_trace(report), args.trace)
     _write(text, args.output)
     return exit_code(report)
-
-
-def _bandwidth_before_loading(args, settings) -> tuple:
-    """(memory bandwidth or None, seconds it took), measured before the model is loaded (see
-    profile_model's `measured_bandwidth`); None without timing or if it failed: the profile then
-    measures it at the end and reports why it could not."""
-    if args.no_timing:
-        return None, 0.0
-    from submodel_profiler.profiler import measure_memory_bandwidth
-
-    started = time.perf_counter()
-    bandwidth, _ = measure_memory_bandwidth(settings)
-    return bandwidth, time.perf_counter() - started
 
 
 def _profile_options(args, loaded, settings, progress: bool) -> dict:
@@ -633,7 +616,7 @@ def _table_columns(args) -> tuple:
     return keys
 
 
-def run_sweep(args, loaded, settings, progress: bool, bandwidth=None) -> int:
+def run_sweep(args, loaded, settings, progress: bool) -> int:
     """Profile once per batch size, render the sweep, write it; returns the worst exit code."""
     from submodel_profiler.renderers import render_sweep
     from submodel_profiler.sweep import profile_sweep
@@ -641,7 +624,6 @@ def run_sweep(args, loaded, settings, progress: bool, bandwidth=None) -> int:
     sweep = profile_sweep(
         loaded.model,
         args.batch_sizes,
-        measured_bandwidth=bandwidth,
         **_profile_options(args, loaded, settings, progress),
     )
     _write(render_sweep(sweep, args.format, top=args.top, sort=args.sort), args.output)

@@ -172,10 +172,8 @@ def profile_model(
             on copies of them, beside one update of all of them): a keras.optimizers name
             ("adam") or instance; default: the one the model was compiled with, if any.
         measured_bandwidth: this machine's memory bandwidth (`bandwidth.measure_bandwidth`),
-            measured already in this process; None: measured at the end, beside the peak. The CLI
-            measures it before loading the model: TF's CPU allocator keeps freed buffers for
-            reuse, so the STREAM arrays' buffers then hold the model's large weight tensors
-            instead of adding to the profile's peak memory (docs/performance.md).
+            measured already (to profile many models, measure it once and pass it to each);
+            None: measured at the end, beside the peak.
 
     Returns:
         A Report; a multiply-add is 2 float ops in both conventions.
@@ -328,9 +326,9 @@ class Phases:
 
 
 def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tuple:
-    """(matmul peak, memory bandwidth, {method: error}) of this machine, each timed in-graph
-    like the rows (the bandwidth only if not given); a measurement that fails or that Ctrl-C
-    stops is None with its error, never a lost report."""
+    """(matmul peak, memory bandwidth, {method: error}) of this machine (the bandwidth only if
+    not given); a measurement that fails or that Ctrl-C stops is None with its error, never a
+    lost report."""
     peak = None
     errors = {}
     with tf_warnings_silenced():  # the measurement creates a tf.function
@@ -348,7 +346,7 @@ def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tup
 
 
 def measure_memory_bandwidth(settings: TimingSettings) -> tuple:
-    """(memory bandwidth, {}) of this machine, timed in-graph like the rows, or (None,
+    """(memory bandwidth, {}) of this machine (`bandwidth.measure_bandwidth`), or (None,
     {"bandwidth": why not}) if it failed; Ctrl-C raises KeyboardInterrupt."""
     with tf_warnings_silenced():  # the measurement creates tf.functions
         try:
@@ -356,7 +354,7 @@ def measure_memory_bandwidth(settings: TimingSettings) -> tuple:
         except Exception as e:
             return None, {"bandwidth": describe(e)}
     if bandwidth is None:
-        return None, {"bandwidth": "not measured: the copy or triad run took no measurable time"}
+        return None, {"bandwidth": "not measured: a STREAM kernel took no measurable time"}
     return bandwidth, {}
 
 

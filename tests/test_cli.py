@@ -179,32 +179,3 @@ def test_verbose_prints_where_the_time_went(model_file, tmp_path):
     assert all(s >= 0 for s in phases.values())
     line = next(x for x in result.stderr.splitlines() if x.startswith("phases: "))
     assert all(name in line for name in phases)
-
-
-def test_cli_measures_the_bandwidth_before_loading_the_model(model_file, tmp_path, monkeypatch):
-    # Before loading, the STREAM arrays' freed buffers (pooled by TF's CPU allocator) can hold
-    # the model's weights; the profile then uses that measurement instead of measuring again.
-    from submodel_profiler import bandwidth, cli, loading, profiler
-
-    calls = []
-    stub = bandwidth.Bandwidth(1.25e10, 1e10, 1.25e10, "stub")
-    real_load = loading.load_model
-
-    def measured(settings):
-        calls.append("bandwidth")
-        return stub
-
-    def load(*args, **kwargs):
-        calls.append("load")
-        return real_load(*args, **kwargs)
-
-    monkeypatch.setattr(profiler, "measure_bandwidth", measured)
-    monkeypatch.setattr(loading, "load_model", load)
-    out = tmp_path / "r.json"
-    argv = [model_file, *FAST_FLAGS, "--format", "json", "--output", str(out), "--no-progress"]
-    assert cli.main(argv) == 0
-    assert calls == ["bandwidth", "load"]  # once, first
-    data = json.loads(out.read_text())
-    assert data["environment"]["peak_bytes_per_s"] == 1.25e10
-    assert data["environment"]["bandwidth_method"] == "stub"
-    assert data["settings"]["phases"]["machine"] > 0

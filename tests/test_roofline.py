@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
-from submodel_profiler import bandwidth
+from submodel_profiler import bandwidth, host_stream
 from submodel_profiler.bandwidth import Bandwidth, measure_bandwidth
 from submodel_profiler.roofline import (
     arithmetic_intensity,
@@ -131,18 +135,15 @@ def test_array_size_rule(tmp_path):
 
 
 def test_capped_arrays_are_named_in_the_method(monkeypatch):
-    import tensorflow as tf
-
     mib = 2**20
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 480 * mib)
-    n_bytes, note = bandwidth._default_bytes(tf)
+    n_bytes, note = bandwidth._default_bytes(gpu=False)
     assert n_bytes == 128 * mib
     assert note == "; arrays capped at 128 MiB, below 4× the 480 MiB last-level cache"
     monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 32 * mib)
-    assert bandwidth._default_bytes(tf) == (128 * mib, "")  # 4× 32 MiB: not capped
+    assert bandwidth._default_bytes(gpu=False) == (128 * mib, "")  # 4× 32 MiB: not capped
     monkeypatch.setattr(bandwidth, "last_level_cache_bytes", lambda: 8 * mib)
-    assert bandwidth._default_bytes(tf) == (64 * mib, "")
+    assert bandwidth._default_bytes(gpu=False) == (64 * mib, "")
 
 
 def test_kernels_compute_copy_and_triad():
@@ -170,15 +171,97 @@ def test_measure_bandwidth_refuses_bad_sizes(n_bytes):
 def test_measure_bandwidth_small_arrays():
     result = measure_bandwidth(FAST_TIMING, n_bytes=8 * 2**20)
     assert isinstance(result, Bandwidth)
-    rates = (result.bytes_per_s, result.copy_bytes_per_s, result.triad_bytes_per_s)
+    assert set(result.kernel_bytes_per_s) == {"copy", "add"}  # on the host (no GPU in CI)
+    rates = (result.bytes_per_s, *result.kernel_bytes_per_s.values())
     for rate in rates:
         assert math.isfinite(rate) and 1e8 < rate < 1e13, rates
-    assert result.bytes_per_s == max(result.copy_bytes_per_s, result.triad_bytes_per_s)
-    assert "copy 2×8 MiB" in result.method and "triad 3×8 MiB" in result.method
+    assert result.bytes_per_s == max(result.kernel_bytes_per_s.values())
+    assert "copy 2×8 MiB" in result.method and "add 3×8 MiB" in result.method
+    assert "in a child process" in result.method
 
 
-def test_ctrl_c_during_bandwidth_is_said_and_frees_the_arrays(monkeypatch):
-    from submodel_profiler import profiler, timing
+def test_host_kernels_compute_copy_and_add():
+    a = np.arange(1000, dtype=np.float32)
+    b = np.zeros_like(a)
+    host_stream.copy_into(b, a, slice(0, 1000))
+    np.testing.assert_array_equal(b, a)
+    host_stream.add_into(b, a, slice(0, 500))
+    np.testing.assert_array_equal(b[:500], 2 * a[:500])
+    np.testing.assert_array_equal(b[500:], a[500:])  # each thread writes its own slice only
+
+
+def test_host_stream_runs_as_a_child_that_prints_json():
+    done = subprocess.run(
+        [sys.executable, str(bandwidth.HOST_STREAM_SCRIPT), "4096", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["n"] == 1024 and result["repeats"] == 2 and result["threads"] >= 1
+    assert result["copy_s"] > 0 and result["add_s"] > 0
+    assert "tensorflow" not in done.stderr.lower()
+
+
+def test_the_child_imports_neither_tensorflow_nor_the_package():
+    command = [sys.executable, "-X", "importtime", str(bandwidth.HOST_STREAM_SCRIPT), "4096", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "numpy" in imported  # -X importtime lists every module imported
+    assert not {m for m in imported if m.startswith(("tensorflow", "keras", "submodel"))}
+
+
+def test_the_host_arrays_never_count_in_this_process_memory():
+    # Run in a fresh process, whose peak is read before and after 2 × 128 MiB arrays were timed:
+    # the arrays live in the child, so this process's peak (ru_maxrss, KiB) must not grow by them.
+    code = (
+        "import resource\n"
+        "from submodel_profiler import bandwidth\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "result = bandwidth._host_bandwidth(128 * 2**20, 2, '')\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(after - before, result.method)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    grown_kib, method = done.stdout.split(" ", 1)
+    assert "in a child process" in method
+    assert int(grown_kib) < 32 * 1024, done.stdout  # the arrays are 256 MiB
+
+
+def test_a_failed_child_runs_the_host_kernels_here_and_says_so(monkeypatch):
+    monkeypatch.setattr(bandwidth.sys, "executable", "/nonexistent/python")
+    result = bandwidth._host_bandwidth(2**20, 2, "")
+    assert "in this process (the child failed)" in result.method
+    assert result.bytes_per_s == max(result.kernel_bytes_per_s.values()) > 0
+
+
+def test_ctrl_c_during_host_bandwidth_is_said(monkeypatch):
+    from submodel_profiler import profiler
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as subprocess.run after killing the child on Ctrl-C
+
+    monkeypatch.setattr(bandwidth.subprocess, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        measure_bandwidth(FAST_TIMING, n_bytes=4096)
+    _, result, errors = profiler.measure_machine(FAST_TIMING, "float32")
+    assert result is None and "interrupted" in errors["bandwidth"]
+
+
+def test_device_kernels_timed_in_graph(monkeypatch):
+    # The GPU path, run on the CPU: copy and triad timed by SegmentTimer.
+    import tensorflow as tf
+
+    result = bandwidth._device_bandwidth(tf, 2**20, FAST_TIMING, "")
+    assert set(result.kernel_bytes_per_s) == {"copy", "triad"}
+    assert result.bytes_per_s == max(result.kernel_bytes_per_s.values()) > 0
+    assert "triad 3×4 MiB" in result.method and "in-graph median" in result.method
+
+
+def test_ctrl_c_during_device_bandwidth_frees_the_arrays(monkeypatch):
+    import tensorflow as tf
+
+    from submodel_profiler import timing
 
     created = []
     real_init = bandwidth._StreamArrays.__init__
@@ -194,7 +277,22 @@ def test_ctrl_c_during_bandwidth_is_said_and_frees_the_arrays(monkeypatch):
     monkeypatch.setattr(bandwidth._StreamArrays, "__init__", recording_init)
     monkeypatch.setattr(timing.SegmentTimer, "time", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        measure_bandwidth(FAST_TIMING, n_bytes=4096)
+        bandwidth._device_bandwidth(tf, 1024, FAST_TIMING, "")
     assert created[0].a.numpy().size == 0 and created[0].b.numpy().size == 0
-    _, result, errors = profiler.measure_machine(FAST_TIMING, "float32")
-    assert result is None and "interrupted" in errors["bandwidth"]
+
+
+def test_a_given_bandwidth_is_used_not_measured_again(tiny_cnn, monkeypatch):
+    # A user profiling many models measures the bandwidth once and passes it to each profile.
+    from submodel_profiler import bandwidth, profile_model, profiler
+    from submodel_profiler.timing import TimingSettings
+
+    def measured(settings):
+        raise AssertionError("measured although given")
+
+    monkeypatch.setattr(profiler, "measure_bandwidth", measured)
+    stub = bandwidth.Bandwidth(1.25e10, {"copy": 1e10, "add": 1.25e10}, "stub")
+    fast = TimingSettings(warmup=1, min_repeats=3, max_repeats=3, budget_s=0.001)
+    report = profile_model(tiny_cnn, timing_settings=fast, measured_bandwidth=stub)
+    assert report.environment.peak_bytes_per_s == 1.25e10
+    assert report.environment.bandwidth_method == "stub"
+    assert report.settings.phases["machine"] > 0  # the matmul peak is still measured
