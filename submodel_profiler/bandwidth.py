@@ -12,7 +12,7 @@ Where the rows run on a CPU, the kernels run on the host with numpy, in a child 
 core the process may use), so that the arrays never count in the profile's memory: allocated
 through TensorFlow, they stayed in its CPU allocator, which keeps what it once held, and in
 every later peak (208 MB of MobileNetV3Large's 1088 MB on the 2-vCPU Xeon VM). There, side by
-side in one process, numpy's add measured 41-47 GB/s and the in-graph triad below 45-47. Should
+side in one process, numpy's add measured 41-47 GB/s and the in-graph triad (below) 45-47. Should
 the child fail to start, the kernels run in this process (the method says so): numpy hands
 arrays that large back to the system when they are freed, so they raise the peak only while
 they live.
