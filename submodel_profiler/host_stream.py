@@ -34,7 +34,8 @@ FLOAT32_BYTES = 4
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity), or os.cpu_count() where that is unknown."""
+    """The cores this process may run on (its affinity), or os.cpu_count() where that is unknown.
+    Here, not in the profiler, which uses it too: the child may import nothing of the package."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # macOS and Windows have no sched_getaffinity

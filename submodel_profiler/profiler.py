@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from submodel_profiler.footprint import (
     weight_bytes,
 )
 from submodel_profiler.graph_walk import UNLIMITED, RowPlan, graph_of, plan_rows
+from submodel_profiler.host_stream import usable_cores
 from submodel_profiler.methods import CROSS_CHECK_METHODS, ISOLATED, sum_present, total_us
 from submodel_profiler.report import (
     STEP_STATS_SPLIT,
@@ -930,7 +930,7 @@ def _prediction(whole: WholeGraph, layers) -> dict:
     from submodel_profiler.schedule import predict
 
     # 0 is TF's default: one inter-op thread per schedulable core
-    threads = tf.config.threading.get_inter_op_parallelism_threads() or _cores()
+    threads = tf.config.threading.get_inter_op_parallelism_threads() or usable_cores()
     durations = [r.time_median_us or 0.0 for r in layers]  # inline rows have no time: 0
     p = predict(durations, whole.row_dependencies(), threads)
     return {
@@ -938,12 +938,6 @@ def _prediction(whole: WholeGraph, layers) -> dict:
         "critical_path_us": p.critical_path_us,
         "predicted_threads": p.threads,
     }
-
-
-def _cores() -> int:
-    """The cores this process may run on (all of them where the platform cannot say)."""
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
-    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def _timeline(others: OtherMethods):
