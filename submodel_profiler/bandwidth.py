@@ -102,9 +102,13 @@ HOST_CHILD_TIMEOUT_S = 300  # the host kernels take about a second; this only bo
 class Bandwidth:
     """Attainable memory bandwidth (bytes per second) and how it was measured."""
 
-    bytes_per_s: float  # the attainable memory bandwidth: the larger of the two kernels'
     kernel_bytes_per_s: dict  # each kernel's rate: {"copy": …, "add": …} ("triad" on a GPU)
     method: str
+
+    @property
+    def bytes_per_s(self) -> float:
+        """The attainable memory bandwidth: the fastest kernel's rate."""
+        return max(self.kernel_bytes_per_s.values())
 
 
 def copy_bytes(n: int) -> int:
@@ -168,7 +172,7 @@ def _device_bandwidth(tf, n: int, settings: TimingSettings, note: str) -> Bandwi
         f"STREAM copy 2×{size} / triad 3×{size} float32, in place (b = a; c −= s·a), "
         f"in-graph median of {min(copy.repeats, triad.repeats)} runs{note}"
     )
-    return Bandwidth(max(rates.values()), rates, method)
+    return Bandwidth(rates, method)
 
 
 def _host_bandwidth(n_bytes: int, repeats: int, note: str) -> Bandwidth | None:
@@ -182,7 +186,7 @@ def _host_bandwidth(n_bytes: int, repeats: int, note: str) -> Bandwidth | None:
         f"STREAM copy 2×{size} / add 3×{size} float32, in place (b = a; b += a), numpy on "
         f"{result['threads']} threads {where}, median of {result['repeats']} runs{note}"
     )
-    return Bandwidth(max(rates.values()), rates, method)
+    return Bandwidth(rates, method)
 
 
 def _host_stream(n_bytes: int, repeats: int) -> tuple[dict, str]:

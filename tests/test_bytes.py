@@ -153,7 +153,7 @@ def test_static_peak_of_a_residual_block(keras):
 
 def _roofline(report, flop_per_s: float, bytes_per_s: float):
     peak = Peak(flop_per_s, "test")
-    return add_derived_fields(report, peak, Bandwidth(bytes_per_s, {"copy": bytes_per_s}, "t"))
+    return add_derived_fields(report, peak, Bandwidth({"copy": bytes_per_s}, "t"))
 
 
 def test_bound_labels_follow_from_intensity(keras):

@@ -290,7 +290,7 @@ def test_a_given_bandwidth_is_used_not_measured_again(tiny_cnn, monkeypatch):
         raise AssertionError("measured although given")
 
     monkeypatch.setattr(profiler, "measure_bandwidth", measured)
-    stub = bandwidth.Bandwidth(1.25e10, {"copy": 1e10, "add": 1.25e10}, "stub")
+    stub = bandwidth.Bandwidth({"copy": 1e10, "add": 1.25e10}, "stub")
     fast = TimingSettings(warmup=1, min_repeats=3, max_repeats=3, budget_s=0.001)
     report = profile_model(tiny_cnn, timing_settings=fast, measured_bandwidth=stub)
     assert report.environment.peak_bytes_per_s == 1.25e10
