@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import pytest
@@ -81,7 +83,9 @@ def samples(n: int = N, features: int = 3) -> np.ndarray:
 
 
 def is_patched(model) -> bool:
-    return any("call" in vars(layer) for layer in [model, *model.layers])
+    layers = [model, *model._flatten_layers(include_self=False)]
+    layers += [f for f in (getattr(x, "_functional", None) for x in layers) if f]
+    return any(name in vars(x) for x in layers for name in ("call", "_run_through_graph"))
 
 
 @pytest.mark.parametrize("run_eagerly", [False, True])
@@ -452,3 +456,79 @@ def test_callback_times_single_input():
 def test_callback_times_rejects_bad_counts(kwargs):
     with pytest.raises(UsageError):
         callback_times(small_model(), [tf.ones((1, 3))], **kwargs)
+
+
+class Alive:
+    """Weak references to the outputs of `Step` layers, and how many lived at each call."""
+
+    def __init__(self):
+        self.outputs: list = []
+        self.alive_at_call: list[int] = []
+
+
+class Step(keras.layers.Layer):
+    """`x + 1`, noting how many earlier Step outputs are still alive when it is called."""
+
+    def __init__(self, alive, **kwargs):
+        super().__init__(**kwargs)
+        self.alive = alive
+
+    def call(self, x):
+        self.alive.alive_at_call.append(sum(ref() is not None for ref in self.alive.outputs))
+        y = x + 1.0
+        self.alive.outputs.append(weakref.ref(y))
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def test_each_layer_output_is_freed_after_its_last_use():
+    # Keras' functional pass keeps all of them until the model returns (an eager ResNet152V2
+    # pass held 288 MiB); the callback's pass holds only what a later layer still reads
+    alive = Alive()
+    x = keras.Input((3,), name="x")
+    h = x
+    for i in range(5):
+        h = Step(alive, name=f"step{i}")(h)
+    model = keras.Model(x, h)
+    model.predict(samples(1), verbose=0, callbacks=[LayerTimingCallback()])
+    assert alive.alive_at_call == [0, 1, 1, 1, 1]
+    assert not is_patched(model)
+
+
+def test_a_tensor_read_again_later_is_kept_until_then():
+    alive = Alive()
+    x = keras.Input((3,), name="x")
+    first = Step(alive, name="first")(x)
+    h = first
+    for i in range(3):
+        h = Step(alive, name=f"step{i}")(h)
+    y = keras.layers.Add(name="skip")([h, first])  # `first` is read again here
+    model = keras.Model(x, [y, keras.layers.Dense(2, name="head")(h)])
+    model.predict(samples(1), verbose=0, callbacks=[LayerTimingCallback()])
+    # first, step0 (first alive), step1 (first, step0's output), step2 (first, step1's)
+    assert alive.alive_at_call == [0, 1, 2, 2]
+
+
+def test_outputs_are_those_of_the_users_model():
+    # shared layer, two inputs, a skip connection, a nested model, a Sequential, two outputs
+    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, name="in_d")], name="seq")
+    a = keras.Input((3,), name="a")
+    b = keras.Input((3,), name="b")
+    shared = keras.layers.Dense(3, name="shared")
+    h = keras.layers.Add(name="add")([shared(a), shared(inner(b))])
+    nested_in = keras.Input((3,))
+    nested = keras.Model(nested_in, keras.layers.ReLU(name="relu")(nested_in) * 2.0, name="nested")
+    y1 = keras.layers.Multiply(name="mul")([nested(h), a])
+    y2 = keras.layers.Dense(1, name="head")(keras.layers.Concatenate(name="cat")([h, y1, b]))
+    model = keras.Model([a, b], [y1, y2])
+    rng = np.random.default_rng(0)
+    batch = [rng.normal(size=(N, 3)).astype("float32") for _ in range(2)]
+    expected = model.predict(batch, verbose=0)
+    cb = LayerTimingCallback(expanded=["nested", "seq"])
+    got = model.predict(batch, batch_size=1, verbose=0, callbacks=[cb])
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
+    assert {("shared", 1), ("seq/in_d", 0), ("nested/relu", 0)} <= set(cb.site_times_us)
+    assert not is_patched(model)
