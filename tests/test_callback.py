@@ -15,6 +15,7 @@ from submodel_profiler.callback import (
     callback_times,
     default_sync,
     no_sync,
+    releasing_run,
 )
 from submodel_profiler.errors import UsageError
 from submodel_profiler.graph_walk import plan_rows
@@ -509,6 +510,56 @@ def test_a_tensor_read_again_later_is_kept_until_then():
     model.predict(samples(1), verbose=0, callbacks=[LayerTimingCallback()])
     # first, step0 (first alive), step1 (first, step0's output), step2 (first, step1's)
     assert alive.alive_at_call == [0, 1, 2, 2]
+    assert not is_patched(model)
+
+
+def steps(alive, count: int, prefix: str) -> list:
+    return [Step(alive, name=f"{prefix}{i}") for i in range(count)]
+
+
+def test_nested_models_and_sequentials_free_their_outputs_too():
+    alive = Alive()
+    seq = keras.Sequential([keras.Input((3,)), *steps(alive, 4, "s")], name="seq")
+    seq.predict(samples(1), verbose=0, callbacks=[LayerTimingCallback()])
+    assert alive.alive_at_call == [0, 1, 1, 1]
+    alive = Alive()
+    inner_in = keras.Input((3,))
+    h = inner_in
+    for layer in steps(alive, 4, "in"):
+        h = layer(h)
+    inner = keras.Model(inner_in, h, name="inner")
+    x = keras.Input((3,), name="x")
+    model = keras.Model(x, keras.layers.Dense(2, name="head")(inner(x)))
+    model.predict(samples(1), verbose=0, callbacks=[LayerTimingCallback()])
+    assert alive.alive_at_call == [0, 1, 1, 1]
+    assert not is_patched(model) and not is_patched(seq)
+
+
+def test_a_loop_replaced_by_a_class_or_instance_is_kept():
+    class OwnLoop(keras.Model):
+        def _run_through_graph(self, *args, **kwargs):
+            return super()._run_through_graph(*args, **kwargs)
+
+    x = keras.Input((3,))
+    own = OwnLoop(x, keras.layers.Dense(2)(x))
+    assert releasing_run(own) is None
+    plain = keras.Model(x, keras.layers.Dense(2)(x))
+    assert releasing_run(plain) is not None
+    object.__setattr__(plain, "_run_through_graph", plain._run_through_graph)
+    assert releasing_run(plain) is None
+
+
+def test_masked_sequences_give_the_users_outputs():
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    h = keras.layers.Embedding(10, 4, mask_zero=True, name="emb")(ids)
+    seq = keras.layers.LSTM(5, return_sequences=True, name="lstm")(h)
+    y = keras.layers.GRU(3, name="gru")(keras.layers.Add(name="add")([seq, seq]))
+    model = keras.Model(ids, y)
+    batch = np.array([[1, 2, 3, 0, 0, 0], [4, 5, 0, 0, 0, 0]], dtype="int32")
+    expected = model.predict(batch, verbose=0)
+    got = model.predict(batch, batch_size=1, verbose=0, callbacks=[LayerTimingCallback()])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not is_patched(model)
 
 
 def test_outputs_are_those_of_the_users_model():
