@@ -69,6 +69,7 @@ import tensorflow as tf
 
 from submodel_profiler.call_recorder import layers_within, sublayers
 from submodel_profiler.errors import UsageError
+from submodel_profiler.graph_walk import execution_order, graph_of
 from submodel_profiler.patching import Patches
 from submodel_profiler.report import TimeStats, row_label
 from submodel_profiler.tracing import input_structure, pack_inputs
@@ -124,36 +125,28 @@ def releasing_run(graph) -> Callable | None:
     same nodes in the same order with the same arguments and drops a tensor once the last node
     reading it has run (the graph's outputs are kept), so the timed calls are the same calls.
     A nested model timed as one row pays the loop's bookkeeping inside its time (about 1% of
-    an eager pass of 600 nodes). None, and the loop in place is kept, when `graph` is not a
-    Keras functional graph, its class or instance replaced Keras' loop, or this Keras' loop is
-    not the one copied here (its parameters differ).
+    an eager pass of 600 nodes). The order and the read counts are the graph's, found once.
+    None, and the loop in place is kept, when `graph` is not a Keras functional graph, its
+    class or instance replaced Keras' loop, or this Keras' loop is not the one copied here (its
+    parameters differ).
     """
     from keras.src.ops.function import Function
 
-    needed = ("_nodes_by_depth", "inputs", "outputs", "_outputs_struct")
     own = getattr(type(graph), "_run_through_graph", None)
     if own is not Function._run_through_graph or "_run_through_graph" in vars(graph):
         return None  # a class or someone else replaced Keras' loop: theirs runs
-    if not all(hasattr(graph, name) for name in needed):
-        return None
     if list(inspect.signature(own).parameters) != COPIED_LOOP_PARAMETERS:
         return None
     operation_for = getattr(graph, "_get_operation_for_node", lambda node: node.operation)
+    nodes = execution_order(graph)  # Keras' order, the nodes it would skip left out
+    reads: dict[int, int] = defaultdict(int)  # id(tensor) -> nodes reading it, outputs once more
+    for t in (*(t for node in nodes for t in node.input_tensors), *graph.outputs):
+        reads[id(t)] += 1
 
     def run_through_graph(inputs, operation_fn=lambda op: op, call_fn=None):
-        nodes = [
-            node
-            for depth in sorted(graph._nodes_by_depth, reverse=True)
-            for node in graph._nodes_by_depth[depth]
-            if node.operation and not node.is_input
-        ]
-        uses: dict[int, int] = defaultdict(int)
-        for t in (*(t for node in nodes for t in node.input_tensors), *graph.outputs):
-            uses[id(t)] += 1
+        uses = dict(reads)
         values = {id(x): y for x, y in zip(graph.inputs, keras.tree.flatten(inputs))}
         for node in nodes:
-            if any(id(t) not in values for t in node.input_tensors):
-                continue  # not computable: skipped, as Keras does
             args, kwargs = node.arguments.fill_in(values)
             if call_fn is not None:
                 outputs = call_fn(operation_fn(node.operation), *args, **kwargs)
@@ -179,9 +172,10 @@ def releasing_run(graph) -> Callable | None:
 
 
 def functional_graphs(model) -> list:
-    """The model and every layer within it, with the Functional each Sequential runs."""
+    """The functional graphs of the model and of every model within it (a Sequential's is the
+    Functional it runs)."""
     layers = [model, *model._flatten_layers(include_self=False)]
-    return [*layers, *(f for f in (getattr(x, "_functional", None) for x in layers) if f)]
+    return [g for g in map(graph_of, layers) if g is not None]
 
 
 def timed_layers(model) -> list:
