@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from submodel_profiler.heap import release_freed_memory
 from submodel_profiler.report import TimeStats
 
 ABSOLUTE_TOLERANCE_US = 1.0
@@ -102,6 +103,35 @@ def random_inputs(specs, seed: int = 0, int_high: int = 10) -> list:
             array = np.zeros(shape, dtype=dtype.as_numpy_dtype)
         values.append(tf.constant(array))
     return values
+
+
+class InputPool:
+    """Random inputs shared by the segments timed in one run: one tensor per (spec, its
+    occurrence among a segment's inputs), so segments reading inputs of one shape read the
+    same tensors, while a segment's own inputs of one shape stay distinct (seeds 0, 1, ...).
+
+    Every compiled function keeps its inputs until sampling ends, after all have compiled: one
+    tensor per segment input held NASNetMobile's 121 distinct rows' inputs all at once (55 MB,
+    25 MB of them in its first chunk of 32 rows). The values never matter to a time: each
+    segment's untimed run right before its timed one leaves its inputs in cache either way."""
+
+    def __init__(self, int_high: int = 10):
+        self.int_high = int_high
+        self._tensors: dict = {}
+
+    def inputs(self, specs) -> list:
+        import tensorflow as tf
+
+        seen: dict = {}
+        values = []
+        for spec in specs:
+            kind = (tuple(spec.shape), tf.as_dtype(spec.dtype).name)
+            occurrence = seen[kind] = seen.get(kind, -1) + 1
+            key = (*kind, occurrence)
+            if key not in self._tensors:
+                (self._tensors[key],) = random_inputs([spec], occurrence, self.int_high)
+            values.append(self._tensors[key])
+        return values
 
 
 def integer_input_bound(model, default: int = 10) -> int:
@@ -245,6 +275,7 @@ class SegmentTimer:
     ):
         self.settings = settings
         self.int_high = int_high  # integer inputs are drawn from [0, int_high)
+        self._pool = InputPool(int_high)  # the segments' inputs, shared between them
         self.clock = clock
         self.chunk_size = chunk_size
         self.overhead_us: float | None = None
@@ -293,10 +324,11 @@ class SegmentTimer:
         Compiling is the longest part of timing, in two halves that can overlap: each chunk is
         traced here (Python) while the ones before it are optimized by TF and warmed up in
         COMPILE_WORKERS worker threads (C++, which releases the GIL), so on two or more cores
-        they proceed side by side. Nothing is timed meanwhile: sampling starts after all have
-        compiled. A chunk that fails to trace or to run is bisected afterwards
-        (`_working_chunks`). After Ctrl-C, the chunks compiled so far are kept and `interrupted`
-        is set.
+        they proceed side by side. Each worker hands the memory it freed back to the system
+        once a chunk is compiled (`heap.release_freed_memory`). Nothing is timed meanwhile:
+        sampling starts after all have compiled. A chunk that fails to trace or to run is
+        bisected afterwards (`_working_chunks`). After Ctrl-C, the chunks compiled so far are
+        kept and `interrupted` is set.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -315,14 +347,14 @@ class SegmentTimer:
             for g, indices in plans:
                 group = groups[g]
                 try:
-                    chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+                    chunk = _Chunk([group[k] for k in indices], self.int_high, indices, self._pool)
                     chunk.trace()
                 except KeyboardInterrupt:
                     raise
                 except Exception:  # bisected below, to find the failing segments
                     started.append((g, group, indices, None, None))
                     continue
-                future = worker.submit(chunk.sample, warmup, False)
+                future = worker.submit(_compile, chunk, warmup)
                 started.append((g, group, indices, chunk, future))
             worker.shutdown(wait=True)
         except KeyboardInterrupt:  # keep what compiled; leave the rest to finish unwatched
@@ -345,7 +377,7 @@ class SegmentTimer:
         from submodel_profiler.errors import describe
 
         try:
-            chunk = _Chunk([group[k] for k in indices], self.int_high, indices)
+            chunk = _Chunk([group[k] for k in indices], self.int_high, indices, self._pool)
             chunk.sample(max(1, self.settings.warmup), keep=False)
             return [chunk]
         except KeyboardInterrupt:
@@ -360,6 +392,16 @@ class SegmentTimer:
             )
 
 
+def _compile(chunk, warmup: int) -> None:
+    """Optimize and warm up `chunk` (its first call), then give back what that freed: TF's
+    graph optimizer takes memory for as long as it runs (NASNetMobile's whole model: about
+    70 MB), freed in this worker thread's own heap, which glibc keeps otherwise."""
+    try:
+        chunk.sample(warmup, keep=False)
+    finally:
+        release_freed_memory()
+
+
 class _Chunk:
     """One compiled timing function: a calibration segment plus up to chunk_size segments.
 
@@ -371,7 +413,13 @@ class _Chunk:
     and leaves the first out.
     """
 
-    def __init__(self, segments: Sequence[Segment], int_high: int, indices: Sequence[int] = ()):
+    def __init__(
+        self,
+        segments: Sequence[Segment],
+        int_high: int,
+        indices: Sequence[int] = (),
+        pool: InputPool | None = None,
+    ):
         import tensorflow as tf
 
         self.indices = tuple(indices) or tuple(range(len(segments)))  # positions in the group
@@ -379,7 +427,8 @@ class _Chunk:
         everything = [calibration, *segments]
         self.warm = len(segments) > 1  # an untimed run before each timed one
         self.run = build_timing_function(everything, warm=self.warm)
-        self.xs = [x for seg in everything for x in random_inputs(seg.specs, int_high=int_high)]
+        pool = pool or InputPool(int_high)
+        self.xs = [x for seg in everything for x in pool.inputs(seg.specs)]
         self.split = [k for k, seg in enumerate(segments) if seg.split]  # their first parts follow
         self.samples = np.zeros((0, len(everything) + len(self.split)))
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from submodel_profiler.timing import (
+    InputPool,
     Segment,
     SegmentTimer,
     TimeStats,
@@ -42,6 +43,34 @@ def test_random_inputs_match_specs():
     assert [tuple(v.shape) for v in values] == [(2, 3), (4,), (1,)]
     assert [v.dtype for v in values] == [tf.float32, tf.int32, tf.bool]
     assert np.all((values[1].numpy() >= 0) & (values[1].numpy() < 10))
+
+
+def test_input_pool_shares_inputs_between_segments_not_within_one():
+    import tensorflow as tf
+
+    pool = InputPool(int_high=3)
+    a, b = tf.TensorSpec((4, 5), tf.float32), tf.TensorSpec((6,), tf.int32)
+    first = pool.inputs([a, a, b])
+    second = pool.inputs([b, a])
+    assert first[0] is not first[1]  # one segment's two inputs of one shape stay distinct
+    assert not np.array_equal(first[0].numpy(), first[1].numpy())
+    assert second[1] is first[0] and second[0] is first[2]  # another segment's are shared
+    assert pool.inputs([tf.TensorSpec((4, 5), tf.float64)])[0].dtype == tf.float64
+    assert np.all((first[2].numpy() >= 0) & (first[2].numpy() < 3))
+
+
+def test_chunks_of_one_timer_share_their_inputs():
+    import tensorflow as tf
+
+    from submodel_profiler.timing import _Chunk
+
+    spec = (tf.TensorSpec((8, 8), tf.float32),)
+    segments = [Segment(lambda x: x * 2.0, spec), Segment(lambda x: x + 1.0, spec)]
+    pool = InputPool()
+    one, two = _Chunk(segments, 10, pool=pool), _Chunk(segments[:1], 10, pool=pool)
+    # calibration input, then each segment's: the same tensors for the same specs
+    assert one.xs[1] is one.xs[2] is two.xs[1]
+    assert _Chunk(segments[:1], 10).xs[1] is not one.xs[1]  # another run draws its own
 
 
 def test_segment_timer_respects_repeat_bounds(monkeypatch):
