@@ -58,7 +58,6 @@ Nothing is stored on the user's layers; the measurements live on the callback.
 from __future__ import annotations
 
 import functools
-import inspect
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -69,7 +68,7 @@ import tensorflow as tf
 
 from submodel_profiler.call_recorder import layers_within, sublayers
 from submodel_profiler.errors import UsageError
-from submodel_profiler.graph_walk import execution_order, graph_of
+from submodel_profiler.graph_walk import graph_of, keras_loop
 from submodel_profiler.patching import Patches
 from submodel_profiler.report import TimeStats, row_label
 from submodel_profiler.tracing import input_structure, pack_inputs
@@ -112,63 +111,19 @@ def default_sync() -> Callable[[], None]:
     return sync
 
 
-# The parameters of the Keras loop `releasing_run` copies (keras 3.15: ops/function.py).
-COPIED_LOOP_PARAMETERS = ["self", "inputs", "operation_fn", "call_fn"]
-
-
 def releasing_run(graph) -> Callable | None:
     """`graph._run_through_graph` that frees every intermediate tensor after its last use.
 
     Keras' own (`keras.src.ops.function.Function`) keeps each node's outputs in one dict until
     the call returns, so an eager forward pass holds every layer's output at once: 288 MiB for
-    ResNet152V2 at batch 1, whose memory TF's CPU allocator keeps once freed. This one runs the
-    same nodes in the same order with the same arguments and drops a tensor once the last node
-    reading it has run (the graph's outputs are kept), so the timed calls are the same calls.
-    A nested model timed as one row pays the loop's bookkeeping inside its time (about 1% of
-    an eager pass of 600 nodes). The order and the read counts are the graph's, found once.
-    None, and the loop in place is kept, when `graph` is not a Keras functional graph, its
-    class or instance replaced Keras' loop, or this Keras' loop is not the one copied here (its
-    parameters differ).
+    ResNet152V2 at batch 1, whose memory TF's CPU allocator keeps once freed. This one
+    (`graph_walk.keras_loop`) runs the same nodes in the same order with the same arguments and
+    drops a tensor once the last node reading it has run (the graph's outputs are kept), so the
+    timed calls are the same calls. A nested model timed as one row pays the loop's bookkeeping
+    inside its time (about 1% of an eager pass of 600 nodes). None, and the loop in place is
+    kept, when Keras' loop is not the one copied there (`keras_loop` says when).
     """
-    from keras.src.ops.function import Function
-
-    own = getattr(type(graph), "_run_through_graph", None)
-    if own is not Function._run_through_graph or "_run_through_graph" in vars(graph):
-        return None  # a class or someone else replaced Keras' loop: theirs runs
-    if list(inspect.signature(own).parameters) != COPIED_LOOP_PARAMETERS:
-        return None
-    operation_for = getattr(graph, "_get_operation_for_node", lambda node: node.operation)
-    nodes = execution_order(graph)  # Keras' order, the nodes it would skip left out
-    reads: dict[int, int] = defaultdict(int)  # id(tensor) -> nodes reading it, outputs once more
-    for t in (*(t for node in nodes for t in node.input_tensors), *graph.outputs):
-        reads[id(t)] += 1
-
-    def run_through_graph(inputs, operation_fn=lambda op: op, call_fn=None):
-        uses = dict(reads)
-        values = {id(x): y for x, y in zip(graph.inputs, keras.tree.flatten(inputs))}
-        for node in nodes:
-            args, kwargs = node.arguments.fill_in(values)
-            if call_fn is not None:
-                outputs = call_fn(operation_fn(node.operation), *args, **kwargs)
-            else:
-                outputs = operation_fn(operation_for(node))(*args, **kwargs)
-            del args, kwargs
-            for t in node.input_tensors:
-                uses[id(t)] -= 1
-                if uses[id(t)] == 0:
-                    del values[id(t)]
-            values.update(zip(map(id, node.outputs), keras.tree.flatten(outputs)))
-            del outputs
-        missing = [i for i, x in enumerate(graph.outputs) if id(x) not in values]
-        if missing:
-            path = keras.tree.flatten_with_path(graph._outputs_struct)[missing[0]][0]
-            raise ValueError(
-                f"Output with path `{'.'.join(map(str, path))}` is not connected to `inputs`"
-            )
-        outputs = [values[id(x)] for x in graph.outputs]
-        return keras.tree.pack_sequence_as(graph._outputs_struct, outputs)
-
-    return run_through_graph
+    return keras_loop(graph, release=True)
 
 
 def functional_graphs(model) -> list:

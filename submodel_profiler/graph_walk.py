@@ -170,6 +170,74 @@ def execution_order(graph) -> list:
     return ordered
 
 
+# The parameters of the Keras loop `keras_loop` copies (keras 3.15: ops/function.py).
+COPIED_LOOP_PARAMETERS = ["self", "inputs", "operation_fn", "call_fn"]
+
+
+def keras_loop(graph, release: bool = False, around=None):
+    """A copy of Keras' `Function._run_through_graph` for `graph`, to set as its instance
+    attribute: the same nodes, in the same order, called with the same arguments.
+
+    With `release`, a tensor is dropped once the last node reading it has run (Keras keeps
+    every node's outputs until the call returns; the graph's outputs are kept). With
+    `around(node, run, values)`, each node is run by `around`, which calls `run()` (the node's
+    call; its outputs are in `values`, id(KerasTensor) -> value, once it returns) and may note
+    what happened meanwhile. The order and the read counts are the graph's, found once.
+
+    None when `graph` is not a Keras functional graph, its class or instance replaced Keras'
+    loop (theirs must run), or this Keras' loop is not the one copied here (its parameters
+    differ).
+    """
+    import inspect
+
+    import keras
+    from keras.src.ops.function import Function
+
+    own = getattr(type(graph), "_run_through_graph", None)
+    if own is not Function._run_through_graph or "_run_through_graph" in vars(graph):
+        return None
+    if list(inspect.signature(own).parameters) != COPIED_LOOP_PARAMETERS:
+        return None
+    operation_for = getattr(graph, "_get_operation_for_node", lambda node: node.operation)
+    nodes = execution_order(graph)  # Keras' order, the nodes it would skip left out
+    reads: dict[int, int] = defaultdict(int)  # id(tensor) -> nodes reading it, outputs once more
+    for t in (*(t for node in nodes for t in node.input_tensors), *graph.outputs):
+        reads[id(t)] += 1
+
+    def run_through_graph(inputs, operation_fn=lambda op: op, call_fn=None):
+        uses = dict(reads)
+        values = {id(x): y for x, y in zip(graph.inputs, keras.tree.flatten(inputs))}
+        for node in nodes:
+
+            def run(node=node):
+                args, kwargs = node.arguments.fill_in(values)
+                if call_fn is not None:
+                    outputs = call_fn(operation_fn(node.operation), *args, **kwargs)
+                else:
+                    outputs = operation_fn(operation_for(node))(*args, **kwargs)
+                values.update(zip(map(id, node.outputs), keras.tree.flatten(outputs)))
+
+            if around is None:
+                run()
+            else:
+                around(node, run, values)
+            if release:
+                for t in node.input_tensors:
+                    uses[id(t)] -= 1
+                    if uses[id(t)] == 0:
+                        del values[id(t)]
+        missing = [i for i, x in enumerate(graph.outputs) if id(x) not in values]
+        if missing:
+            path = keras.tree.flatten_with_path(graph._outputs_struct)[missing[0]][0]
+            raise ValueError(
+                f"Output with path `{'.'.join(map(str, path))}` is not connected to `inputs`"
+            )
+        outputs = [values[id(x)] for x in graph.outputs]
+        return keras.tree.pack_sequence_as(graph._outputs_struct, outputs)
+
+    return run_through_graph
+
+
 def is_ghost(operation) -> bool:
     """True for Keras ops that run in the graph but are not layers (`x + 3.0`)."""
     import keras

@@ -1,13 +1,18 @@
 """The whole-graph method: trace the whole model once with static shapes, count its float ops,
 and split them per row.
 
-The split is right by construction: the model is traced by running its Keras nodes one by one
-(exactly as `Functional.call` does) inside one `tf.function`, and every graph op created while a
-row's nodes run is recorded as belonging to that row. Node names are never parsed (Keras and TF
-uniquify name scopes, so `conv_1` may appear as `conv_1_2` and ghost ops as `Add_6`).
+The split is right by construction: every graph op created while a row's nodes run is recorded
+as belonging to that row. Node names are never parsed (Keras and TF uniquify name scopes, so
+`conv_1` may appear as `conv_1_2` and ghost ops as `Add_6`).
 
-The model is also traced the ordinary way, `model(x, training=False)`, and that graph's totals
-(float ops in both conventions, MACs) are the reference the per-row split must add up to.
+Where it can (`trace_once`: a functional model whose rows are its own nodes), the one trace is
+`model(x, training=False)` itself, Keras' own call, with the model's node loop replaced for the
+trace by a copy of Keras' that notes the ops of each node: that graph's totals (float ops in both
+conventions, MACs, op bytes) are the reference the rows' sub-models must add up to, and its
+split is theirs row by row. Otherwise (rows inside nested models or expanded composite layers,
+a row failing to trace, a model with a loop of its own) the model is traced node by node
+(`trace_rows`, exactly as `Functional.call` runs it) for the split, and again the ordinary way
+for the reference.
 
 A row whose layer fails while traced does not sink the trace of a functional model: the row
 keeps the error (`WholeGraph.row_errors`), zeros of its outputs' static shapes stand in for its
@@ -40,9 +45,10 @@ from submodel_profiler.graph_walk import (
     call_node,
     functional_graph,
     graph_of,
+    keras_loop,
     outputs_used,
 )
-from submodel_profiler.patching import wrapped_calls
+from submodel_profiler.patching import replace_attribute, wrapped_calls
 from submodel_profiler.report import row_label
 from submodel_profiler.tracing import concrete_function, input_structure, trace_call
 
@@ -60,6 +66,7 @@ class WholeGraph:
     parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
     row_errors: dict = field(default_factory=dict)  # row key -> why its layer failed to trace
     reference_error: str | None = None  # why model(x) could not be traced (reference is None)
+    traced_once: bool = False  # the instrumented trace is model(x)'s own (`trace_once`)
 
     @property
     def complete(self) -> bool:
@@ -256,13 +263,81 @@ def trace_rows(
             raise
         name, cause = failed[-1]
         raise ProfilingError("tracing the whole model", cause, name) from e
+    tree = _expansion(concrete, rows, traces, outputs, nones, recorded, depth, nested)
+    return concrete, tree, row_errors
+
+
+def _expansion(concrete, rows, traces, outputs, nones, recorded, depth, nested) -> Expansion:
+    """The report's rows from a finished trace: each row's RowTrace told which of its outputs
+    are used, and composite rows expanded (`_expand_rows`)."""
     # consumers, and which nodes run, are known once the whole trace exists
     live = live_nodes(concrete.graph)
     for key, tensors in outputs:
         used = outputs_used(tensors, traces[key].op_names, live)
         traces[key] = dataclasses.replace(traces[key], outputs_used=used)
     rows, nested = _with_none_inputs(rows, nones), _with_none_inputs(nested, nones)
-    return concrete, _expand_rows(rows, traces, recorded, depth, nested, live), row_errors
+    return _expand_rows(rows, traces, recorded, depth, nested, live)
+
+
+def trace_once(model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()):
+    """`model(x, training=False)` traced the ordinary way, Keras' own call, with the model's
+    node loop replaced for the trace by a copy of Keras' (`graph_walk.keras_loop`) that notes
+    the graph ops each node creates: the per-row split and the reference in one trace. Returns
+    (concrete function, Expansion of the rows), or None where `trace_rows` must trace node by
+    node instead: rows inside nested models or composite rows to expand (their nodes and calls
+    are not the model's own), a row that is not exactly some of the model's nodes, a model
+    whose call does not run Keras' loop once over all of them, or any failure (a row that fails
+    to trace gets its stand-in there).
+    """
+    import tensorflow as tf
+
+    if nested or any(r.source != "functional" or r.bind_before or r.bind_after for r in rows):
+        return None
+    if any(is_composite(r, depth) for r in rows):
+        return None
+    graph_model = functional_graph(model)
+    row_of = {id(node): row for row in rows for node in row.nodes}
+    if len(row_of) != sum(len(r.nodes) for r in rows):
+        return None  # a node in two rows
+    created: dict = {row.key: [] for row in rows}
+    runs: list = []  # the loop's values, id(KerasTensor) -> value, once per run
+
+    def around(node, run, values):
+        graph = tf.compat.v1.get_default_graph()
+        if not runs or runs[-1] is not values:
+            runs.append(values)
+        row = row_of.get(id(node))
+        if row is None:  # a node of no row: its ops would be nobody's
+            raise _NotOneTrace(node)
+        start = len(graph.get_operations())
+        run()
+        created[row.key].extend(graph.get_operations()[start:])
+
+    loop = keras_loop(graph_model, around=around)
+    if loop is None:
+        return None
+    structure = input_structure(graph_model)
+    flat = list(range(len(input_specs)))  # a list of leaves: the inputs as a list
+    undo = replace_attribute(graph_model, "_run_through_graph", loop)
+    try:
+        concrete = trace_call(model, input_specs, flat if structure is None else structure)
+    except Exception:
+        return None
+    finally:
+        undo()
+    if len(runs) != 1:
+        return None  # the model's call ran Keras' loop more than once, or never
+    values = runs[0]
+    if any(id(t) not in values for r in rows for node in r.nodes for t in node.outputs):
+        return None  # a row's node did not run
+    traces = {r.key: _trace(r, values, created[r.key]) for r in rows}
+    nones = {r.key: _none_positions(values, r.input_tensors) for r in rows}
+    outputs = [(r.key, _tensors(values, r.output_tensors)) for r in rows]
+    return concrete, _expansion(concrete, rows, traces, outputs, nones, {}, depth, ())
+
+
+class _NotOneTrace(Exception):
+    """The model's loop ran a node no row has (`trace_once` leaves it to `trace_rows`)."""
 
 
 def _stand_in(row: RowPlan, values: dict, batch) -> bool:
@@ -385,7 +460,22 @@ def trace_reference(model, input_specs: list):
 def profile_whole_graph(
     model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()
 ) -> WholeGraph:
-    """Run the whole-graph method: instrumented trace, per-row split, reference total."""
+    """Run the whole-graph method: instrumented trace, per-row split, reference total (one
+    trace of `model(x)` where `trace_once` can split it, two otherwise)."""
+    once = trace_once(model, rows, input_specs, depth, nested)
+    if once is not None:
+        concrete, tree = once
+        counts = count_graph_flops(concrete.graph)
+        return WholeGraph(
+            row_traces=tree.traces,
+            instrumented=counts,
+            reference=counts,
+            instrumented_function=concrete,
+            rows=tuple(tree.rows),
+            parents=tuple(tree.parents),
+            parent_traces=tree.parent_traces,
+            traced_once=True,
+        )
     concrete, tree, row_errors = trace_rows(model, rows, input_specs, depth, nested)
     reference, reference_error = None, None
     try:

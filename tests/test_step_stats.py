@@ -106,11 +106,13 @@ def test_same_model_unoptimized_keeps_every_row(conv_relu):
 
 
 def _layer_of(node_name: str) -> str | None:
-    """conv_relu's layer of an executed node by its name scope ("conv_1/BiasAdd" -> "conv");
-    None for nodes outside every layer scope (_SOURCE, _arg_*, NoOp, Identity, _retval_*)."""
-    scope, _, rest = node_name.partition("/")
-    layer = scope.rsplit("_", 1)[0]
-    return layer if rest and layer in {"conv", "relu", "flat", "dense", "act"} else None
+    """conv_relu's layer of an executed node by its name scope, under the model's own scope
+    ("functional_1/conv_1/BiasAdd" -> "conv"); None for nodes outside every layer scope
+    (_SOURCE, _arg_*, NoOp, Identity, _retval_*)."""
+    scopes = node_name.split("/")[:-1]
+    layers = [s.rsplit("_", 1)[0] for s in scopes]
+    found = [layer for layer in layers if layer in {"conv", "relu", "flat", "dense", "act"}]
+    return found[0] if found else None
 
 
 @pytest.mark.parametrize(
