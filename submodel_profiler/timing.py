@@ -395,7 +395,7 @@ class SegmentTimer:
 def _compile(chunk, warmup: int) -> None:
     """Optimize and warm up `chunk` (its first call), then give back what that freed: TF's
     graph optimizer takes memory for as long as it runs (NASNetMobile's whole model: about
-    70 MB), freed in this worker thread's own heap, which glibc keeps otherwise."""
+    50 MB), freed in this worker thread's own heap, which glibc keeps otherwise."""
     try:
         chunk.sample(warmup, keep=False)
     finally:

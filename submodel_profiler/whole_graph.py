@@ -316,11 +316,9 @@ def trace_once(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
     loop = keras_loop(graph_model, around=around)
     if loop is None:
         return None
-    structure = input_structure(graph_model)
-    flat = list(range(len(input_specs)))  # a list of leaves: the inputs as a list
     undo = replace_attribute(graph_model, "_run_through_graph", loop)
     try:
-        concrete = trace_call(model, input_specs, flat if structure is None else structure)
+        concrete = trace_reference(model, input_specs)
     except Exception:
         return None
     finally:
