@@ -21,10 +21,10 @@ from submodel_profiler.call_recorder import (
     site_rows,
 )
 from submodel_profiler.errors import UsageError
-from submodel_profiler.flops import count_graph_flops, live_nodes
+from submodel_profiler.flops import live_nodes
 from submodel_profiler.patching import wrapped_calls
 from submodel_profiler.tracing import trace_call
-from submodel_profiler.whole_graph import WholeGraph
+from submodel_profiler.whole_graph import WholeGraph, of_one_trace
 
 
 def subclassed_input_specs(model, batch_size: int, input_shapes) -> list:
@@ -46,18 +46,9 @@ def trace_subclassed(model, specs, depth: int = 1, training: bool = False, wrap=
     recorder = CallRecorder(max_depth=depth)
     with wrapped_calls(layers_within(model.layers, depth), recorder.wrap):
         concrete = trace_call(model, specs, training=training, wrap=wrap)
-    flops = count_graph_flops(concrete.graph)
     # A model that builds its weights while traced is traced twice: keep the final trace's calls.
     sites = [site for site in recorder.roots if site.graph is concrete.graph]
     tree = site_rows(sites, "", 1, depth, None, Expansion(), live_nodes(concrete.graph))
     all_ops = [op.name for op in concrete.graph.get_operations()]
     add_inline_row(tree, "", all_ops, sites, 1, None)
-    return WholeGraph(
-        row_traces=tree.traces,
-        instrumented=flops,
-        reference=flops,
-        instrumented_function=concrete,
-        rows=tuple(tree.rows),
-        parents=tuple(tree.parents),
-        parent_traces=tree.parent_traces,
-    )
+    return of_one_trace(concrete, tree)

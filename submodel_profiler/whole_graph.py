@@ -66,7 +66,7 @@ class WholeGraph:
     parent_traces: dict = field(default_factory=dict)  # their RowTraces (all their ops)
     row_errors: dict = field(default_factory=dict)  # row key -> why its layer failed to trace
     reference_error: str | None = None  # why model(x) could not be traced (reference is None)
-    traced_once: bool = False  # the instrumented trace is model(x)'s own (`trace_once`)
+    traced_once: bool = False  # the instrumented trace is model(x)'s own (`of_one_trace`)
 
     @property
     def complete(self) -> bool:
@@ -455,6 +455,22 @@ def trace_reference(model, input_specs: list):
     return trace_call(model, input_specs, flat if structure is None else structure)
 
 
+def of_one_trace(concrete, tree: Expansion) -> WholeGraph:
+    """The WholeGraph of a trace that is `model(x)`'s own, split per row (`tree`): its counts
+    are the reference too."""
+    counts = count_graph_flops(concrete.graph)
+    return WholeGraph(
+        row_traces=tree.traces,
+        instrumented=counts,
+        reference=counts,
+        instrumented_function=concrete,
+        rows=tuple(tree.rows),
+        parents=tuple(tree.parents),
+        parent_traces=tree.parent_traces,
+        traced_once=True,
+    )
+
+
 def profile_whole_graph(
     model, rows: list[RowPlan], input_specs: list, depth: int = 1, nested: tuple = ()
 ) -> WholeGraph:
@@ -462,18 +478,7 @@ def profile_whole_graph(
     trace of `model(x)` where `trace_once` can split it, two otherwise)."""
     once = trace_once(model, rows, input_specs, depth, nested)
     if once is not None:
-        concrete, tree = once
-        counts = count_graph_flops(concrete.graph)
-        return WholeGraph(
-            row_traces=tree.traces,
-            instrumented=counts,
-            reference=counts,
-            instrumented_function=concrete,
-            rows=tuple(tree.rows),
-            parents=tuple(tree.parents),
-            parent_traces=tree.parent_traces,
-            traced_once=True,
-        )
+        return of_one_trace(*once)
     concrete, tree, row_errors = trace_rows(model, rows, input_specs, depth, nested)
     reference, reference_error = None, None
     try:
