@@ -11,6 +11,7 @@ Everything here is pure bookkeeping over Keras' `Node` objects; nothing is trace
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -170,8 +171,9 @@ def execution_order(graph) -> list:
     return ordered
 
 
-# The parameters of the Keras loop `keras_loop` copies (keras 3.15: ops/function.py).
-COPIED_LOOP_PARAMETERS = ["self", "inputs", "operation_fn", "call_fn"]
+# SHA-256 of the source of the Keras loop `keras_loop` copies (keras 3.15.1: ops/function.py,
+# `Function._run_through_graph`): another Keras' loop, even of the same signature, is not copied.
+COPIED_LOOP_SHA256 = "5647b6f0591c07aad94eed31cd55cd95e55ed20e258b44503c8e891a8503be08"
 
 
 def keras_loop(graph, release: bool = False, around=None):
@@ -185,18 +187,16 @@ def keras_loop(graph, release: bool = False, around=None):
     what happened meanwhile. The order and the read counts are the graph's, found once.
 
     None when `graph` is not a Keras functional graph, its class or instance replaced Keras'
-    loop (theirs must run), or this Keras' loop is not the one copied here (its parameters
-    differ).
+    loop (theirs must run), or this Keras' loop is not the one copied here (its source differs:
+    `COPIED_LOOP_SHA256`).
     """
-    import inspect
-
     import keras
     from keras.src.ops.function import Function
 
     own = getattr(type(graph), "_run_through_graph", None)
     if own is not Function._run_through_graph or "_run_through_graph" in vars(graph):
         return None
-    if list(inspect.signature(own).parameters) != COPIED_LOOP_PARAMETERS:
+    if not _is_the_copied_loop(own):
         return None
     operation_for = getattr(graph, "_get_operation_for_node", lambda node: node.operation)
     nodes = execution_order(graph)  # Keras' order, the nodes it would skip left out
@@ -217,15 +217,17 @@ def keras_loop(graph, release: bool = False, around=None):
                     outputs = operation_fn(operation_for(node))(*args, **kwargs)
                 values.update(zip(map(id, node.outputs), keras.tree.flatten(outputs)))
 
-            if around is None:
-                run()
-            else:
-                around(node, run, values)
+            # as Keras: a node whose inputs an earlier call did not return is skipped
+            if all(id(x) in values for x in node.input_tensors):
+                if around is None:
+                    run()
+                else:
+                    around(node, run, values)
             if release:
                 for t in node.input_tensors:
                     uses[id(t)] -= 1
                     if uses[id(t)] == 0:
-                        del values[id(t)]
+                        values.pop(id(t), None)
         missing = [i for i, x in enumerate(graph.outputs) if id(x) not in values]
         if missing:
             path = keras.tree.flatten_with_path(graph._outputs_struct)[missing[0]][0]
@@ -236,6 +238,18 @@ def keras_loop(graph, release: bool = False, around=None):
         return keras.tree.pack_sequence_as(graph._outputs_struct, outputs)
 
     return run_through_graph
+
+
+@functools.cache
+def _is_the_copied_loop(loop) -> bool:
+    import hashlib
+    import inspect
+
+    try:
+        source = inspect.getsource(loop)
+    except (OSError, TypeError):  # no source to compare: not known to be the copied loop
+        return False
+    return hashlib.sha256(source.encode()).hexdigest() == COPIED_LOOP_SHA256
 
 
 def is_ghost(operation) -> bool:
@@ -432,10 +446,9 @@ def call_node(node, tensor_values: dict, training: bool = False):
     args, kwargs = node.arguments.fill_in(tensor_values)
     op = node.operation
     if "training" in getattr(op, "_call_context_args", ()):
-        if training:  # as model(x, training=True) does: it overrides a recorded training=False
-            kwargs["training"] = True
-        else:
-            kwargs.setdefault("training", False)
+        # as model(x, training=...) does (Keras' functional `operation_fn`): the model's value
+        # overrides one the node recorded (a Dropout called with training=True)
+        kwargs["training"] = bool(training)
     outputs = tree.flatten(op(*args, **kwargs))
     for t, value in zip(node.outputs, outputs):
         tensor_values[id(t)] = value

@@ -287,7 +287,9 @@ def trace_once(model, rows: list[RowPlan], input_specs: list, depth: int = 1, ne
     node instead: rows inside nested models or composite rows to expand (their nodes and calls
     are not the model's own), a row that is not exactly some of the model's nodes, a model
     whose call does not run Keras' loop once over all of them, or any failure (a row that fails
-    to trace gets its stand-in there).
+    to trace gets its stand-in there). Ops a model's `call` runs around the loop (a Functional
+    subclass's own math, Keras' input adjustments) belong to no row, as they did when only the
+    reference trace had them: they are counted in the totals, as unattributed.
     """
     import tensorflow as tf
 
