@@ -209,8 +209,9 @@ def profile_model(
             whole = (trace_subclassed_step if train else trace_subclassed)(model, specs, levels)
     rows, parents = list(whole.rows), list(whole.parents)
     if timing:
-        # The reference trace's graph (only its counts are kept) is a reference cycle: freed
-        # now, and handed back, it leaves timing's peak lower.
+        # What tracing left behind (Keras' scratch graphs; the second, ordinary trace where
+        # there is one, of which only the counts are kept) is reference cycles: freed now,
+        # and handed back, it leaves timing's peak lower.
         gc.collect()
         release_freed_memory()
     timed, others = _Timing(), OtherMethods()
