@@ -252,8 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep TensorFlow's C++ log lines on stderr (by default they are "
         "silenced: 'Could not find cuda drivers' and the like), and print the seconds each "
-        "phase took (loading, walk, whole_graph, submodels, timing, cross_checks, memory, "
-        "machine; settings.phases in the JSON)",
+        "phase took (loading, walk, whole_graph, submodels, timing, cross_checks and of "
+        "them step_stats and callback, memory, machine; settings.phases in the JSON)",
     )
     p.add_argument(
         "--debug",

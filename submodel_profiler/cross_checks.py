@@ -83,10 +83,17 @@ def other_methods(
     callback_samples: int,
     int_high: int = 10,
     timeline: bool = False,
+    phases=None,
 ) -> OtherMethods:
     """Run the step-stats (both modes) and callback methods on one set of random inputs;
-    `timeline`: keep the step-stats runs' timelines (`in_graph_times`)."""
+    `timeline`: keep the step-stats runs' timelines (`in_graph_times`); `phases(name)`, when
+    given, is a context manager timing each method (`profiler.Phases`: "step_stats",
+    "callback")."""
+    import contextlib
+
     from submodel_profiler.timing import random_inputs
+
+    phases = phases or (lambda name: contextlib.nullcontext())
 
     inputs = random_inputs(specs, int_high=int_high)
     errors: dict = {}
@@ -101,7 +108,8 @@ def other_methods(
         errors["step_stats"] = GPU_STEP_STATS
     elif step_stats_runs > 0:
         try:
-            in_graph, unfused = _step_stats(whole, inputs, step_stats_runs, timeline)
+            with phases("step_stats"):
+                in_graph, unfused = _step_stats(whole, inputs, step_stats_runs, timeline)
         except Exception as e:  # A cross-check failing must not sink the profile.
             errors["step_stats"] = describe(e)
     if callback_samples > 0:
@@ -109,7 +117,10 @@ def other_methods(
             from submodel_profiler.callback import callback_times
 
             expanded = [parent.label for parent in whole.parents]
-            callback = callback_times(model, inputs, samples=callback_samples, expanded=expanded)
+            with phases("callback"):
+                callback = callback_times(
+                    model, inputs, samples=callback_samples, expanded=expanded
+                )
         except Exception as e:
             errors["callback"] = describe(e)
     return OtherMethods(in_graph, unfused, callback, errors)

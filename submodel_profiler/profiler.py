@@ -240,10 +240,17 @@ def profile_model(
                 release_freed_memory()
         if timing and not timed.interrupted:
             try:
-                with clock("cross_checks"):
-                    samples = 0 if train else callback_samples
+                samples = 0 if train else callback_samples
+                with clock("cross_checks"):  # its methods' own: step_stats, callback
                     others = other_methods(
-                        model, whole, specs, step_stats_runs, samples, int_high, timeline=trace
+                        model,
+                        whole,
+                        specs,
+                        step_stats_runs,
+                        samples,
+                        int_high,
+                        timeline=trace,
+                        phases=clock,
                     )
                 if train and callback_samples:
                     errors = {**others.errors, "callback": TRAIN_CALLBACK}

@@ -1,6 +1,6 @@
 """Batch-size sweep: one report per batch size, and per-sample float ops and time per row.
 
-The sweep's JSON is `{"schema_version": 1, "batch_sizes": [...], "sweep": [report, ...],
+The sweep's JSON is `{"schema_version": SCHEMA_VERSION, "batch_sizes": [...], "sweep": [...],
 "per_sample": [...]}`; each entry of `sweep` is a complete single report (docs/schema.md).
 Per sample means divided by the batch size: a row's float ops per sample stay constant when it
 scales linearly with the batch, and its time per sample falls as larger batches amortize

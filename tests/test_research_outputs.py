@@ -329,3 +329,18 @@ def test_compare_by_order_pairs_a_model_renamed_by_the_keras_counter(keras):
     by_order = compare_reports(a, b, match="order")
     assert len(by_order.rows) == 3 and not by_order.only_in_a and not by_order.only_in_b
     assert all(row.metrics["flops"].ratio in (1.0, None) for row in by_order.rows)
+
+
+def test_phases_time_each_timing_cross_check(timed_report):
+    phases = timed_report.settings.phases
+    assert {"timing", "cross_checks", "step_stats", "callback"} <= set(phases)
+    assert phases["step_stats"] > 0 and phases["callback"] > 0
+    assert phases["step_stats"] + phases["callback"] <= phases["cross_checks"]
+
+
+def test_a_cross_check_not_run_has_no_phase(tiny_cnn):
+    report = profile_model(
+        tiny_cnn, timing_settings=FAST_TIMING, callback_samples=0, measure_peak=False
+    )
+    assert "step_stats" in report.settings.phases
+    assert "callback" not in report.settings.phases
