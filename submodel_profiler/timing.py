@@ -274,8 +274,8 @@ class SegmentTimer:
         int_high: int = 10,
     ):
         self.settings = settings
-        self.int_high = int_high  # integer inputs are drawn from [0, int_high)
-        self._pool = InputPool(int_high)  # the segments' inputs, shared between them
+        # the segments' inputs, shared between them; integers drawn from [0, int_high)
+        self._pool = InputPool(int_high)
         self.clock = clock
         self.chunk_size = chunk_size
         self.overhead_us: float | None = None
@@ -347,7 +347,7 @@ class SegmentTimer:
             for g, indices in plans:
                 group = groups[g]
                 try:
-                    chunk = _Chunk([group[k] for k in indices], self.int_high, indices, self._pool)
+                    chunk = _Chunk([group[k] for k in indices], self._pool, indices)
                     chunk.trace()
                 except KeyboardInterrupt:
                     raise
@@ -377,7 +377,7 @@ class SegmentTimer:
         from submodel_profiler.errors import describe
 
         try:
-            chunk = _Chunk([group[k] for k in indices], self.int_high, indices, self._pool)
+            chunk = _Chunk([group[k] for k in indices], self._pool, indices)
             chunk.sample(max(1, self.settings.warmup), keep=False)
             return [chunk]
         except KeyboardInterrupt:
@@ -413,13 +413,7 @@ class _Chunk:
     and leaves the first out.
     """
 
-    def __init__(
-        self,
-        segments: Sequence[Segment],
-        int_high: int,
-        indices: Sequence[int] = (),
-        pool: InputPool | None = None,
-    ):
+    def __init__(self, segments: Sequence[Segment], pool: InputPool, indices: Sequence[int] = ()):
         import tensorflow as tf
 
         self.indices = tuple(indices) or tuple(range(len(segments)))  # positions in the group
@@ -427,7 +421,6 @@ class _Chunk:
         everything = [calibration, *segments]
         self.warm = len(segments) > 1  # an untimed run before each timed one
         self.run = build_timing_function(everything, warm=self.warm)
-        pool = pool or InputPool(int_high)
         self.xs = [x for seg in everything for x in pool.inputs(seg.specs)]
         self.split = [k for k, seg in enumerate(segments) if seg.split]  # their first parts follow
         self.samples = np.zeros((0, len(everything) + len(self.split)))

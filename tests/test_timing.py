@@ -67,10 +67,10 @@ def test_chunks_of_one_timer_share_their_inputs():
     spec = (tf.TensorSpec((8, 8), tf.float32),)
     segments = [Segment(lambda x: x * 2.0, spec), Segment(lambda x: x + 1.0, spec)]
     pool = InputPool()
-    one, two = _Chunk(segments, 10, pool=pool), _Chunk(segments[:1], 10, pool=pool)
+    one, two = _Chunk(segments, pool), _Chunk(segments[:1], pool)
     # calibration input, then each segment's: the same tensors for the same specs
     assert one.xs[1] is one.xs[2] is two.xs[1]
-    assert _Chunk(segments[:1], 10).xs[1] is not one.xs[1]  # another run draws its own
+    assert _Chunk(segments[:1], InputPool()).xs[1] is not one.xs[1]  # another pool: its own
 
 
 def test_segment_timer_respects_repeat_bounds(monkeypatch):
@@ -280,8 +280,8 @@ def test_only_a_chunk_of_one_segment_skips_the_untimed_run():
 
         return Segment(fn, spec)
 
-    _Chunk([seg("alone")], int_high=10).trace()
-    _Chunk([seg("a"), seg("b")], int_high=10).trace()
+    _Chunk([seg("alone")], InputPool()).trace()
+    _Chunk([seg("a"), seg("b")], InputPool()).trace()
     assert calls == ["alone", "a", "a", "b", "b"]
 
 
