@@ -67,6 +67,7 @@ class WholeGraph:
     row_errors: dict = field(default_factory=dict)  # row key -> why its layer failed to trace
     reference_error: str | None = None  # why model(x) could not be traced (reference is None)
     traced_once: bool = False  # the instrumented trace is model(x)'s own (`of_one_trace`)
+    reference_function: object = None  # ConcreteFunction of model(x, training=False), or None
 
     @property
     def complete(self) -> bool:
@@ -470,6 +471,7 @@ def of_one_trace(concrete, tree: Expansion) -> WholeGraph:
         parents=tuple(tree.parents),
         parent_traces=tree.parent_traces,
         traced_once=True,
+        reference_function=concrete,
     )
 
 
@@ -500,4 +502,5 @@ def profile_whole_graph(
         parent_traces=tree.parent_traces,
         row_errors=row_errors,
         reference_error=reference_error,
+        reference_function=reference,
     )

@@ -222,6 +222,41 @@ def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
         assert depends_on(timed, start)
 
 
+def test_an_imported_trace_computes_the_model_and_runs_inside_the_timed_window():
+    # The whole model's segment imports its reference trace instead of tracing it again: the
+    # same outputs (an LSTM's loop bodies come along as library functions), and every imported
+    # op, weight reads included, after the timed run's start timestamp.
+    import keras
+    import tensorflow as tf
+
+    from submodel_profiler.timing import _warm_then_time
+    from submodel_profiler.tracing import imported_call, trace_call
+
+    inputs = keras.Input((5, 3))
+    sequence = keras.layers.LSTM(4, return_sequences=True)(inputs)
+    model = keras.Model(inputs, [keras.layers.Dense(2)(sequence), keras.layers.Flatten()(inputs)])
+    spec = tf.TensorSpec((2, 5, 3))
+    call = imported_call(trace_call(model, [spec]))
+
+    @tf.function(autograph=False)
+    def run(x):
+        after = tf.timestamp()
+        _warm_then_time(Segment(call, (spec,)), [x], after, warm=False)
+        return call(x)
+
+    x = tf.random.normal(spec.shape, seed=1)
+    for got, want in zip(run(x), model(x)):
+        np.testing.assert_allclose(got.numpy(), np.asarray(want), rtol=1e-5, atol=1e-6)
+    graph = run.get_concrete_function(spec).graph
+    stamps = [op for op in graph.get_operations() if op.type == "Timestamp"]
+    start = stamps[1]  # after, start, end
+    imported = [op for op in graph.get_operations() if op.name.startswith("imported/")]  # timed
+    assert any(op.type == "ReadVariableOp" for op in imported)
+    assert any(op.type == "While" for op in imported)
+    for op in imported:
+        assert depends_on(op, start), op.name
+
+
 def test_split_segments_report_their_first_parts_beside_their_totals(monkeypatch):
     import tensorflow as tf
 
