@@ -69,7 +69,7 @@ def imported_call(concrete_function):
     The graph's nodes are imported into the calling graph (not called as a function), every
     node after a gate that is created under the caller's control dependencies: weight reads
     included, as `inference_call` traced there would, but without tracing the model again
-    (3.8 s of ResNet152V2's timing phase). The captures become the caller's captures of the
+    (docs/performance.md has the figures). The captures become the caller's captures of the
     same variables and constants. Returns the flat list of outputs.
     """
     import tensorflow as tf
