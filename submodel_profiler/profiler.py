@@ -592,13 +592,12 @@ def _time_rows(
     # 8 alternations), which would bias additivity. The reference trace's graph imported inline
     # measured as the trace (paired ratio 0.99-1.01 on three applications) and saves tracing
     # the model again.
-    reference = whole.reference_function
-    if reference is not None and not train:
-        call = imported_call(reference)
-    else:
-        call = model_call(model, input_structure(model), training=train)
     if train:
-        call = step_wrapper(model, {})(call)
+        call = step_wrapper(model, {})(model_call(model, input_structure(model), training=True))
+    elif whole.reference_function is not None:
+        call = imported_call(whole.reference_function)
+    else:
+        call = inference_call(model, input_structure(model))
     whole_model = [Segment(call, tuple(specs), train)] if traced else []
     timer = SegmentTimer(settings, int_high=int_high)
     bar = _progress_bar(None, progress, "timing")
