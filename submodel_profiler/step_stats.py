@@ -11,9 +11,15 @@ kernel time only for one run.
 Software tracing suffices on CPU (FULL_TRACE would start a profiler session per run for the
 same node statistics); on a GPU it records kernel launches, not kernel durations.
 
-Weights. By default a captured variable stays a variable (its resource placeholder becomes a
-`VarHandleOp` of the same name, assigned once per session), so grappler sees what it sees when
-TF runs `model(x)`: it cannot fold weight values. `freeze_weights=True` makes every weight a
+Weights. By default a captured variable that the graph only reads becomes a `Placeholder` of its
+value's dtype (ReadVariableOp → Identity), fed on every run with a view of the variable's
+buffer: TF wraps an aligned NumPy array without copying it and never writes into memory it
+does not own, so the session holds no second copy of the weights (240 MB on ResNet152V2) and
+needs no assigning run (its own grappler pass). Grappler cannot fold a fed value, as it cannot
+fold a variable's when TF runs `model(x)`. A variable the graph also writes (a training step's
+BatchNormalization moving statistics, a seed generator's state) stays a variable: its resource
+placeholder becomes a `VarHandleOp` of the same name, assigned once per session.
+`freeze_weights=True` makes every weight a
 `Const` (ReadVariableOp → Identity, as `convert_variables_to_constants_v2` does, same node
 names, without its slow inlining pass); grappler then also folds weight values: BN scales are
 multiplied into convolution filters, and adds of all-zero biases (every bias of a
@@ -98,6 +104,8 @@ NOT_WORK_OPS = frozenset(
 # scope/ArithmeticOptimizer/AddOpsRewrite_x).
 _GRAPPLER_SEGMENT = re.compile(r"^[A-Z]\w*(Optimizer|Folding|Remapper)$")
 _NAME_BOUNDARY = "/_-:"
+# A fed tensor runs as the session's argument "_arg_<placeholder>_<output>_<index>".
+_SESSION_ARGUMENT = re.compile(r"^_arg_(.+)_\d+_\d+$")
 
 
 @dataclass(frozen=True)
@@ -133,12 +141,14 @@ class StandaloneGraph:
     graph_def: object  # GraphDef as traced, weights as VarHandleOp or Const, no init nodes
     feeds: tuple  # tensor names, one per function argument, in order
     fetches: tuple  # tensor names of the function's outputs
-    init_feeds: dict  # assign-op input tensor name -> np.ndarray (empty when frozen)
-    init_op: str | None  # name of the op assigning every variable, None when frozen
+    init_feeds: dict  # assign-op input tensor name -> np.ndarray (written variables only)
+    init_op: str | None  # name of the op assigning the written variables, None if there are none
+    weight_feeds: dict = field(default_factory=dict)  # fed weight tensor name -> np.ndarray
 
 
 def standalone_graph(concrete_function, freeze_weights: bool = False) -> StandaloneGraph:
-    """Rebuild `concrete_function` as a graph whose captures are variables or constants.
+    """Rebuild `concrete_function` as a graph whose captures are fed, variables or constants
+    (module docstring, "Weights").
 
     Raises:
         ValueError: a captured resource is not one of the function's variables.
@@ -147,12 +157,13 @@ def standalone_graph(concrete_function, freeze_weights: bool = False) -> Standal
 
     graph_def = concrete_function.graph.as_graph_def()
     values = _capture_values(concrete_function)
-    _replace_captures(graph_def, values, freeze_weights)
+    fed = _replace_captures(graph_def, values, freeze_weights)
     runnable = type(graph_def)()
     runnable.CopyFrom(graph_def)
     init_feeds, init_op = {}, None
-    if not freeze_weights:
-        init_feeds, init_op = _add_assign_nodes(runnable, values)
+    written = {k: v for k, v in values.items() if v[1] and k not in fed}
+    if written and not freeze_weights:
+        init_feeds, init_op = _add_assign_nodes(runnable, written)
     graph = tf.Graph()
     with graph.as_default():
         tf.graph_util.import_graph_def(runnable, name="")
@@ -164,6 +175,7 @@ def standalone_graph(concrete_function, freeze_weights: bool = False) -> Standal
         fetches=tuple(t.name for t in concrete_function.outputs),
         init_feeds=init_feeds,
         init_op=init_op,
+        weight_feeds={f"{name}:0": values[name][0] for name in fed},
     )
 
 
@@ -190,11 +202,13 @@ def _capture_values(concrete_function) -> dict:
     return values
 
 
-def _replace_captures(graph_def, values: dict, freeze: bool) -> None:
-    """Turn capture placeholders into Const or VarHandleOp nodes of the same name, in place."""
+def _replace_captures(graph_def, values: dict, freeze: bool) -> set:
+    """Turn capture placeholders into Const, Placeholder (a read-only variable's value, fed) or
+    VarHandleOp nodes of the same name, in place; returns the names of the fed ones."""
     import tensorflow as tf
 
-    frozen = set()
+    written = _written_resources(graph_def, values)
+    by_value, fed = set(), set()
     for node in graph_def.node:
         if node.name not in values:
             continue
@@ -204,17 +218,37 @@ def _replace_captures(graph_def, values: dict, freeze: bool) -> None:
         if freeze or not is_variable:
             node.op = "Const"
             node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-            frozen.add(node.name)
+            by_value.add(node.name)
+        elif node.name not in written:
+            node.op = "Placeholder"
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+            by_value.add(node.name)
+            fed.add(node.name)
         else:
             node.op = "VarHandleOp"
             node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
             node.attr["shared_name"].s = node.name.encode()
     for node in graph_def.node:
-        if node.op == "ReadVariableOp" and _source_name(node.input[0]) in frozen:
+        if node.op == "ReadVariableOp" and _source_name(node.input[0]) in by_value:
             dtype = node.attr["dtype"].type
             node.op = "Identity"
             node.ClearField("attr")
             node.attr["T"].type = dtype
+    return fed
+
+
+def _written_resources(graph_def, values: dict) -> set:
+    """Names of the variable captures some node uses other than by ReadVariableOp (an assign,
+    a ResourceGather, a function call): they must stay variables."""
+    used = set()
+    for node in graph_def.node:
+        if node.op == "ReadVariableOp":
+            continue
+        for name in node.input:
+            source = _source_name(name)
+            if source in values and values[source][1]:
+                used.add(source)
+    return used
 
 
 def _add_assign_nodes(graph_def, values: dict):
@@ -282,6 +316,7 @@ def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs:
             f"Received: {len(inputs)} input(s)."
         )
     feed = {name: np.asarray(x) for name, x in zip(standalone.feeds, inputs)}
+    feed.update(standalone.weight_feeds)
     fetches = list(standalone.fetches)
     config = session_config(optimized)
     with tf.compat.v1.Session(graph=standalone.graph, config=config) as session:
@@ -324,13 +359,18 @@ def _kernel_us(s) -> float:
 def original_name(name: str, traced_names) -> str | None:
     """The traced node an executed node name stands for, or None.
 
-    In order: the name itself; for names with a grappler segment (`ConstantFolding/x/y_recip`,
-    `scope/ArithmeticOptimizer/AddOpsRewrite_Leaf_1_Add`) the longest traced name prefixing
-    what follows it, then `scope/tail` for every "_"-separated tail; finally the longest traced
-    name prefixing the name at a boundary (`x/merged_input`, `x-TransposeNHWCToNCHW-...`).
+    In order: the name itself; for a session's argument the placeholder it feeds (a fed
+    weight's is in its layer's scope); for names with a grappler segment
+    (`ConstantFolding/x/y_recip`, `scope/ArithmeticOptimizer/AddOpsRewrite_Leaf_1_Add`) the
+    longest traced name prefixing what follows it, then `scope/tail` for every "_"-separated
+    tail; finally the longest traced name prefixing the name at a boundary (`x/merged_input`,
+    `x-TransposeNHWCToNCHW-...`).
     """
     if name in traced_names:
         return name
+    argument = _SESSION_ARGUMENT.match(name)
+    if argument:
+        return argument.group(1) if argument.group(1) in traced_names else None
     segments = name.split("/")
     marks = [i for i, s in enumerate(segments) if _GRAPPLER_SEGMENT.match(s)]
     if marks:

@@ -108,7 +108,8 @@ def test_same_model_unoptimized_keeps_every_row(conv_relu):
 def _layer_of(node_name: str) -> str | None:
     """conv_relu's layer of an executed node by its name scope, under the model's own scope
     ("functional_1/conv_1/BiasAdd" -> "conv"); None for nodes outside every layer scope
-    (_SOURCE, _arg_*, NoOp, Identity, _retval_*)."""
+    (_SOURCE, the input's _arg_*, NoOp, Identity, _retval_*); a fed weight's argument
+    ("_arg_functional_1/conv_1/convolution/ReadVariableOp/resource_0_1") is its layer's."""
     scopes = node_name.split("/")[:-1]
     layers = [s.rsplit("_", 1)[0] for s in scopes]
     found = [layer for layer in layers if layer in {"conv", "relu", "flat", "dense", "act"}]
@@ -212,7 +213,13 @@ def test_session_config_turns_node_merging_off_only_when_unoptimized():
     assert not config.graph_options.optimizer_options.do_common_subexpression_elimination
 
 
-TRACED = {"conv_1/convolution", "conv_10/convolution", "act_1/truediv", "block_add_1/Add"}
+TRACED = {
+    "conv_1/convolution",
+    "conv_10/convolution",
+    "act_1/truediv",
+    "block_add_1/Add",
+    "conv_1/convolution/ReadVariableOp/resource",  # a weight's placeholder, fed
+}
 
 
 @pytest.mark.parametrize(
@@ -225,7 +232,12 @@ TRACED = {"conv_1/convolution", "conv_10/convolution", "act_1/truediv", "block_a
         ("block_add_1/ArithmeticOptimizer/AddOpsRewrite_Leaf_1_Add", "block_add_1/Add"),
         ("block_add_1/ArithmeticOptimizer/AddOpsRewrite_Add", "block_add_1/Add"),
         ("conv_1/convolutionX", None),  # no boundary after the traced name
-        ("_arg_keras_tensor_0_0", None),
+        ("_arg_keras_tensor_0_0", None),  # the model's input
+        (
+            "_arg_conv_1/convolution/ReadVariableOp/resource_0_3",
+            "conv_1/convolution/ReadVariableOp/resource",
+        ),
+        ("_arg_dense_1/MatMul/ReadVariableOp/resource_0_3", None),  # not a traced name
         ("_SOURCE", None),
     ],
 )
@@ -373,18 +385,56 @@ def test_median_run_is_the_lower_middle_total():
 
 
 def test_the_standalone_graph_computes_what_the_model_computes(tiny_cnn):
-    # Its variables are assigned the model's weights (viewed, not copied): the session's output
-    # is the model's, and stays so after the model's weights change.
+    # Its weights are fed views of the model's (not copies, not variables assigned in the
+    # session): the session's output is the model's, and stays so after the model's weights
+    # change.
     import tensorflow as tf
 
     _, _, standalone, inputs = _prepare(tiny_cnn)
+    assert standalone.init_op is None  # inference reads its weights only: every one is fed
+    assert len(standalone.weight_feeds) == len(tiny_cnn.weights)
+    reads = [np.asarray(w.value.read_value()) for w in tiny_cnn.weights]  # views, not copies
+    buffers = {r.__array_interface__["data"][0] for r in reads}
+    fed = {v.__array_interface__["data"][0] for v in standalone.weight_feeds.values()}
+    assert fed == buffers
+    graph = standalone.graph
+    assert not [op for op in graph.get_operations() if op.type in ("VarHandleOp", "ReadVariableOp")]
     expected = tiny_cnn(inputs[0]).numpy()
     for weight in tiny_cnn.weights:  # assigned after the graph was made: not what it holds
         weight.assign(weight + 1.0)
     feed = dict(zip(standalone.feeds, [np.asarray(x) for x in inputs]))
-    with tf.compat.v1.Session(graph=standalone.graph) as session:
-        session.run(standalone.init_op, standalone.init_feeds)
-        (got,) = session.run(list(standalone.fetches), feed)
+    with tf.compat.v1.Session(graph=graph) as session:
+        (got,) = session.run(list(standalone.fetches), {**feed, **standalone.weight_feeds})
     for weight in tiny_cnn.weights:
         weight.assign(weight - 1.0)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_training_step_keeps_the_variables_it_writes_as_variables(tiny_cnn):
+    # BatchNormalization's moving statistics are assigned by the training step: they stay
+    # variables (assigned once per session from the model's values), every other weight is fed.
+    import tensorflow as tf
+
+    from submodel_profiler.graph_walk import plan_rows
+    from submodel_profiler.specs import resolve_input_specs
+    from submodel_profiler.training import profile_whole_step
+
+    specs = resolve_input_specs(tiny_cnn, 2)
+    whole = profile_whole_step(tiny_cnn, plan_rows(tiny_cnn), specs)
+    standalone = step_stats.standalone_graph(whole.instrumented_function)
+    bn = tiny_cnn.get_layer("bn")
+    moving = {bn.moving_mean.path, bn.moving_variance.path}
+    handles = [op for op in standalone.graph.get_operations() if op.type == "VarHandleOp"]
+    assert len(handles) == len(moving) == len(standalone.init_feeds)
+    assert len(standalone.weight_feeds) == len(tiny_cnn.weights) - len(moving)
+    assert standalone.init_op is not None
+    inputs = random_inputs(specs)
+    feed = {
+        **dict(zip(standalone.feeds, [np.asarray(x) for x in inputs])),
+        **standalone.weight_feeds,
+    }
+    with tf.compat.v1.Session(graph=standalone.graph) as session:
+        session.run(standalone.init_op, standalone.init_feeds)
+        got = session.run(list(standalone.fetches), feed)
+    assert all(np.isfinite(g).all() for g in got)
+    assert len(got) == 1 + len(tiny_cnn.trainable_weights)  # the loss and every gradient
