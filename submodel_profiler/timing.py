@@ -283,6 +283,8 @@ class SegmentTimer:
         self.errors: dict = {}  # (group index, segment index) -> why that segment failed
         # (group index, segment index) -> TimeStats of a split segment's first part
         self.first_parts: dict = {}
+        self._ahead: dict = {}  # tuple of a group's segments -> [(indices, chunk, future)]
+        self._ahead_worker = None  # the thread compiling them
 
     def time(self, groups: Sequence[Sequence[Segment]], progress=None) -> list[list[TimeStats]]:
         s = self.settings
@@ -318,6 +320,41 @@ class SegmentTimer:
                 self.first_parts[(g, index)] = stats
         return results
 
+    def compile_ahead(self, group: Sequence[Segment]) -> None:
+        """Trace `group` now and optimize and warm it up in a background thread while the caller
+        does other work, which must time nothing (the compile takes a core); a later `time`
+        call given an equal group uses these chunks instead of compiling its own. Meant for a
+        large graph whose optimizing is the longest single part of timing (the whole model)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not group:
+            return
+        if self._ahead_worker is None:
+            self._ahead_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
+        self._ahead[tuple(group)] = [
+            (indices, *self._start(group, indices, self._ahead_worker))
+            for indices in self._plans(group)
+        ]
+
+    def _plans(self, group) -> list:
+        """The segment indices of each chunk `group` is compiled in."""
+        return [
+            list(range(i, min(i + self.chunk_size, len(group))))
+            for i in range(0, len(group), self.chunk_size)
+        ]
+
+    def _start(self, group, indices, worker) -> tuple:
+        """(chunk, future of its compile) of `group[indices]`, traced here and compiled by
+        `worker`; (None, None) if it fails to trace."""
+        try:
+            chunk = _Chunk([group[k] for k in indices], self._pool, indices)
+            chunk.trace()
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # bisected later, to find the failing segments
+            return None, None
+        return chunk, worker.submit(_compile, chunk, max(1, self.settings.warmup))
+
     def _compiled_chunks(self, groups) -> list:
         """(group index, _Chunk) of every chunk that compiles and runs its warm-up.
 
@@ -326,37 +363,30 @@ class SegmentTimer:
         COMPILE_WORKERS worker threads (C++, which releases the GIL), so on two or more cores
         they proceed side by side. Each worker hands the memory it freed back to the system
         once a chunk is compiled (`heap.release_freed_memory`). Nothing is timed meanwhile:
-        sampling starts after all have compiled. A chunk that fails to trace or to run is
-        bisected afterwards (`_working_chunks`). After Ctrl-C, the chunks compiled so far are
-        kept and `interrupted` is set.
+        sampling starts after all have compiled. A group compiled ahead (`compile_ahead`) is
+        waited for with the others. A chunk that fails to trace or to run is bisected
+        afterwards (`_working_chunks`). After Ctrl-C, the chunks compiled so far are kept and
+        `interrupted` is set.
         """
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
 
-        warmup = max(1, self.settings.warmup)
-        plans = [
-            (g, list(range(i, min(i + self.chunk_size, len(group)))))
-            for g, group in enumerate(groups)
-            for i in range(0, len(group), self.chunk_size)
-        ]
+        started: list = []  # (group index, group, indices, chunk or None, future or None)
+        plans = []
+        for g, group in enumerate(groups):
+            ahead = self._ahead.pop(tuple(group), None)
+            if ahead is None:
+                plans += [(g, indices) for indices in self._plans(group)]
+            else:
+                started += [(g, group, indices, *more) for indices, *more in ahead]
         # Small groups first: they are the large graphs (the whole model, an expanded parent),
         # quick to trace and slow to optimize, which then overlaps the rows' tracing.
         plans.sort(key=lambda plan: len(groups[plan[0]]))
-        started: list = []  # (group index, group, indices, chunk or None, future or None)
         worker = ThreadPoolExecutor(max_workers=COMPILE_WORKERS, thread_name_prefix="compile")
         try:
             for g, indices in plans:
-                group = groups[g]
-                try:
-                    chunk = _Chunk([group[k] for k in indices], self._pool, indices)
-                    chunk.trace()
-                except KeyboardInterrupt:
-                    raise
-                except Exception:  # bisected below, to find the failing segments
-                    started.append((g, group, indices, None, None))
-                    continue
-                future = worker.submit(_compile, chunk, warmup)
-                started.append((g, group, indices, chunk, future))
+                started.append((g, groups[g], indices, *self._start(groups[g], indices, worker)))
             worker.shutdown(wait=True)
+            wait([future for *_, future in started if future is not None])
         except KeyboardInterrupt:  # keep what compiled; leave the rest to finish unwatched
             self.interrupted = True
             worker.shutdown(wait=False, cancel_futures=True)
@@ -370,6 +400,9 @@ class SegmentTimer:
                     chunks += [(g, c) for c in self._working_chunks(g, group, indices)]
         except KeyboardInterrupt:
             self.interrupted = True
+        if self._ahead_worker is not None and not self._ahead:
+            self._ahead_worker.shutdown(wait=False)
+            self._ahead_worker = None
         return chunks
 
     def _working_chunks(self, g: int, group, indices: list) -> list:

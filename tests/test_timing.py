@@ -181,6 +181,58 @@ def test_groups_and_chunks_keep_segment_order(monkeypatch):
     assert timer.overhead_us == pytest.approx(overhead_us)
 
 
+def test_a_group_compiled_ahead_is_used_not_compiled_again(monkeypatch):
+    import threading
+
+    import tensorflow as tf
+
+    from submodel_profiler import timing
+
+    # Fake compiled functions, each recording the segments it was built for and the thread
+    # that first ran it (its compile and warm-up); every sample of a segment is its known µs.
+    built, first_run = [], {}
+    durations_us = {}
+
+    def fake_build(segments, warm=True):
+        fns = tuple(s.fn for s in segments)
+        built.append(fns)
+        row = [1.0 if s.fn is timing._empty_body else durations_us[s.fn] for s in segments]
+
+        def run(n, *xs):
+            first_run.setdefault(fns, threading.current_thread().name)
+            if any(s.fn is broken for s in segments):
+                raise ValueError("cannot run")
+            return tf.constant(np.tile(np.array(row) / 1e6, (int(n), 1))), None
+
+        run.get_concrete_function = lambda: None
+        return run
+
+    def broken(x):
+        return x
+
+    monkeypatch.setattr(timing, "build_timing_function", fake_build)
+    spec = (tf.TensorSpec((1,), tf.float32),)
+    fns = [lambda x, i=i: x + i for i in range(3)]
+    durations_us.update(zip([*fns, broken], [11.0, 21.0, 31.0, 5.0]))
+    settings = TimingSettings(warmup=1, min_repeats=2, max_repeats=2, budget_s=10.0)
+    timer = SegmentTimer(settings)
+    whole, failing = [Segment(fns[2], spec)], [Segment(broken, spec)]
+    timer.compile_ahead(whole)
+    timer.compile_ahead(failing)
+    assert built == [(timing._empty_body, fns[2]), (timing._empty_body, broken)]
+    # equal groups, not the same lists: the ahead chunks are found by their segments
+    rows, (alone,), (none,) = timer.time(
+        [[Segment(f, spec) for f in fns[:2]], list(whole), list(failing)]
+    )
+    assert built.count((timing._empty_body, fns[2])) == 1  # not compiled again
+    assert first_run[(timing._empty_body, fns[2])].startswith("ahead")
+    assert [s.median for s in rows] == pytest.approx([10.0, 20.0])
+    assert alone.median == pytest.approx(30.0)
+    # a chunk compiled ahead that fails is retried and its error recorded, as any other
+    assert none is None and "cannot run" in timer.errors[(2, 0)]
+    assert not timer._ahead and timer._ahead_worker is None  # all used, the thread let go
+
+
 def test_a_timed_run_reads_its_weights_after_its_start_timestamp():
     # A computation on weights alone (keras-hub's position embeddings) must run inside the
     # timed window, not before it nor once for both runs: a segment's ops, weight reads
