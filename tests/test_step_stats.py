@@ -410,6 +410,41 @@ def test_the_standalone_graph_computes_what_the_model_computes(tiny_cnn):
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_running_the_graph_never_writes_into_the_fed_weights(keras):
+    # The fed arrays are the model's own weight memory: an op that could reuse its input's
+    # buffer for its output (Relu, Add) must not do so with a fed weight, in either mode.
+    import tensorflow as tf
+
+    class ReluOfWeights(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(shape=shape[1:], initializer="zeros")
+
+        def call(self, x):
+            return x + keras.ops.relu(self.w) + (self.w + 1.0)  # unary and binary, on a weight
+
+    x = inputs = keras.Input((8,))
+    x = ReluOfWeights(name="relu_w")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)  # moving_variance + epsilon
+    model = keras.Model(inputs, x)
+    variance = model.get_layer("bn").moving_variance
+    for weight in model.weights:  # negative (Relu in place would zero them), but the variance
+        sign = 1.0 if weight is variance else -1.0
+        weight.assign(sign * np.arange(1, 9, dtype="float32"))
+    before = [w.numpy().copy() for w in model.weights]
+    _, owner, standalone, inputs = _prepare(model)
+    assert len(standalone.weight_feeds) == len(model.weights)
+    for optimized in (True, False):
+        step_stats.run_traced(standalone, inputs, optimized, runs=2)
+    for weight, value in zip(model.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    assert sum((fed < 0).all() for fed in standalone.weight_feeds.values()) == 4
+    expected = model(inputs[0]).numpy()
+    feed = dict(zip(standalone.feeds, [np.asarray(x) for x in inputs]))
+    with tf.compat.v1.Session(graph=standalone.graph) as session:
+        (got,) = session.run(list(standalone.fetches), {**feed, **standalone.weight_feeds})
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_a_training_step_keeps_the_variables_it_writes_as_variables(tiny_cnn):
     # BatchNormalization's moving statistics are assigned by the training step: they stay
     # variables (assigned once per session from the model's values), every other weight is fed.
