@@ -19,11 +19,11 @@ needs no assigning run (its own grappler pass). Grappler cannot fold a fed value
 fold a variable's when TF runs `model(x)`. A variable the graph also writes (a training step's
 BatchNormalization moving statistics, a seed generator's state) stays a variable: its resource
 placeholder becomes a `VarHandleOp` of the same name, assigned once per session.
-`freeze_weights=True` makes every weight a `Const` (ReadVariableOp → Identity, as
-`convert_variables_to_constants_v2` does, same node names, without its slow inlining pass);
-grappler then also folds weight values: BN scales are multiplied into convolution filters, and
-adds of all-zero biases (every bias of a `weights=None` model) are removed, so what fuses then
-depends on the weights' values.
+`freeze_weights=True` makes every weight a
+`Const` (ReadVariableOp → Identity, as `convert_variables_to_constants_v2` does, same node
+names, without its slow inlining pass); grappler then also folds weight values: BN scales are
+multiplied into convolution filters, and adds of all-zero biases (every bias of a
+`weights=None` model) are removed, so what fuses then depends on the weights' values.
 
 Modes. `optimized=True` runs TF's default grappler and graph optimizations: the remapper fuses
 e.g. Conv2D + BiasAdd + Relu into one `_FusedConv2D` carrying the name of the pattern's last
@@ -81,7 +81,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from submodel_profiler.heap import release_freed_memory
 from submodel_profiler.report import Timeline, TimelineSlice, row_label
 
 # Executed op types that only hold or route values: a derived node of one of these types (a
@@ -139,7 +138,7 @@ class StandaloneGraph:
     """A concrete function rebuilt as a session-runnable graph, node names unchanged."""
 
     graph: object  # tf.Graph
-    graph_def: object  # GraphDef as traced, weights as Placeholder, VarHandleOp or Const
+    graph_def: object  # GraphDef as traced, weights as VarHandleOp or Const, no init nodes
     feeds: tuple  # tensor names, one per function argument, in order
     fetches: tuple  # tensor names of the function's outputs
     init_feeds: dict  # assign-op input tensor name -> np.ndarray (written variables only)
@@ -325,15 +324,12 @@ def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs:
             session.run(standalone.init_op, standalone.init_feeds)
         warm = config_pb2.RunMetadata()
         session.run(fetches, feed, config_pb2.RunOptions(output_partition_graphs=True), warm)
-        release_freed_memory()  # what grappler took, not kept into the traced runs
         traced = config_pb2.RunOptions(trace_level=config_pb2.RunOptions.SOFTWARE_TRACE)
         stats = []
         for _ in range(runs):
             metadata = config_pb2.RunMetadata()
             session.run(fetches, feed, traced, metadata)
             stats.append(metadata.step_stats)
-            release_freed_memory()  # what tracing took, not kept into the next run
-    release_freed_memory()  # the session's graphs and kernels, not kept into the next session
     executed = {n.name: n.op for g in warm.partition_graphs for n in g.node}
     return executed, stats
 
