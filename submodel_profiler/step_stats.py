@@ -19,11 +19,11 @@ needs no assigning run (its own grappler pass). Grappler cannot fold a fed value
 fold a variable's when TF runs `model(x)`. A variable the graph also writes (a training step's
 BatchNormalization moving statistics, a seed generator's state) stays a variable: its resource
 placeholder becomes a `VarHandleOp` of the same name, assigned once per session.
-`freeze_weights=True` makes every weight a
-`Const` (ReadVariableOp → Identity, as `convert_variables_to_constants_v2` does, same node
-names, without its slow inlining pass); grappler then also folds weight values: BN scales are
-multiplied into convolution filters, and adds of all-zero biases (every bias of a
-`weights=None` model) are removed, so what fuses then depends on the weights' values.
+`freeze_weights=True` makes every weight a `Const` (ReadVariableOp → Identity, as
+`convert_variables_to_constants_v2` does, same node names, without its slow inlining pass);
+grappler then also folds weight values: BN scales are multiplied into convolution filters, and
+adds of all-zero biases (every bias of a `weights=None` model) are removed, so what fuses then
+depends on the weights' values.
 
 Modes. `optimized=True` runs TF's default grappler and graph optimizations: the remapper fuses
 e.g. Conv2D + BiasAdd + Relu into one `_FusedConv2D` carrying the name of the pattern's last
@@ -138,7 +138,7 @@ class StandaloneGraph:
     """A concrete function rebuilt as a session-runnable graph, node names unchanged."""
 
     graph: object  # tf.Graph
-    graph_def: object  # GraphDef as traced, weights as VarHandleOp or Const, no init nodes
+    graph_def: object  # GraphDef as traced, weights as Placeholder, VarHandleOp or Const
     feeds: tuple  # tensor names, one per function argument, in order
     fetches: tuple  # tensor names of the function's outputs
     init_feeds: dict  # assign-op input tensor name -> np.ndarray (written variables only)
