@@ -236,10 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument(
         "--callback-samples",
         type=int,
-        default=3,
+        default=2,
         metavar="N",
         help="eager predict executions timed by LayerTimingCallback, after one untimed "
-        "(default: 3; 0 skips)",
+        "(default: 2; 0 skips)",
     )
     _add_research_arguments(p)
     p.add_argument(

@@ -121,7 +121,7 @@ def profile_model(
     source: str | None = None,
     progress: bool = False,
     step_stats_runs: int = 5,
-    callback_samples: int = 3,
+    callback_samples: int = 2,
     expand_nested: bool = False,
     measure_peak: bool = True,
     counting: str = DEFAULT_COUNTING,
@@ -146,8 +146,8 @@ def profile_model(
         step_stats_runs: traced runs of the whole model for TF's per-node step stats, as
             optimized and unfused (0 skips both); only with timing.
         callback_samples: eager executions timed by LayerTimingCallback, after one untimed
-            (0 skips); only with timing. 3, not 5: the rows' Spearman against it did not move
-            (docs/performance.md) and each eager pass costs several compiled ones.
+            (0 skips); only with timing. 2, not 3 or 5: the rows' Spearman against it did not
+            move (docs/performance.md) and each eager pass costs several compiled ones.
         expand_nested: replace each nested Functional/Sequential model by rows for its own
             layers, named by path (`backbone/conv`; `backbone[1]/conv` for its second call),
             at every level (as `depth="all"` does for nested models).
