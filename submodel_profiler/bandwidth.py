@@ -15,7 +15,8 @@ every later peak (208 MB of MobileNetV3Large's 1088 MB on the 2-vCPU Xeon VM). T
 side in one process, numpy's add measured 41-47 GB/s and the in-graph triad (below) 45-47. Should
 the child fail to start, the kernels run in this process (the method says so): numpy hands
 arrays that large back to the system when they are freed, so they raise the peak only while
-they live.
+they live. A profile starts its child ahead (`HostStream`), so that the page faults of its
+arrays' first touch overlap the counting.
 
 On a GPU they run on the device, timed in-graph by the very method the rows and the matmul
 peak are timed with (`timing.SegmentTimer`, as in `throughput.measure_peak`):
@@ -123,7 +124,9 @@ def triad_bytes(n: int) -> int:
 
 
 def measure_bandwidth(
-    settings: TimingSettings = TimingSettings(), n_bytes: int | None = None
+    settings: TimingSettings = TimingSettings(),
+    n_bytes: int | None = None,
+    host: HostStream | None = None,
 ) -> Bandwidth | None:
     """Time two STREAM kernels where the rows run and return their rates: on a GPU copy and
     triad in-graph (like the rows), on a CPU copy and add with numpy in a child process.
@@ -134,6 +137,8 @@ def measure_bandwidth(
         n_bytes: bytes per array (rounded down to whole float32). Default on a GPU
             ARRAY_BYTES_GPU on the device, else `cpu_array_bytes(last_level_cache_bytes())`.
             Arrays that fit in a cache measure the cache, not memory.
+        host: a `HostStream` started ahead, run instead of a new child where the rows run on
+            the host and `n_bytes` is not given (it then holds the size and repeats).
 
     Returns None (bandwidth unknown) if a kernel failed or took no measurable time. Raises
     KeyboardInterrupt if Ctrl-C stopped the measurement (the arrays freed first), ValueError for
@@ -142,6 +147,8 @@ def measure_bandwidth(
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
+    if host is not None and not gpu and n_bytes is None:
+        return host.bandwidth()
     note = ""
     if n_bytes is None:
         n_bytes, note = _default_bytes(gpu)
@@ -176,7 +183,10 @@ def _device_bandwidth(tf, n: int, settings: TimingSettings, note: str) -> Bandwi
 
 
 def _host_bandwidth(n_bytes: int, repeats: int, note: str) -> Bandwidth | None:
-    result, where = _host_stream(n_bytes, repeats)
+    return _host_rates(*_host_stream(n_bytes, repeats), note)
+
+
+def _host_rates(result: dict, where: str, note: str) -> Bandwidth | None:
     if result["copy_s"] <= 0 or result["add_s"] <= 0:
         return None
     n = result["n"]
@@ -189,17 +199,92 @@ def _host_bandwidth(n_bytes: int, repeats: int, note: str) -> Bandwidth | None:
     return Bandwidth(rates, method)
 
 
+class HostStream:
+    """The host's STREAM child started ahead (`host_stream.py --wait`): it allocates and touches
+    its arrays while the caller does other work, then waits; `bandwidth()` has it run the
+    kernels, which must be the only work then, as for `measure_bandwidth`. Its arrays live in
+    the child, so they never count in this process's memory, but they hold 2 arrays of system
+    memory (2 × 128 MiB at most) until it runs or is closed. Should the child fail, the
+    kernels run as `measure_bandwidth` runs them. `ready()` waits until the arrays are touched
+    (the caller's timing must not share the cores with page faults); `close()`, or the end of
+    this process (the child then reads end of file), ends the child without running them.
+
+    Only for the host: where the rows run on a GPU, `measure_bandwidth` times the device.
+    """
+
+    def __init__(self, settings: TimingSettings = TimingSettings(), n_bytes: int | None = None):
+        if n_bytes is None:
+            self.n_bytes, self.note = _default_bytes(gpu=False)
+        else:
+            self.n_bytes, self.note = _validated(n_bytes), ""
+        self.repeats = _capped(settings).max_repeats
+        self._ready = False
+        command = [*_host_command(self.n_bytes, self.repeats), "--wait"]
+        try:
+            self._child = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env=_host_env(),
+            )
+        except (OSError, subprocess.SubprocessError):
+            self._child = None
+
+    def ready(self) -> bool:
+        """Wait until the child's arrays are touched; False if it failed (and is ended)."""
+        if self._child is not None and not self._ready:
+            self._ready = self._child.stdout.readline().strip() == "ready"
+            if not self._ready:
+                self.close()
+        return self._ready
+
+    def bandwidth(self) -> Bandwidth | None:
+        """`measure_bandwidth`'s result on the host, from the child (or here if it failed)."""
+        result = None
+        if self.ready():
+            try:
+                out, _ = self._child.communicate("go\n", timeout=HOST_CHILD_TIMEOUT_S)
+                result = json.loads(out.splitlines()[-1])
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                pass
+            finally:
+                self.close()
+        if result is None:
+            return _host_bandwidth(self.n_bytes, self.repeats, self.note)
+        return _host_rates(result, "in a child process", self.note)
+
+    def close(self) -> None:
+        """End the child (its arrays freed) if it still runs; idempotent."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        for pipe in (child.stdin, child.stdout):
+            pipe.close()
+
+
+def _host_command(n_bytes: int, repeats: int) -> list[str]:
+    return [sys.executable, str(HOST_STREAM_SCRIPT), str(n_bytes), str(repeats)]
+
+
+def _host_env() -> dict:
+    """The child searches this process's sys.path, so it finds the same packages."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
 def _host_stream(n_bytes: int, repeats: int) -> tuple[dict, str]:
     """`host_stream.stream` in a child process, or in this one if the child failed; with where
-    it ran. The child searches this process's sys.path, so it finds the same packages."""
-    command = [sys.executable, str(HOST_STREAM_SCRIPT), str(n_bytes), str(repeats)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    it ran."""
     try:
         done = subprocess.run(
-            command,
+            _host_command(n_bytes, repeats),
             capture_output=True,
             text=True,
-            env=env,
+            env=_host_env(),
             timeout=HOST_CHILD_TIMEOUT_S,
             check=True,
         )

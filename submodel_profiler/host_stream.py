@@ -7,6 +7,12 @@ once held, and two STREAM arrays allocated through it stayed in every profile's 
 MobileNetV3Large's 1088 MB on the 2-vCPU Xeon VM). The child imports numpy and the standard
 library only, never TensorFlow.
 
+With `--wait` (`bandwidth.HostStream`, which a profile starts before it times anything) the
+child allocates and touches both arrays first, prints "ready", and runs the kernels only once
+it reads "go" on its stdin; at end of file (the profile ended without measuring, or died) it
+exits without running them. Touching 2 × 128 MiB for the first time costs 0.2-0.9 s of page
+faults on the EPYC VM, which then overlap the profile's counting instead of adding to it.
+
 n float32 per array, each thread on its own contiguous slice; numpy releases the GIL inside
 both kernels, so the threads run on the cores side by side:
 
@@ -52,17 +58,28 @@ def add_into(b: np.ndarray, a: np.ndarray, part: slice) -> None:
     np.add(b[part], a[part], out=b[part])
 
 
-def stream(n_bytes: int, repeats: int, threads: int | None = None) -> dict:
+def allocate(n_bytes: int, touch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The two arrays (a of ones, b) of `n_bytes` each, rounded down to whole float32; with
+    `touch`, every page of both written once (b a copy of a), so no kernel run faults."""
+    n = n_bytes // FLOAT32_BYTES
+    a = np.ones(n, np.float32)
+    b = np.empty(n, np.float32)
+    if touch:
+        np.copyto(b, a)
+    return a, b
+
+
+def stream(n_bytes: int, repeats: int, threads: int | None = None, arrays=None) -> dict:
     """Median seconds of `repeats` timed runs of copy and of add on two arrays of `n_bytes`
-    (rounded down to whole float32), each kernel warmed by one untimed run (which also touches
-    the pages of b for the first time); the arrays are freed before returning.
+    (rounded down to whole float32), or on `arrays` (`allocate`'s) where given, each kernel
+    warmed by one untimed run (which also touches the pages of b for the first time); the
+    arrays are freed before returning, unless the caller holds them.
 
     Returns {"n": float32 per array, "threads", "repeats", "copy_s", "add_s"}.
     """
     threads = threads or usable_cores()
-    n = n_bytes // FLOAT32_BYTES
-    a = np.ones(n, np.float32)
-    b = np.empty(n, np.float32)
+    a, b = arrays or allocate(n_bytes)
+    n = len(a)
     edges = np.linspace(0, n, threads + 1).astype(np.int64)
     slices = [slice(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
 
@@ -84,8 +101,17 @@ def stream(n_bytes: int, repeats: int, threads: int | None = None) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    n_bytes, repeats = (int(value) for value in argv)
-    print(json.dumps(stream(n_bytes, repeats)))
+    """`N_BYTES REPEATS [--wait]`: print `stream`'s result as one JSON line; with --wait, first
+    allocate and touch the arrays, print "ready", and run only once stdin says "go"."""
+    wait = argv[2:] == ["--wait"]
+    n_bytes, repeats = (int(value) for value in argv[:2])
+    arrays = None
+    if wait:
+        arrays = allocate(n_bytes, touch=True)
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            return 0  # end of file: the profile did not need the measurement
+    print(json.dumps(stream(n_bytes, repeats, arrays=arrays)), flush=True)
     return 0
 
 

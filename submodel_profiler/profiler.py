@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from submodel_profiler.bandwidth import measure_bandwidth
+from submodel_profiler.bandwidth import HostStream, measure_bandwidth
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, ZERO, Count
 from submodel_profiler.cross_checks import OtherMethods, cross_check, gpu_visible, other_methods
 from submodel_profiler.derived import add_derived_fields
@@ -209,130 +209,142 @@ def profile_model(
         with _phase("tracing the subclassed model"), clock("whole_graph"):
             whole = (trace_subclassed_step if train else trace_subclassed)(model, specs, levels)
     rows, parents = list(whole.rows), list(whole.parents)
-    if timing:
-        # What tracing left behind (Keras' scratch graphs; the second, ordinary trace where
-        # there is one, of which only the counts are kept) is reference cycles: freed now,
-        # and handed back, it leaves timing's peak lower.
-        gc.collect()
-        release_freed_memory()
-    timed, others = _Timing(), OtherMethods()
-    int_high = integer_input_bound(model)
-    with tf_warnings_silenced():
-        timer = SegmentTimer(timing_settings, int_high=int_high)
-        whole_group = []
+    # The STREAM child allocates and touches its arrays while the rows are counted.
+    host = None
+    if timing and measure_peak and measured_bandwidth is None and not gpu_visible():
+        host = HostStream(timing_settings)
+    try:
         if timing:
-            # The whole model's optimizing, the timing's longest single part, runs in the
-            # background while the sub-models are built and counted (which time nothing).
-            with clock("timing"):
-                whole_group = _whole_model_group(model, whole, specs)
-                timer.compile_ahead(whole_group)
-        with clock("submodels"):
-            results, interrupted = _profile_submodels(rows + parents, whole, progress)
-        timed = _Timing(interrupted=interrupted)
-        owned = _owned_trainable_weights(rows) if update is not None else {}
-        if timing and not interrupted:
-            with _phase("timing the rows"), clock("timing"):
-                timed = _time_rows(
-                    results,
-                    whole,
-                    timer,
-                    whole_group,
-                    progress,
-                    _update_segments(update, owned),
-                )
-                # The timing functions' graphs are reference cycles, which only a full
-                # collection frees; freed now, the cross-checks and the matmul peak reuse their
-                # memory (MobileNetV3Large's peak 836-847 MB against 877, for 0.12 s).
-                gc.collect()
-                release_freed_memory()
-        if timing and not timed.interrupted:
-            try:
-                samples = 0 if train else callback_samples
-                with clock("cross_checks"):  # its methods' own: step_stats, callback
-                    others = other_methods(
-                        model,
+            # What tracing left behind (Keras' scratch graphs; the second, ordinary trace where
+            # there is one, of which only the counts are kept) is reference cycles: freed now,
+            # and handed back, it leaves timing's peak lower.
+            gc.collect()
+            release_freed_memory()
+        timed, others = _Timing(), OtherMethods()
+        int_high = integer_input_bound(model)
+        with tf_warnings_silenced():
+            timer = SegmentTimer(timing_settings, int_high=int_high)
+            whole_group = []
+            if timing:
+                # The whole model's optimizing, the timing's longest single part, runs in the
+                # background while the sub-models are built and counted (which time nothing).
+                with clock("timing"):
+                    whole_group = _whole_model_group(model, whole, specs)
+                    timer.compile_ahead(whole_group)
+            with clock("submodels"):
+                results, interrupted = _profile_submodels(rows + parents, whole, progress)
+            timed = _Timing(interrupted=interrupted)
+            owned = _owned_trainable_weights(rows) if update is not None else {}
+            if timing and not interrupted:
+                with _phase("timing the rows"), clock("timing"):
+                    if host is not None:
+                        host.ready()  # no page faults beside the timed runs
+                    timed = _time_rows(
+                        results,
                         whole,
-                        specs,
-                        step_stats_runs,
-                        samples,
-                        int_high,
-                        timeline=trace,
-                        phases=clock,
+                        timer,
+                        whole_group,
+                        progress,
+                        _update_segments(update, owned),
                     )
-                if train and callback_samples:
-                    errors = {**others.errors, "callback": TRAIN_CALLBACK}
-                    others = dataclasses.replace(others, errors=errors)
-            except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
-                timed = dataclasses.replace(timed, interrupted=True)
-    updates = None  # the optimizer's update per row (training step with an optimizer)
-    if update is not None:
-        with _phase("counting the optimizer's update"), clock("optimizer"):
-            updates = optimizer_counts(update, owned)
-    counted_params: set = set()  # ids of layers whose weights a row already counts
-    layers = tuple(
-        _layer_row(row, whole, results[row.key], timed, others, counting, counted_params, updates)
-        for row in rows
-    )
-    with clock("memory"):
-        measured = _measured_memory(model, others, specs, int_high) if timing else {}
-        memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
-    if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
-        others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
-    optimizer_totals = {}
-    if updates is not None:
-        optimizer_totals = _optimizer_totals(update, updates, counting, layers, timed)
-    parent_params: set = set()
-    parent_rows = tuple(
-        _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
-    )
-    if timed.whole_error:
-        others = dataclasses.replace(
-            others, errors={**others.errors, "whole_model": timed.whole_error}
-        )
-    if timed.update_errors:  # the rows' counts stand: only their update's time is missing
-        failed = "; ".join(
-            f"{'all weights' if k == 'whole' else row_label(*k)}: {e}"
-            for k, e in timed.update_errors.items()
-        )
-        others = dataclasses.replace(others, errors={**others.errors, "optimizer": failed})
-    if whole.reference_error:
-        others = dataclasses.replace(
-            others, errors={"whole_graph": whole.reference_error, **others.errors}
-        )
-    report = Report(
-        model=_model_info(model, source, batch_size, specs),
-        environment=collect_environment(),
-        settings=dataclasses.replace(
-            _settings(timing, timing_settings, timed.overhead_us, counting),
-            depth=depth,
-            pass_name=pass_,
-        ),
-        layers=layers,
-        totals=dataclasses.replace(
-            _totals(layers, whole, timed.whole_time, counting),
-            **memory,
-            **_step_totals(whole, layers, counting, timed),
-            **optimizer_totals,
-        ),
-        cross_check=cross_check(
-            layers, whole.reference and whole.reference.total, others, counting, parent_rows
-        ),
-        status=_status((*layers, *parent_rows), timed.interrupted),
-        parents=parent_rows,
-        timeline=_timeline(others) if trace else None,
-    )
-    peak = bandwidth = None
-    if timing and measure_peak and report.status != "interrupted":
-        with clock("machine"):
-            peak, bandwidth, errors = measure_machine(
-                timing_settings, compute_dtype(layers), measured_bandwidth
+                    # The timing functions' graphs are reference cycles, which only a full
+                    # collection frees; freed now, the cross-checks and the matmul peak reuse their
+                    # memory (MobileNetV3Large's peak 836-847 MB against 877, for 0.12 s).
+                    gc.collect()
+                    release_freed_memory()
+            if timing and not timed.interrupted:
+                try:
+                    samples = 0 if train else callback_samples
+                    with clock("cross_checks"):  # its methods' own: step_stats, callback
+                        others = other_methods(
+                            model,
+                            whole,
+                            specs,
+                            step_stats_runs,
+                            samples,
+                            int_high,
+                            timeline=trace,
+                            phases=clock,
+                        )
+                    if train and callback_samples:
+                        errors = {**others.errors, "callback": TRAIN_CALLBACK}
+                        others = dataclasses.replace(others, errors=errors)
+                except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
+                    timed = dataclasses.replace(timed, interrupted=True)
+        updates = None  # the optimizer's update per row (training step with an optimizer)
+        if update is not None:
+            with _phase("counting the optimizer's update"), clock("optimizer"):
+                updates = optimizer_counts(update, owned)
+        counted_params: set = set()  # ids of layers whose weights a row already counts
+        layers = tuple(
+            _layer_row(
+                row, whole, results[row.key], timed, others, counting, counted_params, updates
             )
-        errors = {**report.cross_check.method_errors, **errors}
-        report = dataclasses.replace(
-            report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
+            for row in rows
         )
-    settings = dataclasses.replace(report.settings, phases=dict(clock.seconds))
-    return add_derived_fields(dataclasses.replace(report, settings=settings), peak, bandwidth)
+        with clock("memory"):
+            measured = _measured_memory(model, others, specs, int_high) if timing else {}
+            memory = {**static_memory(whole, layers), **measured, **_prediction(whole, layers)}
+        if timing and not measured and (step_stats_runs or gpu_visible()):  # could not be read
+            others = dataclasses.replace(others, errors={**others.errors, "memory": NOT_MEASURED})
+        optimizer_totals = {}
+        if updates is not None:
+            optimizer_totals = _optimizer_totals(update, updates, counting, layers, timed)
+        parent_params: set = set()
+        parent_rows = tuple(
+            _parent_row(p, layers, results[p.key], timed, counting, parent_params) for p in parents
+        )
+        if timed.whole_error:
+            others = dataclasses.replace(
+                others, errors={**others.errors, "whole_model": timed.whole_error}
+            )
+        if timed.update_errors:  # the rows' counts stand: only their update's time is missing
+            failed = "; ".join(
+                f"{'all weights' if k == 'whole' else row_label(*k)}: {e}"
+                for k, e in timed.update_errors.items()
+            )
+            others = dataclasses.replace(others, errors={**others.errors, "optimizer": failed})
+        if whole.reference_error:
+            others = dataclasses.replace(
+                others, errors={"whole_graph": whole.reference_error, **others.errors}
+            )
+        report = Report(
+            model=_model_info(model, source, batch_size, specs),
+            environment=collect_environment(),
+            settings=dataclasses.replace(
+                _settings(timing, timing_settings, timed.overhead_us, counting),
+                depth=depth,
+                pass_name=pass_,
+            ),
+            layers=layers,
+            totals=dataclasses.replace(
+                _totals(layers, whole, timed.whole_time, counting),
+                **memory,
+                **_step_totals(whole, layers, counting, timed),
+                **optimizer_totals,
+            ),
+            cross_check=cross_check(
+                layers, whole.reference and whole.reference.total, others, counting, parent_rows
+            ),
+            status=_status((*layers, *parent_rows), timed.interrupted),
+            parents=parent_rows,
+            timeline=_timeline(others) if trace else None,
+        )
+        peak = bandwidth = None
+        if timing and measure_peak and report.status != "interrupted":
+            with clock("machine"):
+                peak, bandwidth, errors = measure_machine(
+                    timing_settings, compute_dtype(layers), measured_bandwidth, host
+                )
+            errors = {**report.cross_check.method_errors, **errors}
+            report = dataclasses.replace(
+                report, cross_check=dataclasses.replace(report.cross_check, method_errors=errors)
+            )
+        settings = dataclasses.replace(report.settings, phases=dict(clock.seconds))
+        return add_derived_fields(dataclasses.replace(report, settings=settings), peak, bandwidth)
+    finally:
+        if host is not None:
+            host.close()
 
 
 class Phases:
@@ -351,10 +363,12 @@ class Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tuple:
+def measure_machine(
+    settings: TimingSettings, dtype: str, bandwidth=None, host: HostStream | None = None
+) -> tuple:
     """(matmul peak, memory bandwidth, {method: error}) of this machine (the bandwidth only if
-    not given); a measurement that fails or that Ctrl-C stops is None with its error, never a
-    lost report."""
+    not given; on the host by `host`, a STREAM child started ahead, where one is); a
+    measurement that fails or that Ctrl-C stops is None with its error, never a lost report."""
     peak = None
     errors = {}
     with tf_warnings_silenced():  # the measurement creates a tf.function
@@ -364,19 +378,19 @@ def measure_machine(settings: TimingSettings, dtype: str, bandwidth=None) -> tup
             errors["peak"] = describe(e)
     if bandwidth is None:
         try:
-            bandwidth, more = measure_memory_bandwidth(settings)
+            bandwidth, more = measure_memory_bandwidth(settings, host)
         except KeyboardInterrupt:
             more = {"bandwidth": "not measured: interrupted (Ctrl-C)"}
         errors.update(more)
     return peak, bandwidth, errors
 
 
-def measure_memory_bandwidth(settings: TimingSettings) -> tuple:
+def measure_memory_bandwidth(settings: TimingSettings, host: HostStream | None = None) -> tuple:
     """(memory bandwidth, {}) of this machine (`bandwidth.measure_bandwidth`), or (None,
     {"bandwidth": why not}) if it failed; Ctrl-C raises KeyboardInterrupt."""
     with tf_warnings_silenced():  # the measurement creates tf.functions
         try:
-            bandwidth = measure_bandwidth(settings)
+            bandwidth = measure_bandwidth(settings, host=host)
         except Exception as e:
             return None, {"bandwidth": describe(e)}
     if bandwidth is None:

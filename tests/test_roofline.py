@@ -203,6 +203,91 @@ def test_host_stream_runs_as_a_child_that_prints_json():
     assert "tensorflow" not in done.stderr.lower()
 
 
+def test_a_waiting_child_touches_its_arrays_then_runs_on_go_only():
+    command = [sys.executable, str(bandwidth.HOST_STREAM_SCRIPT), "4096", "2", "--wait"]
+    done = subprocess.run(command, input="go\n", capture_output=True, text=True, check=True)
+    ready, line = done.stdout.splitlines()
+    assert ready == "ready"
+    result = json.loads(line)
+    assert result["n"] == 1024 and result["repeats"] == 2 and result["copy_s"] > 0
+    # At end of file instead of "go" (the profile ended without measuring): no kernels.
+    done = subprocess.run(command, input="", capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["ready"]
+
+
+def test_allocate_touches_both_arrays_when_asked():
+    a, b = host_stream.allocate(4100, touch=True)  # rounded down to 1025 float32
+    assert len(a) == len(b) == 1025
+    np.testing.assert_array_equal(b, np.ones(1025, np.float32))
+
+
+def test_a_host_stream_started_ahead_measures_in_its_child():
+    host = bandwidth.HostStream(FAST_TIMING, n_bytes=2**20)
+    child = host._child
+    assert host.ready()
+    assert child.poll() is None  # touched its arrays, now waits for "go"
+    result = host.bandwidth()
+    assert "in a child process" in result.method and "2×1 MiB" in result.method
+    assert result.bytes_per_s == max(result.kernel_bytes_per_s.values()) > 0
+    assert child.returncode == 0 and host._child is None
+
+
+def test_a_host_stream_closed_unused_ends_its_child():
+    host = bandwidth.HostStream(FAST_TIMING, n_bytes=2**20)
+    child = host._child
+    host.close()
+    assert child.returncode is not None and host._child is None
+    host.close()  # again: nothing to do
+
+
+def test_a_host_stream_whose_child_failed_measures_here(monkeypatch):
+    monkeypatch.setattr(bandwidth.sys, "executable", "/nonexistent/python")
+    host = bandwidth.HostStream(FAST_TIMING, n_bytes=2**20)
+    assert not host.ready()
+    assert "in this process (the child failed)" in host.bandwidth().method
+
+
+def test_a_profile_starts_the_child_ahead_and_leaves_none_behind(tiny_cnn, monkeypatch):
+    from submodel_profiler import profile_model, profiler
+
+    started = []
+
+    class Recorded(bandwidth.HostStream):
+        def __init__(self, settings):
+            super().__init__(settings, n_bytes=2**20)
+            started.append((self, self._child))
+
+    monkeypatch.setattr(profiler, "HostStream", Recorded)
+    report = profile_model(tiny_cnn, timing_settings=FAST_TIMING)
+    ((host, child),) = started
+    assert child.returncode == 0 and host._child is None  # it ran, and it ended
+    assert "in a child process" in report.environment.bandwidth_method
+    assert "2×1 MiB" in report.environment.bandwidth_method
+    profile_model(tiny_cnn, timing=False)
+    assert len(started) == 1  # nothing to measure, no child
+
+
+def test_a_profile_that_fails_ends_its_child(tiny_cnn, monkeypatch):
+    from submodel_profiler import profile_model, profiler
+
+    started = []
+
+    class Recorded(bandwidth.HostStream):
+        def __init__(self, settings):
+            super().__init__(settings, n_bytes=2**20)
+            started.append(self._child)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("sub-models failed")
+
+    monkeypatch.setattr(profiler, "HostStream", Recorded)
+    monkeypatch.setattr(profiler, "_profile_submodels", failing)
+    with pytest.raises(RuntimeError, match="sub-models failed"):
+        profile_model(tiny_cnn, timing_settings=FAST_TIMING)
+    ((child,),) = [started]
+    assert child.returncode is not None  # killed, not left waiting
+
+
 def test_the_child_imports_neither_tensorflow_nor_the_package():
     command = [sys.executable, "-X", "importtime", str(bandwidth.HOST_STREAM_SCRIPT), "4096", "1"]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
