@@ -103,6 +103,9 @@ def stream(n_bytes: int, repeats: int, threads: int | None = None, arrays=None) 
 def main(argv: list[str]) -> int:
     """`N_BYTES REPEATS [--wait]`: print `stream`'s result as one JSON line; with --wait, first
     allocate and touch the arrays, print "ready", and run only once stdin says "go"."""
+    if len(argv) not in (2, 3) or argv[2:] not in ([], ["--wait"]):
+        print("usage: host_stream.py N_BYTES REPEATS [--wait]", file=sys.stderr)
+        return 2
     wait = argv[2:] == ["--wait"]
     n_bytes, repeats = (int(value) for value in argv[:2])
     arrays = None

@@ -215,6 +215,15 @@ def test_a_waiting_child_touches_its_arrays_then_runs_on_go_only():
     assert done.stdout.splitlines() == ["ready"]
 
 
+@pytest.mark.parametrize("extra", [[], ["--wait", "more"], ["--later"]])
+def test_the_child_refuses_other_arguments(extra):
+    command = [sys.executable, str(bandwidth.HOST_STREAM_SCRIPT), "4096", *extra]
+    if extra:
+        command.insert(3, "2")
+    done = subprocess.run(command, input="go\n", capture_output=True, text=True)
+    assert done.returncode == 2 and "usage" in done.stderr and not done.stdout
+
+
 def test_allocate_touches_both_arrays_when_asked():
     a, b = host_stream.allocate(4100, touch=True)  # rounded down to 1025 float32
     assert len(a) == len(b) == 1025
