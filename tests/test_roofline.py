@@ -256,8 +256,10 @@ def test_a_host_stream_whose_child_failed_measures_here(monkeypatch):
     assert "in this process (the child failed)" in host.bandwidth().method
 
 
-def test_a_profile_starts_the_child_ahead_and_leaves_none_behind(tiny_cnn, monkeypatch):
-    from submodel_profiler import profile_model, profiler
+@pytest.fixture
+def started_streams(monkeypatch) -> list:
+    """(HostStream, its child) of every stream a profile starts, with 1 MiB arrays."""
+    from submodel_profiler import profiler
 
     started = []
 
@@ -267,6 +269,13 @@ def test_a_profile_starts_the_child_ahead_and_leaves_none_behind(tiny_cnn, monke
             started.append((self, self._child))
 
     monkeypatch.setattr(profiler, "HostStream", Recorded)
+    return started
+
+
+def test_a_profile_starts_the_child_ahead_and_leaves_none_behind(tiny_cnn, started_streams):
+    from submodel_profiler import profile_model
+
+    started = started_streams
     report = profile_model(tiny_cnn, timing_settings=FAST_TIMING)
     ((host, child),) = started
     assert child.returncode == 0 and host._child is None  # it ran, and it ended
@@ -276,24 +285,16 @@ def test_a_profile_starts_the_child_ahead_and_leaves_none_behind(tiny_cnn, monke
     assert len(started) == 1  # nothing to measure, no child
 
 
-def test_a_profile_that_fails_ends_its_child(tiny_cnn, monkeypatch):
+def test_a_profile_that_fails_ends_its_child(tiny_cnn, started_streams, monkeypatch):
     from submodel_profiler import profile_model, profiler
-
-    started = []
-
-    class Recorded(bandwidth.HostStream):
-        def __init__(self, settings):
-            super().__init__(settings, n_bytes=2**20)
-            started.append(self._child)
 
     def failing(*args, **kwargs):
         raise RuntimeError("sub-models failed")
 
-    monkeypatch.setattr(profiler, "HostStream", Recorded)
     monkeypatch.setattr(profiler, "_profile_submodels", failing)
     with pytest.raises(RuntimeError, match="sub-models failed"):
         profile_model(tiny_cnn, timing_settings=FAST_TIMING)
-    ((child,),) = [started]
+    ((_, child),) = started_streams
     assert child.returncode is not None  # killed, not left waiting
 
 
