@@ -21,6 +21,8 @@ from submodel_profiler.specs import resolve_input_specs
 from submodel_profiler.timing import random_inputs
 from submodel_profiler.whole_graph import profile_whole_graph
 
+from conftest import FAST_TIMING
+
 # Row times are medians of per-run sums of nanosecond fields: equal up to float rounding.
 SUM_TOLERANCE_US = 1e-6
 
@@ -473,3 +475,112 @@ def test_a_training_step_keeps_the_variables_it_writes_as_variables(tiny_cnn):
         got = session.run(list(standalone.fetches), feed)
     assert all(np.isfinite(g).all() for g in got)
     assert len(got) == 1 + len(tiny_cnn.trainable_weights)  # the loss and every gradient
+
+
+def test_a_warm_session_traces_as_a_fresh_one_and_stays_open(conv_relu, monkeypatch):
+    # A session warmed ahead: run_traced takes its executed graph and traces `runs` runs after
+    # one untraced run, without a second warm-up, and leaves it open for another mode's caller.
+    from tensorflow.core.protobuf import config_pb2
+
+    keys, owner, standalone, inputs = conv_relu
+    fresh_executed, _ = step_stats.run_traced(standalone, inputs, True, runs=1)
+    warm = step_stats.WarmSession(standalone, inputs, True)
+    try:
+        calls = []
+        run = type(warm._session).run
+
+        def recording_run(session, fetches, feed_dict=None, options=None, run_metadata=None):
+            options = options or config_pb2.RunOptions()
+            kind = "traced" if options.trace_level != config_pb2.RunOptions.NO_TRACE else "untraced"
+            kind = "warm-up" if options.output_partition_graphs else kind
+            calls.append(kind if session is warm._session else f"{kind} elsewhere")
+            return run(session, fetches, feed_dict, options, run_metadata)
+
+        monkeypatch.setattr(type(warm._session), "run", recording_run)
+        executed, stats = step_stats.run_traced(standalone, inputs, True, runs=3, session=warm)
+        assert calls == ["untraced", "traced", "traced", "traced"]
+        assert executed == fresh_executed  # the warm-up's executed graph, grappler's
+        assert len(stats) == 3 and all(s.dev_stats for s in stats)
+        result = step_stats.in_graph_times(standalone, owner, inputs, True, 2, session=warm)
+        assert result.fused_into == {("conv", 0): ("relu", 0), ("dense", 0): ("act", 0)}
+        assert calls[4:] == ["untraced", "traced", "traced"]
+    finally:
+        warm.close()
+    assert warm._session is None
+    warm.close()  # twice is harmless
+
+
+def test_a_warm_session_refuses_another_mode_graph_or_inputs(conv_relu, tiny):
+    _, _, standalone, inputs = conv_relu
+    with step_stats.WarmSession(standalone, inputs, False) as warm:
+        with pytest.raises(ValueError, match="another graph, mode or inputs"):
+            step_stats.run_traced(standalone, inputs, True, runs=1, session=warm)
+        other = [np.asarray(x).copy() for x in inputs]
+        with pytest.raises(ValueError, match="another graph, mode or inputs"):
+            step_stats.run_traced(standalone, other, False, runs=1, session=warm)
+        tiny_standalone, tiny_inputs = tiny[2], tiny[3]
+        with pytest.raises(ValueError, match="another graph, mode or inputs"):
+            step_stats.run_traced(tiny_standalone, tiny_inputs, False, runs=1, session=warm)
+    with pytest.raises(ValueError, match="takes 1 input"):
+        step_stats.WarmSession(standalone, inputs * 2, True)
+
+
+@pytest.fixture
+def aheads(monkeypatch) -> list:
+    """[(StepStatsAhead, events)] of every profile's; events: "wait", "time" (each
+    SegmentTimer.time call, with whether the sessions were warm by then) in order."""
+    from submodel_profiler import cross_checks, profiler, timing
+
+    started = []
+
+    class Recorded(cross_checks.StepStatsAhead):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.events = []
+            started.append(self)
+
+        def wait(self):
+            super().wait()
+            self.events.append("wait")
+
+    time_ = timing.SegmentTimer.time
+
+    def recording_time(self, *args, **kwargs):
+        for ahead in started:
+            ahead.events.append(("time", ahead._future.done()))
+        return time_(self, *args, **kwargs)
+
+    monkeypatch.setattr(profiler, "StepStatsAhead", Recorded)
+    monkeypatch.setattr(timing.SegmentTimer, "time", recording_time)
+    return started
+
+
+def test_a_profile_warms_the_step_stats_session_ahead_and_closes_it(tiny_cnn, aheads):
+    from submodel_profiler import profile_model
+
+    report = profile_model(tiny_cnn, timing_settings=FAST_TIMING, step_stats_runs=2)
+    (ahead,) = aheads
+    # Warm before anything is timed: the rows and the whole model, the matmul peak after them.
+    assert ahead.events[0] == "wait" and ahead.events[1] == ("time", True)
+    standalone, sessions = ahead.result()
+    assert set(sessions) == {True} and sessions[True]._session is None  # closed
+    assert sessions[True].inputs == ahead.inputs  # the inputs both cross-checks ran on
+    assert report.totals.in_graph_time_us > 0 and report.totals.unfused_time_us > 0
+    assert report.totals.callback_time_us > 0
+    profile_model(tiny_cnn, timing_settings=FAST_TIMING, step_stats_runs=0)
+    profile_model(tiny_cnn, timing=False)
+    assert len(aheads) == 1  # no step stats, nothing ahead
+
+
+def test_a_failing_warm_up_is_the_step_stats_error(tiny_cnn, aheads, monkeypatch):
+    from submodel_profiler import cross_checks, profile_model
+
+    def failing(*args):
+        raise RuntimeError("grappler gave up")
+
+    monkeypatch.setattr(cross_checks, "_open_sessions", failing)
+    report = profile_model(tiny_cnn, timing_settings=FAST_TIMING, step_stats_runs=2)
+    assert "grappler gave up" in report.cross_check.method_errors["step_stats"]
+    assert report.totals.in_graph_time_us is None and report.totals.unfused_time_us is None
+    assert report.totals.callback_time_us > 0  # the other cross-check still ran
+    assert report.totals.time_us > 0
