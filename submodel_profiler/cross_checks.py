@@ -84,20 +84,18 @@ def other_methods(
     int_high: int = 10,
     timeline: bool = False,
     phases=None,
-    ahead: StepStatsAhead | None = None,
 ) -> OtherMethods:
     """Run the step-stats (both modes) and callback methods on one set of random inputs;
     `timeline`: keep the step-stats runs' timelines (`in_graph_times`); `phases(name)`, when
     given, is a context manager timing each method (`profiler.Phases`: "step_stats",
-    "callback"); `ahead`: the step-stats sessions opened ahead, whose inputs both methods
-    then run on (`start_step_stats` made it from the same `whole` and `specs`)."""
+    "callback")."""
     import contextlib
 
     from submodel_profiler.timing import random_inputs
 
     phases = phases or (lambda name: contextlib.nullcontext())
 
-    inputs = ahead.inputs if ahead is not None else random_inputs(specs, int_high=int_high)
+    inputs = random_inputs(specs, int_high=int_high)
     errors: dict = {}
     in_graph = unfused = None
     callback: dict = {}
@@ -111,7 +109,7 @@ def other_methods(
     elif step_stats_runs > 0:
         try:
             with phases("step_stats"):
-                in_graph, unfused = _step_stats(whole, inputs, step_stats_runs, timeline, ahead)
+                in_graph, unfused = _step_stats(whole, inputs, step_stats_runs, timeline)
         except Exception as e:  # A cross-check failing must not sink the profile.
             errors["step_stats"] = describe(e)
     if callback_samples > 0:
@@ -143,89 +141,18 @@ def gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def _step_stats(whole, inputs, runs: int, timeline: bool, ahead: StepStatsAhead | None):
+def _step_stats(whole, inputs, runs: int, timeline: bool):
     from submodel_profiler.step_stats import in_graph_times, standalone_graph
 
-    if ahead is not None:
-        standalone, sessions = ahead.result()
-    else:
-        standalone, sessions = standalone_graph(whole.instrumented_function), {}
+    standalone = standalone_graph(whole.instrumented_function)
     owner, phase = whole.node_owner(), whole.node_phase()  # phase: a training step's
-    optimized, unfused = (
-        in_graph_times(
-            standalone,
-            owner,
-            inputs,
-            mode,
-            runs,
-            node_phase=phase,
-            timeline=timeline,
-            session=sessions.get(mode),
-        )
-        for mode in (True, False)
+    optimized = in_graph_times(
+        standalone, owner, inputs, True, runs, node_phase=phase, timeline=timeline
+    )
+    unfused = in_graph_times(
+        standalone, owner, inputs, False, runs, node_phase=phase, timeline=timeline
     )
     return optimized, unfused
-
-
-def step_stats_wanted(whole, step_stats_runs: int) -> bool:
-    """Whether `other_methods` runs the step stats: runs asked for, the whole model traced
-    completely, and no GPU visible."""
-    return step_stats_runs > 0 and whole.complete and not gpu_visible()
-
-
-class StepStatsAhead:
-    """The step stats' standalone graph and both modes' warmed-up sessions (`WarmSession`),
-    prepared in a background thread while the profile does work that times nothing.
-
-    Grappler optimizing the whole model for the optimized session is most of that warm-up
-    (ResNet152V2: 1.06 s of the two modes' 1.34 s, each traced run after it 0.17 s), and it
-    runs in TF's C++ with the GIL released, on the core that tracing the whole model's timing
-    function leaves idle. Started once the whole graph is traced, on `inputs` that
-    `other_methods` then gives both methods; `wait()` before anything is timed; `close()` (in
-    a `finally`) waits and frees the sessions. A failure is raised by `result()`, where the
-    step stats would have raised it.
-    """
-
-    def __init__(self, whole, inputs: list):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.inputs = inputs
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="step-stats")
-        self._future = self._worker.submit(_open_sessions, whole.instrumented_function, inputs)
-        self._worker.shutdown(wait=False)
-
-    def wait(self) -> None:
-        """Block until the sessions are warm (or failed), raising nothing."""
-        from concurrent.futures import wait
-
-        wait([self._future])
-
-    def result(self) -> tuple:
-        """(StandaloneGraph, {optimized: WarmSession}); raises what preparing them raised."""
-        return self._future.result()
-
-    def close(self) -> None:
-        self.wait()
-        if self._future.exception() is None:
-            for session in self._future.result()[1].values():
-                session.close()
-
-
-def _open_sessions(function, inputs: list) -> tuple:
-    from submodel_profiler.heap import release_freed_memory
-    from submodel_profiler.step_stats import WarmSession, standalone_graph
-
-    sessions: dict = {}
-    try:
-        standalone = standalone_graph(function)
-        sessions[True] = WarmSession(standalone, inputs, True)
-    except BaseException:
-        for session in sessions.values():
-            session.close()
-        raise
-    finally:
-        release_freed_memory()  # grappler's scratch, freed in this thread's own heap
-    return standalone, sessions
 
 
 def step_stats_leftovers(others: OtherMethods) -> dict:

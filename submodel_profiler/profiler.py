@@ -16,14 +16,7 @@ from dataclasses import dataclass, field
 
 from submodel_profiler.bandwidth import HostStream, measure_bandwidth
 from submodel_profiler.counting import COUNTINGS, DEFAULT_COUNTING, ZERO, Count
-from submodel_profiler.cross_checks import (
-    OtherMethods,
-    StepStatsAhead,
-    cross_check,
-    gpu_visible,
-    other_methods,
-    step_stats_wanted,
-)
+from submodel_profiler.cross_checks import OtherMethods, cross_check, gpu_visible, other_methods
 from submodel_profiler.derived import add_derived_fields
 from submodel_profiler.environment import collect_environment
 from submodel_profiler.errors import ProfilingError, UsageError, describe
@@ -69,7 +62,6 @@ from submodel_profiler.timing import (
     TimeStats,
     TimingSettings,
     integer_input_bound,
-    random_inputs,
 )
 from submodel_profiler.tracing import imported_call, inference_call, input_structure, model_call
 from submodel_profiler.training import (
@@ -218,14 +210,10 @@ def profile_model(
             whole = (trace_subclassed_step if train else trace_subclassed)(model, specs, levels)
     rows, parents = list(whole.rows), list(whole.parents)
     # The STREAM child allocates and touches its arrays while the rows are counted.
-    host = ahead = None
+    host = None
     if timing and measure_peak and measured_bandwidth is None and not gpu_visible():
         host = HostStream(timing_settings)
     try:
-        int_high = integer_input_bound(model)
-        if timing and step_stats_wanted(whole, step_stats_runs):
-            # Its sessions' grappler pass runs on the core the compile below leaves idle.
-            ahead = StepStatsAhead(whole, random_inputs(specs, int_high=int_high))
         if timing:
             # What tracing left behind (Keras' scratch graphs; the second, ordinary trace where
             # there is one, of which only the counts are kept) is reference cycles: freed now,
@@ -233,6 +221,7 @@ def profile_model(
             gc.collect()
             release_freed_memory()
         timed, others = _Timing(), OtherMethods()
+        int_high = integer_input_bound(model)
         with tf_warnings_silenced():
             timer = SegmentTimer(timing_settings, int_high=int_high)
             whole_group = []
@@ -248,8 +237,6 @@ def profile_model(
             owned = _owned_trainable_weights(rows) if update is not None else {}
             if timing and not interrupted:
                 with _phase("timing the rows"), clock("timing"):
-                    if ahead is not None:
-                        ahead.wait()  # nothing of it runs beside the timed runs
                     if host is not None:
                         host.ready()  # no page faults beside the timed runs
                     timed = _time_rows(
@@ -278,15 +265,12 @@ def profile_model(
                             int_high,
                             timeline=trace,
                             phases=clock,
-                            ahead=ahead,
                         )
                     if train and callback_samples:
                         errors = {**others.errors, "callback": TRAIN_CALLBACK}
                         others = dataclasses.replace(others, errors=errors)
                 except KeyboardInterrupt:  # Ctrl-C during the cross-checks: keep what was timed
                     timed = dataclasses.replace(timed, interrupted=True)
-        if ahead is not None:
-            ahead.close()  # the sessions' memory, freed before the machine is measured
         updates = None  # the optimizer's update per row (training step with an optimizer)
         if update is not None:
             with _phase("counting the optimizer's update"), clock("optimizer"):
@@ -359,8 +343,6 @@ def profile_model(
         settings = dataclasses.replace(report.settings, phases=dict(clock.seconds))
         return add_derived_fields(dataclasses.replace(report, settings=settings), peak, bandwidth)
     finally:
-        if ahead is not None:
-            ahead.close()
         if host is not None:
             host.close()
 
@@ -976,6 +958,8 @@ def _row_peak(row: RowPlan, result: _RowResult) -> int | None:
 
 def _measured_memory(model, others: OtherMethods, specs, int_high: int) -> dict:
     """footprint.measured_memory of this run: the unfused step stats, or one call on a GPU."""
+    from submodel_profiler.timing import random_inputs
+
     gpu = others.unfused is None and gpu_visible()
     call = inference_call(model, input_structure(model)) if gpu else None
     inputs = random_inputs(specs, int_high=int_high) if gpu else ()

@@ -4,11 +4,10 @@ The instrumented concrete function of `whole_graph` (whose graph node names map 
 rebuilt as a standalone `tf.Graph` with the same node names, run in a `tf.compat.v1.Session`
 with step tracing, and the kernel time of every executed node (`NodeExecStats`:
 op_end_rel - op_start_rel, recorded in nanoseconds, reported in microseconds) is summed per row.
-One warm-up run comes first (grappler runs then, and it returns the executed graph; a profile
-does it ahead, in the background, with one more untimed run just before the traced ones,
-`WarmSession`); each of the `runs` traced runs that follow gives one sum per row, and the
-median is reported. Medians do not add up: the row medians plus the unattributed median equal
-the sum of every executed node's kernel time only for one run.
+One warm-up run comes first (grappler runs then, and it returns the executed graph); each of
+the `runs` traced runs that follow gives one sum per row, and the median is reported. Medians do
+not add up: the row medians plus the unattributed median equal the sum of every executed node's
+kernel time only for one run.
 Software tracing suffices on CPU (FULL_TRACE would start a profiler session per run for the
 same node statistics); on a GPU it records kernel launches, not kernel durations.
 
@@ -302,94 +301,37 @@ def session_config(optimized: bool):
     return config
 
 
-def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs: int, session=None):
+def run_traced(standalone: StandaloneGraph, inputs: list, optimized: bool, runs: int):
     """Warm up once, then trace `runs` runs; returns (executed node name -> op type, step stats).
-
-    `session`: a `WarmSession` of `standalone` on these inputs in this mode, warmed up ahead:
-    its warm-up is not run again; one untimed run precedes the traced ones instead (the caches
-    as a warm-up just before leaves them), and the session stays open.
-
-    Raises:
-        ValueError: the number of inputs is not the number of function arguments, or `session`
-            is not one of `standalone` on `inputs` in this mode.
-    """
-    if session is None:
-        with WarmSession(standalone, inputs, optimized) as warm:
-            return warm.executed, warm.traced(runs)
-    same_inputs = len(session.inputs) == len(inputs) and all(
-        a is b for a, b in zip(session.inputs, inputs)
-    )
-    if session.standalone is not standalone or session.optimized != optimized or not same_inputs:
-        raise ValueError(
-            "The warm session runs another graph, mode or inputs than the ones given: "
-            f"optimized={session.optimized!r}, asked for optimized={optimized!r}."
-        )
-    return session.executed, session.traced(runs, rewarm=True)
-
-
-class WarmSession:
-    """A session running `standalone` on `inputs` in one mode (`session_config`), its written
-    variables assigned and one untraced warm-up run done: grappler optimizes the graph then,
-    the kernels are created, and the executed graph is read from the run (`executed`: node
-    name -> op type). `traced(runs)` then traces runs. Opening one is `run_traced`'s first
-    half, which `cross_checks.StepStatsAhead` does ahead, in a background thread, while the
-    profile times nothing. A context manager; `close()` frees the session.
 
     Raises:
         ValueError: the number of inputs is not the number of function arguments.
     """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
 
-    def __init__(self, standalone: StandaloneGraph, inputs: list, optimized: bool):
-        import tensorflow as tf
-        from tensorflow.core.protobuf import config_pb2
-
-        if len(inputs) != len(standalone.feeds):
-            raise ValueError(
-                f"The function takes {len(standalone.feeds)} input(s) "
-                f"({', '.join(standalone.feeds)}). Received: {len(inputs)} input(s)."
-            )
-        self.standalone, self.inputs, self.optimized = standalone, list(inputs), optimized
-        self._feed = {name: np.asarray(x) for name, x in zip(standalone.feeds, inputs)}
-        self._feed.update(standalone.weight_feeds)
-        self._fetches = list(standalone.fetches)
-        self._session = tf.compat.v1.Session(
-            graph=standalone.graph, config=session_config(optimized)
+    if len(inputs) != len(standalone.feeds):
+        raise ValueError(
+            f"The function takes {len(standalone.feeds)} input(s) ({', '.join(standalone.feeds)}). "
+            f"Received: {len(inputs)} input(s)."
         )
-        try:
-            if standalone.init_op is not None:
-                self._session.run(standalone.init_op, standalone.init_feeds)
-            warm = config_pb2.RunMetadata()
-            options = config_pb2.RunOptions(output_partition_graphs=True)
-            self._session.run(self._fetches, self._feed, options, warm)
-        except BaseException:
-            self.close()
-            raise
-        self.executed = {n.name: n.op for g in warm.partition_graphs for n in g.node}
-
-    def traced(self, runs: int, rewarm: bool = False) -> list:
-        """The step stats of `runs` software-traced runs, after one untraced run if `rewarm`."""
-        from tensorflow.core.protobuf import config_pb2
-
-        if rewarm:
-            self._session.run(self._fetches, self._feed)
-        options = config_pb2.RunOptions(trace_level=config_pb2.RunOptions.SOFTWARE_TRACE)
+    feed = {name: np.asarray(x) for name, x in zip(standalone.feeds, inputs)}
+    feed.update(standalone.weight_feeds)
+    fetches = list(standalone.fetches)
+    config = session_config(optimized)
+    with tf.compat.v1.Session(graph=standalone.graph, config=config) as session:
+        if standalone.init_op is not None:
+            session.run(standalone.init_op, standalone.init_feeds)
+        warm = config_pb2.RunMetadata()
+        session.run(fetches, feed, config_pb2.RunOptions(output_partition_graphs=True), warm)
+        traced = config_pb2.RunOptions(trace_level=config_pb2.RunOptions.SOFTWARE_TRACE)
         stats = []
         for _ in range(runs):
             metadata = config_pb2.RunMetadata()
-            self._session.run(self._fetches, self._feed, options, metadata)
+            session.run(fetches, feed, traced, metadata)
             stats.append(metadata.step_stats)
-        return stats
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    executed = {n.name: n.op for g in warm.partition_graphs for n in g.node}
+    return executed, stats
 
 
 def node_times_us(step_stats) -> dict:
@@ -532,7 +474,6 @@ def in_graph_times(
     freeze_weights: bool = False,
     node_phase: dict | None = None,
     timeline: bool = True,
-    session: WarmSession | None = None,
 ) -> InGraphTimes:
     """Per-row kernel times (µs) of the whole model as TF's executor runs it.
 
@@ -548,8 +489,6 @@ def in_graph_times(
             time split in two (`phase_us`; module docstring).
         timeline: also keep the median run's timeline (`--trace`; about 0.2 s a mode on
             MobileNetV3Large), else `timeline` is None.
-        session: a `WarmSession` of `function` (a StandaloneGraph) on `inputs` in this mode,
-            opened ahead (`run_traced`).
 
     Raises:
         ValueError: `runs` < 1, wrong number of inputs, or a capture that is not a variable.
@@ -559,7 +498,7 @@ def in_graph_times(
     standalone = function
     if not isinstance(function, StandaloneGraph):
         standalone = standalone_graph(function, freeze_weights)
-    executed, stats = run_traced(standalone, inputs, optimized, runs, session=session)
+    executed, stats = run_traced(standalone, inputs, optimized, runs)
     for step in stats:  # Step-stats names absent from the executed graph (_SOURCE, ...).
         for name in node_times_us(step):
             executed.setdefault(name, "")
